@@ -1,0 +1,380 @@
+"""``kiban``: the command line for operators and newcomers.
+
+    kiban demo          upgrade + seed + demo data + serve (the one command to try Kiban)
+    kiban db upgrade    apply migrations
+    kiban seed          load the base registry (idempotent)
+    kiban serve         run the web server
+    kiban check         configuration and database status, with what to do about problems
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from kiban.kit.settings import get_settings
+
+app = typer.Typer(help="Kiban 国・地方デジタル共通基盤", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="データベース（移行・ロール）", no_args_is_help=True)
+registry_app = typer.Typer(help="ベース・レジストリ（団体）", no_args_is_help=True)
+settings_app = typer.Typer(help="テナント設定", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+app.add_typer(settings_app, name="settings")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, hint: str | None = None) -> None:
+    err.print(f"[bold red]エラー:[/] {message}")
+    if hint:
+        err.print(f"[yellow]対処:[/] {hint}")
+    raise typer.Exit(1)
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -- database ---------------------------------------------------------------------------------
+
+def _upgrade() -> None:
+    from kiban.kit import migrate
+
+    settings = get_settings()
+    url = settings.effective_migration_url
+    console.print(f"移行を適用します: {_safe_url(url)}")
+    try:
+        migrate.upgrade(url)
+    except Exception as exc:  # noqa: BLE001 - turned into an actionable message
+        _fail(f"移行に失敗しました（{type(exc).__name__}: {exc}）",
+              "データベースが起動しているか、KIBAN_DATABASE_URL / KIBAN_MIGRATION_DATABASE_URL が正しいか確認してください（kiban check）。")
+    asyncio.run(_grant_app_role_if_present())
+    console.print("[green]移行は最新です。[/]")
+
+
+async def _grant_app_role_if_present() -> None:
+    from kiban.core.tenancy import rls
+    from kiban.kit.db import create_engine
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        return
+    engine = create_engine(settings.effective_migration_url, pool=False)
+    try:
+        async with engine.begin() as connection:
+            if await connection.run_sync(rls.role_exists, settings.app_db_role):
+                await connection.run_sync(rls.grant_app_role, settings.app_db_role)
+                console.print(f"アプリケーション用ロール {settings.app_db_role} に権限を付与しました。")
+            else:
+                console.print(f"[yellow]アプリケーション用ロール {settings.app_db_role} がありません。"
+                              "`kiban db create-app-role` で作成してください。[/]")
+    finally:
+        await engine.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """移行（マイグレーション）を最新まで適用する。"""
+    _upgrade()
+
+
+@db_app.command("create-app-role")
+def db_create_app_role() -> None:
+    """PostgreSQL にアプリケーション用ロール（所有者でなく BYPASSRLS なし）を作り、権限を付与する。"""
+    from kiban.core.tenancy import rls
+    from kiban.kit.db import create_engine
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        _fail("SQLite ではロールは不要です。")
+
+    async def run() -> None:
+        engine = create_engine(settings.effective_migration_url, pool=False)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(rls.create_app_role, settings.app_db_role)
+                await connection.run_sync(rls.grant_app_role, settings.app_db_role)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    console.print(f"[green]ロール {settings.app_db_role} を用意しました。[/] パスワードは ALTER ROLE で別途設定してください。")
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+async def _seed() -> None:
+    from kiban.core.registry.seed import registry_rows, seed_registry
+    from kiban.kit.db import create_engine, make_sessionmaker
+
+    settings = get_settings()
+    engine = create_engine(settings.effective_migration_url, pool=False)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            with Progress(TextColumn("[bold]団体を登録中"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as progress:
+                task = progress.add_task("seed", total=len(registry_rows()))
+                report = await seed_registry(session, progress=lambda n: progress.advance(task, n))
+            await session.commit()
+    finally:
+        await engine.dispose()
+    console.print(f"[green]ベース・レジストリ:[/] {report.summary()}")
+
+
+@app.command()
+def seed() -> None:
+    """ベース・レジストリ（全団体）を登録する。何度実行しても結果は同じ。"""
+    from kiban.core.registry.seed import SeedError
+
+    try:
+        asyncio.run(_seed())
+    except SeedError as exc:
+        _fail(str(exc))
+
+
+@registry_app.command("merge")
+def registry_merge(
+    code: Annotated[str, typer.Argument(help="廃止される団体のコード")],
+    into: Annotated[str, typer.Option("--into", help="合併先（存続・新設）団体のコード")],
+    on: Annotated[str, typer.Option("--on", help="合併の日（YYYY-MM-DD）")],
+    reason: Annotated[str, typer.Option(help="理由（合併・編入など）")] = "合併",
+) -> None:
+    """合併・編入を登録する（廃止された団体のコードは履歴として残る）。"""
+    from kiban.core.registry import service
+    from kiban.kit.db import create_engine, make_sessionmaker
+    from kiban.kit.errors import KibanError
+
+    try:
+        effective_on = date.fromisoformat(on)
+    except ValueError:
+        _fail(f"日付「{on}」は YYYY-MM-DD の形式で指定してください。")
+
+    async def run() -> str:
+        engine = create_engine(get_settings().effective_migration_url, pool=False)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                org = await service.merge(session, code, into, effective_on, reason)
+                detail = await service.get_detail(session, org.code)
+                await session.commit()
+                return detail.retirement.message
+        finally:
+            await engine.dispose()
+
+    try:
+        console.print(asyncio.run(run()))
+    except KibanError as exc:
+        _fail(exc.detail)
+
+
+# -- tenant settings --------------------------------------------------------------------------
+
+async def _with_tenant(lg_code: str, action):
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.context import bind_tenant
+    from kiban.kit.db import create_engine, make_sessionmaker
+
+    engine = create_engine(get_settings().database_url, pool=False)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            tenant = await registry_service.tenant_for(session, lg_code)
+            await bind_tenant(session, tenant)
+            result = await action(session, tenant)
+            await session.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+@settings_app.command("show")
+def settings_show(lg_code: Annotated[str, typer.Argument(help="団体コード")]) -> None:
+    """団体に適用される設定と決定元を表示する。"""
+    from kiban.core.tenancy import settings_service
+    from kiban.kit.errors import KibanError
+
+    async def action(session, tenant):
+        return tenant, await settings_service.effective_settings(session, tenant)
+
+    try:
+        tenant, effective = asyncio.run(_with_tenant(lg_code, action))
+    except KibanError as exc:
+        _fail(exc.detail)
+    table = Table(title=f"テナント設定: {tenant.name}（{tenant.lg_code}）")
+    for column in ("キー", "項目", "値", "決定元"):
+        table.add_column(column)
+    for s in effective:
+        table.add_row(s.definition.key, s.definition.label, s.display, s.source)
+    console.print(table)
+
+
+@settings_app.command("set")
+def settings_set(
+    lg_code: Annotated[str, typer.Argument(help="団体コード")],
+    key: Annotated[str, typer.Argument(help="設定キー（kiban settings show で確認）")],
+    value: Annotated[str, typer.Argument(help="値")],
+    by: Annotated[str, typer.Option("--by", help="変更者（氏名・所属など。履歴に残ります）")],
+    reason: Annotated[str, typer.Option(help="変更の理由")] = "",
+) -> None:
+    """団体の設定を変更する（変更は版として履歴に残る）。"""
+    from kiban.core.tenancy import settings_service
+    from kiban.kit.errors import KibanError
+
+    async def action(session, tenant):
+        row = await settings_service.set_setting(session, key, value, actor=by, reason=reason)
+        return tenant, row.version
+
+    try:
+        tenant, version = asyncio.run(_with_tenant(lg_code, action))
+    except KibanError as exc:
+        _fail(exc.detail)
+    console.print(f"[green]{tenant.name} の {key} を「{value}」にしました（第{version}版）。[/]")
+
+
+@settings_app.command("clear")
+def settings_clear(
+    lg_code: Annotated[str, typer.Argument(help="団体コード")],
+    key: Annotated[str, typer.Argument(help="設定キー")],
+    by: Annotated[str, typer.Option("--by", help="変更者")],
+    reason: Annotated[str, typer.Option(help="変更の理由")] = "",
+) -> None:
+    """団体独自の値を取り消し、都道府県・国の値を継承する。"""
+    from kiban.core.tenancy import settings_service
+    from kiban.kit.errors import KibanError
+
+    async def action(session, tenant):
+        return await settings_service.clear_setting(session, key, actor=by, reason=reason)
+
+    try:
+        cleared = asyncio.run(_with_tenant(lg_code, action))
+    except KibanError as exc:
+        _fail(exc.detail)
+    console.print("[green]独自の値を取り消しました。[/]" if cleared else "独自の値はありませんでした（変更なし）。")
+
+
+# -- serve / demo / check ---------------------------------------------------------------------
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="待ち受けるアドレス")] = None,
+    port: Annotated[int | None, typer.Option(help="ポート番号")] = None,
+    workers: Annotated[int, typer.Option(help="ワーカープロセス数")] = 1,
+) -> None:
+    """Web サーバーを起動する。"""
+    import uvicorn
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    console.print(f"[bold green]Kiban を起動しました: http://{host}:{port}/[/]  （終了は Ctrl+C）")
+    uvicorn.run("kiban.main:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+async def _demo_settings() -> None:
+    from kiban.core.tenancy import settings_service
+    from kiban.core.tenancy.settings_definitions import CHILDCARE_DEADLINE_DAY, CONTACT_DESK
+
+    demo = [
+        ("010006", CHILDCARE_DEADLINE_DAY.key, 15, "北海道の方針に合わせる"),
+        ("011002", CHILDCARE_DEADLINE_DAY.key, 20, "区役所の受付体制に合わせる"),
+        ("011002", CONTACT_DESK.key, "札幌市 デジタル戦略推進局", "問い合わせ先の表示"),
+    ]
+    for lg_code, key, value, reason in demo:
+        async def action(session, tenant, key=key, value=value, reason=reason):
+            await settings_service.set_setting(session, key, value, actor="kiban demo", reason=reason)
+        await _with_tenant(lg_code, action)
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="待ち受けるアドレス")] = None,
+    port: Annotated[int | None, typer.Option(help="ポート番号")] = None,
+) -> None:
+    """移行・登録・デモデータ作成のあと、Web サーバーを起動する。"""
+    _upgrade()
+    seed()
+    asyncio.run(_demo_settings())
+    console.print("デモ用のテナント設定（北海道・札幌市）を用意しました。")
+    serve(host=host, port=port, workers=1)
+
+
+@app.command()
+def check() -> None:
+    """設定とデータベースの状態を表示する。問題があれば対処方法も示す。"""
+    ok = asyncio.run(_check())
+    raise typer.Exit(0 if ok else 1)
+
+
+async def _check() -> bool:
+    from kiban.kit import migrate
+    from kiban.kit.db import create_engine
+
+    settings = get_settings()
+    console.print(f"データベース: {_safe_url(settings.database_url)}"
+                  f"（{'SQLite（組み込み）' if settings.is_sqlite else 'PostgreSQL'}）")
+    if settings.migration_database_url:
+        console.print(f"移行用: {_safe_url(settings.migration_database_url)}")
+    engine = create_engine(settings.database_url, pool=False)
+    ok = True
+    try:
+        async with engine.connect() as connection:
+            revision = await connection.run_sync(migrate.current_revision)
+            head = migrate.head_revision()
+            if revision == head:
+                console.print(f"[green]✓[/] 接続できました。移行は最新です（{revision}）。")
+            else:
+                ok = False
+                console.print(f"[red]✗[/] 移行が最新ではありません（現在 {revision or 'なし'}、最新 {head}）。"
+                              " [yellow]対処:[/] kiban db upgrade")
+            if revision:
+                count = (await connection.execute(text("SELECT count(*) FROM organization"))).scalar()
+                if count:
+                    console.print(f"[green]✓[/] ベース・レジストリ: {count} 団体")
+                else:
+                    ok = False
+                    console.print("[red]✗[/] ベース・レジストリが空です。 [yellow]対処:[/] kiban seed")
+            if connection.dialect.name == "postgresql":
+                ok = await _check_rls_role(connection) and ok
+    except Exception as exc:  # noqa: BLE001 - every failure becomes advice
+        ok = False
+        console.print(f"[red]✗[/] データベースに接続できません: {type(exc).__name__}: {exc}")
+        if settings.is_sqlite:
+            console.print("[yellow]対処:[/] ./var/ に書き込めるか確認してください。")
+        else:
+            console.print("[yellow]対処:[/] PostgreSQL が起動しているか（pg_isready -h 127.0.0.1）、"
+                          "KIBAN_DATABASE_URL のホスト・ポート・ユーザー・データベース名が正しいか確認してください。")
+    finally:
+        await engine.dispose()
+    return ok
+
+
+async def _check_rls_role(connection) -> bool:
+    row = (await connection.execute(text(
+        "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"))).one()
+    owns = (await connection.execute(text(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user"))).scalar()
+    if row.rolsuper or row.rolbypassrls or owns:
+        console.print(f"[yellow]![/] 接続ロール {row.rolname} では行レベルセキュリティが効きません"
+                      f"（superuser={row.rolsuper}, bypassrls={row.rolbypassrls}, 所有テーブル={owns}）。"
+                      " [yellow]対処:[/] kiban db create-app-role を実行し、KIBAN_DATABASE_URL をそのロールに、"
+                      "KIBAN_MIGRATION_DATABASE_URL を所有者にしてください。")
+        return True  # a warning: development setups often connect as the owner
+    console.print(f"[green]✓[/] 接続ロール {row.rolname} には行レベルセキュリティが適用されます。")
+    return True
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

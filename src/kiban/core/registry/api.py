@@ -1,0 +1,41 @@
+"""JSON twins of the registry pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiban.core.registry import service
+from kiban.core.registry.schemas import OrganizationDetail, OrganizationPage
+from kiban.kit.db import get_session
+
+router = APIRouter(prefix="/api/v1", tags=["ベース・レジストリ（団体）"])
+
+DbSession = Annotated[AsyncSession, Depends(get_session)]
+
+
+@router.get("/organizations", summary="団体の一覧と検索", response_model=OrganizationPage)
+async def list_organizations(
+    session: DbSession,
+    q: Annotated[str | None, Query(description="名称または読み（ひらがな・カタカナ・半角カナ可）")] = None,
+    prefecture: Annotated[str | None, Query(description="2桁の都道府県番号（01〜47）")] = None,
+    type: Annotated[list[str] | None, Query(description="団体の種類（複数指定可）")] = None,  # noqa: A002 - public API name
+    include_retired: Annotated[bool, Query(description="合併などで廃止された団体も含める")] = False,
+    include_wards: Annotated[bool, Query(description="政令市の行政区も含める")] = False,
+    sort: Annotated[str, Query(description="code / population_desc / population_asc / kana")] = "code",
+    limit: Annotated[int, Query(description="1〜2000")] = 50,
+    offset: int = 0,
+) -> OrganizationPage:
+    query = service.OrganizationQuery(q=q, prefecture=prefecture, types=tuple(type or ()),
+                                      include_retired=include_retired, include_wards=include_wards,
+                                      sort=sort, limit=limit, offset=offset)
+    return await service.list_organizations(session, query)
+
+
+@router.get("/organizations/{code}", summary="団体の詳細", response_model=OrganizationDetail,
+            responses={404: {"description": "登録されていないコード"},
+                       422: {"description": "桁数・検査数字・文字種の誤り（理由を日本語で返します）"}})
+async def get_organization(code: str, session: DbSession) -> OrganizationDetail:
+    return await service.get_detail(session, code)

@@ -1,0 +1,62 @@
+"""自治体一覧 and detail pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiban.core.registry import service
+from kiban.core.registry.models import OrgType
+from kiban.core.registry.repository import OrganizationRepository
+from kiban.kit.db import get_session
+from kiban.kit.errors import InvalidInput
+from kiban.kit.templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+DbSession = Annotated[AsyncSession, Depends(get_session)]
+PAGE_SIZE = 50
+LISTED_TYPES = [t.value for t in OrgType if t is not OrgType.ward]
+SORT_LABELS = {"code": "団体コード順", "population_desc": "人口の多い順",
+               "population_asc": "人口の少ない順", "kana": "読みの順"}
+
+
+@router.get("/organizations", response_class=HTMLResponse)
+async def organization_list(
+    request: Request,
+    session: DbSession,
+    q: str | None = None,
+    prefecture: str | None = None,
+    type: Annotated[list[str] | None, Query()] = None,  # noqa: A002 - matches the API
+    sort: str = "code",
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> HTMLResponse:
+    prefecture = prefecture or None
+    types = tuple(t for t in (type or ()) if t)
+    form = {"q": q or "", "prefecture": prefecture or "", "types": types, "sort": sort}
+    error = None
+    result = None
+    try:
+        query = service.OrganizationQuery(q=q, prefecture=prefecture, types=types,
+                                          sort=sort if sort in SORT_LABELS else "code",
+                                          limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        result = await service.list_organizations(session, query)
+    except InvalidInput as exc:
+        error = exc.detail
+    prefectures = await OrganizationRepository(session).prefectures()
+    context = {
+        "form": form, "result": result, "error": error, "page": page, "page_size": PAGE_SIZE,
+        "prefectures": prefectures, "types": LISTED_TYPES, "sort_labels": SORT_LABELS,
+    }
+    partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "results"
+    name = "registry/_results.html" if partial else "registry/list.html"
+    return templates.TemplateResponse(request, name, context, status_code=422 if error and not partial else 200)
+
+
+@router.get("/organizations/{code}", response_class=HTMLResponse)
+async def organization_detail(code: str, request: Request, session: DbSession) -> HTMLResponse:
+    detail = await service.get_detail(session, code)
+    return templates.TemplateResponse(request, "registry/detail.html", {"org": detail})

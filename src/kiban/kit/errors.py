@@ -1,0 +1,184 @@
+"""Errors that reach people: Japanese messages, problem+json on the API, friendly HTML pages.
+
+Raise a ``KibanError`` subclass from anywhere; the handlers installed by ``install_handlers``
+turn it into ``application/problem+json`` (RFC 9457) under ``/api`` and into a Japanese page
+elsewhere. Nothing else needs to know how errors are rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kiban.kit.requestid import current_request_id
+
+log = logging.getLogger("kiban.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class KibanError(Exception):
+    status = 500
+    title = "システムエラーが発生しました"
+    type_slug = "internal"
+
+    def __init__(self, detail: str | None = None, *, errors: list[dict[str, Any]] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors or []
+        self.extra = extra or {}
+
+
+class NotFound(KibanError):
+    status = 404
+    title = "見つかりません"
+    type_slug = "not-found"
+
+
+class InvalidInput(KibanError):
+    status = 422
+    title = "入力内容に誤りがあります"
+    type_slug = "invalid-input"
+
+
+class Gone(KibanError):
+    """A record that existed but was retired (e.g. a merged municipality's code)."""
+
+    status = 410
+    title = "この情報は廃止されました"
+    type_slug = "gone"
+
+
+class Conflict(KibanError):
+    status = 409
+    title = "ほかの変更と競合しました"
+    type_slug = "conflict"
+
+
+_STATUS_TITLES = {
+    400: "リクエストの形式が正しくありません",
+    401: "サインインが必要です",
+    403: "この操作を行う権限がありません",
+    404: "ページが見つかりません",
+    405: "この方法では操作できません",
+    409: "ほかの変更と競合しました",
+    410: "この情報は廃止されました",
+    422: "入力内容に誤りがあります",
+    429: "アクセスが集中しています。しばらくしてからもう一度お試しください",
+    500: "システムエラーが発生しました",
+    503: "ただいまサービスを利用できません",
+}
+
+# Pydantic error types in words a clerk understands.
+_PYDANTIC_MESSAGES = {
+    "missing": "入力してください。",
+    "int_parsing": "半角数字（整数）で入力してください。",
+    "int_type": "整数で入力してください。",
+    "float_parsing": "数値で入力してください。",
+    "bool_parsing": "「はい」か「いいえ」で指定してください。",
+    "greater_than_equal": "{ge} 以上の値を入力してください。",
+    "less_than_equal": "{le} 以下の値を入力してください。",
+    "greater_than": "{gt} より大きい値を入力してください。",
+    "less_than": "{lt} より小さい値を入力してください。",
+    "string_too_short": "{min_length} 文字以上で入力してください。",
+    "string_too_long": "{max_length} 文字以内で入力してください。",
+    "string_pattern_mismatch": "形式が正しくありません。",
+    "literal_error": "次のいずれかを指定してください: {expected}",
+    "enum": "次のいずれかを指定してください: {expected}",
+    "json_invalid": "JSON の形式が正しくありません。",
+    "date_from_datetime_parsing": "日付は YYYY-MM-DD の形式で入力してください。",
+    "date_parsing": "日付は YYYY-MM-DD の形式で入力してください。",
+}
+
+_LOCATION_NAMES = {"query": "クエリ", "path": "パス", "body": "本文", "header": "ヘッダー"}
+
+
+def japanese_message(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "value_error":
+        message = str(error.get("msg", ""))
+        return message.removeprefix("Value error, ")
+    template = _PYDANTIC_MESSAGES.get(kind)
+    if template is None:
+        return "値が正しくありません。"
+    try:
+        return template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return template
+
+
+def _field_label(loc: tuple | list) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _LOCATION_NAMES:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def is_api_request(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "") and "text/html" not in request.headers.get("accept", "")
+
+
+def problem(request: Request, status: int, title: str, detail: str, *, type_slug: str,
+            errors: list[dict[str, Any]] | None = None, extra: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {
+        "type": f"https://kiban.example/problems/{type_slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": current_request_id(),
+    }
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    if is_api_request(request):
+        return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    from kiban.kit.templating import templates
+
+    return templates.TemplateResponse(
+        request, "error.html", {"problem": body}, status_code=status, headers=headers
+    )
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(KibanError)
+    async def _kiban_error(request: Request, exc: KibanError) -> Response:
+        if exc.status >= 500:
+            log.exception("internal error", exc_info=exc)
+        return problem(request, exc.status, exc.title, exc.detail, type_slug=exc.type_slug,
+                       errors=exc.errors, extra=exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"field": _field_label(e.get("loc", ())), "message": japanese_message(e)}
+            for e in exc.errors()
+        ]
+        detail = " ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        return problem(request, 422, _STATUS_TITLES[422], detail, type_slug="invalid-input",
+                       errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        title = _STATUS_TITLES.get(exc.status_code, "エラーが発生しました")
+        detail = exc.detail if isinstance(exc.detail, str) and not exc.detail.isascii() else title
+        if exc.status_code == 404:
+            detail = "お探しのページは見つかりませんでした。URL をご確認ください。"
+        return problem(request, exc.status_code, title, detail, type_slug=f"http-{exc.status_code}",
+                       headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return problem(request, 500, _STATUS_TITLES[500],
+                       "申し訳ありません。時間をおいてもう一度お試しください。問題が続く場合は、"
+                       "表示されている受付番号（request_id）を添えて運用担当にお知らせください。",
+                       type_slug="internal")

@@ -1,0 +1,44 @@
+"""Configuration from environment variables (prefix ``KIBAN_``).
+
+With nothing set, Kiban runs on a SQLite file under ``./var/`` so that a newcomer needs no
+database server. Production sets ``KIBAN_DATABASE_URL`` to PostgreSQL, connecting as the
+application role (not the table owner, so row-level security applies) and
+``KIBAN_MIGRATION_DATABASE_URL`` to the owner that runs migrations.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_sqlite_url() -> str:
+    return f"sqlite+aiosqlite:///{Path('var').resolve() / 'kiban.sqlite3'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KIBAN_", extra="ignore")
+
+    database_url: str = Field(default_factory=_default_sqlite_url)
+    migration_database_url: str | None = None
+    app_db_role: str = "kiban_app"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    sql_echo: bool = False
+
+    @property
+    def effective_migration_url(self) -> str:
+        return self.migration_database_url or self.database_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

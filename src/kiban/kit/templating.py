@@ -1,0 +1,38 @@
+"""One Jinja2 environment for every module: templates are found in ``kiban/web/templates`` and
+in each module's ``templates/`` folder, with the 和暦 and number filters screens need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader
+
+from kiban.kit import wareki
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _template_dirs() -> list[Path]:
+    dirs = [PACKAGE_ROOT / "web" / "templates"]
+    for sub in ("core", "modules"):
+        base = PACKAGE_ROOT / sub
+        if base.is_dir():
+            dirs.extend(sorted(p for p in base.glob("*/templates") if p.is_dir()))
+    return dirs
+
+
+def _number(value: int | float | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return f"{value:,}"
+
+
+templates = Jinja2Templates(directory=str(PACKAGE_ROOT / "web" / "templates"))
+templates.env.loader = ChoiceLoader([FileSystemLoader([str(d) for d in _template_dirs()])])
+templates.env.filters["wareki"] = wareki.wareki
+templates.env.filters["wareki_seireki"] = wareki.wareki_with_seireki
+templates.env.filters["datetime_ja"] = wareki.datetime_ja
+templates.env.filters["number"] = _number

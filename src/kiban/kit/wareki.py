@@ -1,0 +1,72 @@
+"""和暦 (Japanese era) formatting for screens. Storage and APIs always use ISO 8601 dates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+JST = ZoneInfo("Asia/Tokyo")
+
+# First day of each era (the Gregorian calendar applies from 明治6年; earlier dates are shown
+# in 西暦 only).
+ERAS: tuple[tuple[str, date], ...] = (
+    ("令和", date(2019, 5, 1)),
+    ("平成", date(1989, 1, 8)),
+    ("昭和", date(1926, 12, 25)),
+    ("大正", date(1912, 7, 30)),
+    ("明治", date(1873, 1, 1)),
+)
+
+
+def era_of(day: date) -> tuple[str, int] | None:
+    for name, start in ERAS:
+        if day >= start:
+            year = day.year - start.year + 1
+            return name, year
+    return None
+
+
+def _as_date(value: date | datetime) -> date:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(JST)
+        return value.date()
+    return value
+
+
+def wareki(value: date | datetime | None) -> str:
+    """``令和7年4月1日`` (year 1 is written 元年, as official documents do)."""
+    if value is None:
+        return ""
+    day = _as_date(value)
+    era = era_of(day)
+    if era is None:
+        return seireki(day)
+    name, year = era
+    year_text = "元" if year == 1 else str(year)
+    return f"{name}{year_text}年{day.month}月{day.day}日"
+
+
+def seireki(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    day = _as_date(value)
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def wareki_with_seireki(value: date | datetime | None) -> str:
+    """``令和7年4月1日（2025年4月1日）``: both calendars, as residents and systems each expect."""
+    if value is None:
+        return ""
+    day = _as_date(value)
+    if era_of(day) is None:
+        return seireki(day)
+    return f"{wareki(day)}（{seireki(day)}）"
+
+
+def datetime_ja(value: datetime | None) -> str:
+    """A timestamp in JST with both calendars: ``令和7年4月1日（2025年4月1日） 09:30``."""
+    if value is None:
+        return ""
+    local = value.astimezone(JST) if value.tzinfo else value
+    return f"{wareki_with_seireki(local)} {local:%H:%M}"

@@ -1,0 +1,81 @@
+"""create_app(): the one ASGI application, mounting each part's API and web routers."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import kiban
+from kiban.core.registry import api as registry_api
+from kiban.core.registry import web as registry_web
+from kiban.core.tenancy import api as tenancy_api
+from kiban.core.tenancy import safety  # noqa: F401 - installs the tenant safety net
+from kiban.core.tenancy import web as tenancy_web
+from kiban.kit import health
+from kiban.kit.db import create_engine, make_sessionmaker
+from kiban.kit.errors import install_handlers
+from kiban.kit.requestid import RequestIdMiddleware, configure_logging
+from kiban.kit.settings import Settings, get_settings
+from kiban.web import pages
+
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
+
+API_DESCRIPTION = """
+国・地方デジタル共通基盤（Kiban）の API です。すべての画面に同じ内容の API があります。
+
+- 誤った入力には `application/problem+json`（RFC 9457）で、日本語の説明を返します。
+- 自治体（テナント）ごとのデータは `/api/v1/t/{lg_code}/...` の下にあります。
+"""
+
+
+def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    own_engine = engine is None
+    engine = engine or create_engine(settings.database_url, echo=settings.sql_echo)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if own_engine:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Kiban 国・地方デジタル共通基盤 API",
+        version=kiban.__version__,
+        description=API_DESCRIPTION,
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.add_middleware(RequestIdMiddleware)
+    install_handlers(app)
+
+    @app.get("/api/v1/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json",
+            title="Kiban API ドキュメント",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(health.router)
+    app.include_router(registry_api.router)
+    app.include_router(tenancy_api.router)
+    app.include_router(pages.router)
+    app.include_router(registry_web.router)
+    app.include_router(tenancy_web.router)
+    return app

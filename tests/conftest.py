@@ -1,0 +1,163 @@
+"""The standing test database: built once per run by the real Alembic migrations, seeded with
+the real registry, then every test runs inside a transaction that is rolled back.
+
+Backend: ``KIBAN_TEST_DATABASE=sqlite`` (default) or ``postgresql``. On PostgreSQL the
+migrations run as the owner (``postgres``) and the application connects as ``kiban_app``, a
+role that owns nothing and has no BYPASSRLS, exactly as in production, so row-level security
+is in force for every test. When PostgreSQL is unreachable the PostgreSQL run is skipped,
+unless ``CI`` or ``KIBAN_REQUIRE_POSTGRES`` is set: then it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from kiban.core.registry.seed import seed_registry
+from kiban.core.tenancy import rls
+from kiban.kit import migrate
+from kiban.kit.db import create_engine, get_session
+from kiban.kit.settings import Settings
+from kiban.main import create_app
+
+BACKEND = os.environ.get("KIBAN_TEST_DATABASE", "sqlite")
+PG_HOST = os.environ.get("KIBAN_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = os.environ.get("KIBAN_TEST_PG_PORT", "5432")
+PG_ADMIN = os.environ.get("KIBAN_TEST_PG_ADMIN", "postgres")
+APP_ROLE = "kiban_app"
+POSTGRES_REQUIRED = bool(os.environ.get("CI") or os.environ.get("KIBAN_REQUIRE_POSTGRES"))
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    backend: str
+    owner_url: str
+    app_url: str
+    name: str
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.backend == "postgresql"
+
+
+def pytest_report_header(config) -> str:
+    return f"kiban test database: {BACKEND}"
+
+
+def _pg_url(user: str, database: str) -> str:
+    return f"postgresql+asyncpg://{user}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+async def _admin(sql: str) -> None:
+    engine = create_engine(_pg_url(PG_ADMIN, "postgres"), pool=False)
+    try:
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+async def _create_postgres_database() -> TestDatabase:
+    name = f"kiban_test_{uuid.uuid4().hex[:10]}"
+    try:
+        await asyncio.wait_for(_admin(f'CREATE DATABASE "{name}"'), timeout=15)
+    except Exception as exc:  # noqa: BLE001 - reported as skip or failure below
+        message = (f"PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable as {PG_ADMIN} "
+                   f"({type(exc).__name__}: {exc})")
+        if POSTGRES_REQUIRED:
+            pytest.exit(f"{message}; the PostgreSQL run is required in CI", returncode=3)
+        pytest.skip(message)
+    return TestDatabase("postgresql", _pg_url(PG_ADMIN, name), _pg_url(APP_ROLE, name), name)
+
+
+async def _build(database: TestDatabase) -> None:
+    await asyncio.to_thread(migrate.upgrade, database.owner_url)
+    owner = create_engine(database.owner_url, pool=False)
+    try:
+        if database.is_postgres:
+            async with owner.begin() as connection:
+                await connection.run_sync(rls.create_app_role, APP_ROLE)
+                await connection.run_sync(rls.grant_app_role, APP_ROLE)
+        async with AsyncSession(owner) as session:
+            await seed_registry(session)
+            await session.commit()
+    finally:
+        await owner.dispose()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def test_database(tmp_path_factory) -> AsyncIterator[TestDatabase]:
+    if BACKEND == "postgresql":
+        database = await _create_postgres_database()
+    elif BACKEND == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "kiban-test.sqlite3"
+        url = f"sqlite+aiosqlite:///{path}"
+        database = TestDatabase("sqlite", url, url, str(path))
+    else:
+        raise pytest.UsageError(f"KIBAN_TEST_DATABASE must be sqlite or postgresql, not {BACKEND!r}")
+    try:
+        await _build(database)
+        yield database
+    finally:
+        if database.is_postgres:
+            await _admin(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def app_engine(test_database: TestDatabase) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(test_database.app_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def connection(app_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The test's connection, inside a transaction that is rolled back afterwards."""
+    async with app_engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            if transaction.is_active:
+                await transaction.rollback()
+
+
+def session_on(conn: AsyncConnection) -> AsyncSession:
+    """A session joined to the test transaction: its commits only release savepoints."""
+    return AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    async with session_on(connection) as s:
+        yield s
+
+
+@pytest.fixture
+def app(test_database: TestDatabase, app_engine: AsyncEngine, connection: AsyncConnection):
+    application = create_app(Settings(database_url=test_database.app_url), engine=app_engine)
+
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        async with session_on(connection) as s:
+            yield s
+
+    application.dependency_overrides[get_session] = test_session
+    return application
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
