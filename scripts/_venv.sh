@@ -1,5 +1,5 @@
 # Shared by scripts/demo and scripts/test: a project virtualenv with Kiban installed.
-# Usage: . scripts/_venv.sh [extras]
+# Usage: EXTRAS=test . scripts/_venv.sh   (EXTRAS optional)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -13,4 +13,4 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
 fi
 VENV="$ROOT/.venv"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e "$ROOT${1:+[$1]}"
+"$VENV/bin/python" -m pip install --quiet -e "$ROOT${EXTRAS:+[$EXTRAS]}"
