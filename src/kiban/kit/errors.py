@@ -121,7 +121,10 @@ def _field_label(loc: tuple | list) -> str:
 
 
 def is_api_request(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "") and "text/html" not in request.headers.get("accept", "")
+    if request.url.path.startswith("/api/"):
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
 
 
 def problem(request: Request, status: int, title: str, detail: str, *, type_slug: str,

@@ -48,7 +48,7 @@ class Tenant:
 
     @property
     def is_prefecture(self) -> bool:
-        return self.prefecture_code is None or self.prefecture_code == self.lg_code
+        return self.prefecture_code == self.lg_code
 
 
 def _sync(session: AsyncSession | Session) -> Session:
