@@ -1,0 +1,86 @@
+"""A real server and a real browser: uvicorn serving the test database's committed data (the
+seeded registry) on a free loopback port, and Debian's chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from kiban.kit.settings import Settings
+from kiban.main import create_app
+
+CHROMIUM = os.environ.get("KIBAN_CHROMIUM", "/usr/bin/chromium")
+BROWSER_REQUIRED = bool(os.environ.get("CI") or os.environ.get("KIBAN_REQUIRE_BROWSER"))
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if "tests/browser" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(test_database) -> Iterator[str]:
+    port = _free_port()
+    app = create_app(Settings(database_url=test_database.app_url, log_level="WARNING"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, name="kiban-live-server", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.1)
+    yield base_url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser():
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if BROWSER_REQUIRED:
+            pytest.fail(f"{message}; browser tests are required in CI")
+        pytest.skip(message)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                    args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(browser, live_server) -> AsyncIterator:
+    context = await browser.new_context(base_url=live_server, locale="ja-JP")
+    tab = await context.new_page()
+    yield tab
+    await context.close()
