@@ -146,7 +146,9 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 def app(test_database: TestDatabase, app_engine: AsyncEngine, connection: AsyncConnection):
-    application = create_app(Settings(database_url=test_database.app_url), engine=app_engine)
+    # The registry cache revalidates on every request here, so tests see their own changes.
+    application = create_app(Settings(database_url=test_database.app_url, registry_cache_seconds=0),
+                             engine=app_engine)
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         async with session_on(connection) as s:

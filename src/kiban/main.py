@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import kiban
 from kiban.core.registry import api as registry_api
 from kiban.core.registry import web as registry_web
+from kiban.core.registry.snapshot import RegistryCache
 from kiban.core.tenancy import api as tenancy_api
 from kiban.core.tenancy import safety  # noqa: F401 - installs the tenant safety net
 from kiban.core.tenancy import web as tenancy_web
@@ -34,6 +36,16 @@ API_DESCRIPTION = """
 """
 
 
+async def _warm_registry(app: FastAPI) -> None:
+    """Load the registry snapshot before the first request; a database that is not ready yet
+    is reported by /readyz, not by a failed start."""
+    try:
+        async with app.state.sessionmaker() as session:
+            await app.state.registry_cache.revalidate(session)
+    except Exception:  # noqa: BLE001
+        logging.getLogger("kiban").warning("registry not loaded at start-up (kiban db upgrade / kiban seed?)")
+
+
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
@@ -42,6 +54,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        await _warm_registry(app)
         yield
         if own_engine:
             await engine.dispose()
@@ -58,6 +71,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.registry_cache = RegistryCache(app.state.sessionmaker, ttl=settings.registry_cache_seconds)
     app.add_middleware(RequestIdMiddleware)
     install_handlers(app)
 

@@ -200,3 +200,18 @@ async def test_openapi_is_served_with_browsable_docs(client) -> None:
     docs = await client.get("/api/v1/docs")
     assert docs.status_code == 200 and "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs.text
     assert (await client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js")).status_code == 200
+
+
+async def test_a_process_holding_the_registry_in_memory_sees_a_merge_recorded_elsewhere(client, session) -> None:
+    before = {o["code"] for o in (await _all(client, prefecture="01"))["items"]}
+    assert "012360" in before
+    await service.merge(session, "012360", "012025", date(2027, 4, 1))  # e.g. from the CLI
+    await session.commit()
+    after = {o["code"] for o in (await _all(client, prefecture="01"))["items"]}
+    assert before - after == {"012360"}
+
+
+async def test_unknown_sort_is_refused(client) -> None:
+    response = await client.get("/api/v1/organizations", params={"sort": "name; drop table"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "sort"

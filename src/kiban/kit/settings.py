@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "INFO"
     sql_echo: bool = False
+    registry_cache_seconds: float = 1.0
 
     @property
     def effective_migration_url(self) -> str:

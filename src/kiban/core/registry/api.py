@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.registry import service
@@ -18,6 +18,7 @@ DbSession = Annotated[AsyncSession, Depends(get_session)]
 
 @router.get("/organizations", summary="団体の一覧と検索", response_model=OrganizationPage)
 async def list_organizations(
+    request: Request,
     session: DbSession,
     q: Annotated[str | None, Query(description="名称または読み（ひらがな・カタカナ・半角カナ可）")] = None,
     prefecture: Annotated[str | None, Query(description="2桁の都道府県番号（01〜47）")] = None,
@@ -31,7 +32,7 @@ async def list_organizations(
     query = service.OrganizationQuery(q=q, prefecture=prefecture, types=tuple(type or ()),
                                       include_retired=include_retired, include_wards=include_wards,
                                       sort=sort, limit=limit, offset=offset)
-    return await service.list_organizations(session, query)
+    return await service.list_organizations(session, query, request.app.state.registry_cache)
 
 
 @router.get("/organizations/{code}", summary="団体の詳細", response_model=OrganizationDetail,

@@ -59,3 +59,14 @@ class Organization(Base):
     @property
     def is_retired(self) -> bool:
         return self.retired_on is not None
+
+
+class RegistryRevision(Base):
+    """A counter bumped in the same transaction as every registry change (seed, merge), so
+    that processes holding the registry in memory can tell cheaply whether it is stale."""
+
+    __tablename__ = "registry_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 
-from kiban.core.registry.models import Organization, OrgType
+from kiban.core.registry.models import Organization, OrgType, RegistryRevision
 from kiban.core.tenancy.repository import Repository
-from kiban.kit.textnorm import search_key
-
-SORTS = {
-    "code": (Organization.sort_order, Organization.code),
-    "population_desc": (Organization.population.desc().nulls_last(), Organization.code),
-    "population_asc": (Organization.population.asc().nulls_last(), Organization.code),
-    "kana": (Organization.search_key, Organization.code),
-}
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
+from kiban.kit.db import utcnow
 
 class OrganizationRepository(Repository[Organization]):
     model = Organization
@@ -28,24 +16,23 @@ class OrganizationRepository(Repository[Organization]):
     async def by_code(self, code: str) -> Organization | None:
         return await self.session.get(Organization, code)
 
-    def matching(self, *, q: str | None = None, prefecture: str | None = None,
-                 types: Sequence[str] = (), include_retired: bool = False,
-                 include_wards: bool = False, sort: str = "code") -> Select[tuple[Organization]]:
-        statement = self.select()
-        key = search_key(q)
-        if key:
-            statement = statement.where(
-                Organization.search_key.like(f"%{_like_escape(key)}%", escape="\\")
-            )
-        if prefecture:
-            statement = statement.where(Organization.prefecture_number == prefecture)
-        if types:
-            statement = statement.where(Organization.type.in_(list(types)))
-        elif not include_wards:
-            statement = statement.where(Organization.type != OrgType.ward.value)
-        if not include_retired:
-            statement = statement.where(Organization.retired_on.is_(None))
-        return statement.order_by(*SORTS.get(sort, SORTS["code"]))
+    async def everything(self) -> Sequence[Organization]:
+        return await self.all(self.select().order_by(Organization.sort_order, Organization.code))
+
+    async def revision(self) -> int:
+        row = await self.session.get(RegistryRevision, 1)
+        return row.revision if row else 0
+
+    async def bump_revision(self) -> int:
+        """Mark the registry changed (same transaction as the change)."""
+        row = await self.session.get(RegistryRevision, 1)
+        if row is None:
+            row = RegistryRevision(id=1, revision=0, changed_at=utcnow())
+            self.session.add(row)
+        row.revision += 1
+        row.changed_at = utcnow()
+        await self.session.flush()
+        return row.revision
 
     async def children_of(self, code: str) -> Sequence[Organization]:
         statement = (self.select().where(Organization.parent_code == code)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.registry.codes import lg_code_problem, prefecture_code
 from kiban.core.registry.models import Organization, OrgType
+from kiban.core.registry.repository import OrganizationRepository
 from kiban.kit.textnorm import search_key, to_katakana
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -139,4 +140,6 @@ async def seed_registry(session: AsyncSession,
         if row["type"] in (OrgType.prefecture.value, OrgType.designated_city.value, OrgType.national.value) and current is None:
             await session.flush()
     await session.flush()
+    if report.added or report.changed:
+        await OrganizationRepository(session).bump_revision()
     return report

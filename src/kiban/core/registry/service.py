@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiban.core.registry.codes import normalize_lg_code, prefecture_code
 from kiban.core.registry.models import MUNICIPAL_TYPES, Organization, OrgType
 from kiban.core.registry.repository import OrganizationRepository
+from kiban.core.registry.snapshot import RegistryCache, load_snapshot
 from kiban.core.registry.schemas import (
     OrganizationDetail,
     OrganizationPage,
@@ -21,6 +22,7 @@ from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.wareki import wareki_with_seireki
 
 MAX_LIMIT = 2000
+SORTS = ("code", "population_desc", "population_asc", "kana")
 VALID_TYPES = tuple(t.value for t in OrgType)
 
 
@@ -45,6 +47,8 @@ class OrganizationQuery:
             if kind not in VALID_TYPES:
                 errors.append({"field": "type",
                                "message": f"団体の種類「{kind}」はありません。{'・'.join(VALID_TYPES)} のいずれかを指定してください。"})
+        if self.sort not in SORTS:
+            errors.append({"field": "sort", "message": f"並び順「{self.sort}」は指定できません。{' / '.join(SORTS)} のいずれかを指定してください。"})
         if not 1 <= self.limit <= MAX_LIMIT:
             errors.append({"field": "limit", "message": f"件数（limit）は1〜{MAX_LIMIT}で指定してください。"})
         if self.offset < 0:
@@ -56,16 +60,15 @@ class OrganizationQuery:
         return self
 
 
-async def list_organizations(session: AsyncSession, query: OrganizationQuery) -> OrganizationPage:
+async def list_organizations(session: AsyncSession, query: OrganizationQuery,
+                             cache: RegistryCache | None = None) -> OrganizationPage:
+    """Search the registry: from the process's in-memory snapshot when a cache is given
+    (web and API), else from a snapshot loaded for this call (CLI, tests)."""
     query = query.validated()
-    repo = OrganizationRepository(session)
-    statement = repo.matching(q=query.q, prefecture=query.prefecture, types=query.types,
-                              include_retired=query.include_retired,
-                              include_wards=query.include_wards, sort=query.sort)
-    total = await repo.count(statement)
-    rows = await repo.all(statement.limit(query.limit).offset(query.offset))
-    return OrganizationPage(items=[OrganizationRead.of(r) for r in rows], total=total,
-                            limit=query.limit, offset=query.offset)
+    snapshot = await cache.get(session) if cache is not None else await load_snapshot(session)
+    return snapshot.search(q=query.q, prefecture=query.prefecture, types=query.types,
+                           include_retired=query.include_retired, include_wards=query.include_wards,
+                           sort=query.sort, limit=query.limit, offset=query.offset)
 
 
 async def get_organization(session: AsyncSession, raw_code: str) -> Organization:
@@ -133,6 +136,7 @@ async def merge(session: AsyncSession, raw_code: str, raw_into: str, effective_o
     org.successor_code = successor.code
     org.retirement_reason = reason
     await session.flush()
+    await OrganizationRepository(session).bump_revision()
     return org
 
 

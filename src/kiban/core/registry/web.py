@@ -41,9 +41,9 @@ async def organization_list(
     result = None
     try:
         query = service.OrganizationQuery(q=q, prefecture=prefecture, types=types,
-                                          sort=sort if sort in SORT_LABELS else "code",
+                                          sort=sort,
                                           limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-        result = await service.list_organizations(session, query)
+        result = await service.list_organizations(session, query, request.app.state.registry_cache)
     except InvalidInput as exc:
         error = exc.detail
     prefectures = await OrganizationRepository(session).prefectures()

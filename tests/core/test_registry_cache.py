@@ -1,0 +1,44 @@
+"""The in-memory registry serves stale data only until its background check notices a change."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from kiban.core.registry.repository import OrganizationRepository
+from kiban.core.registry.snapshot import RegistryCache
+from tests.conftest import session_on
+
+
+async def test_stale_snapshot_is_served_while_a_background_check_reloads_it(app_engine) -> None:
+    # Real, separate sessions as in a server process. The revision bump is committed to the
+    # test database; no test depends on the revision's value, only on it changing.
+    sessionmaker = async_sessionmaker(app_engine, expire_on_commit=False)
+    cache = RegistryCache(sessionmaker, ttl=0.01)
+    async with sessionmaker() as session:
+        first = await cache.get(session)
+    assert len(first) == 1971
+    async with sessionmaker() as other_process:
+        new_revision = await OrganizationRepository(other_process).bump_revision()
+        await other_process.commit()
+    await asyncio.sleep(0.02)
+    async with sessionmaker() as session:
+        served = await cache.get(session)  # answers at once, from memory
+        assert served is first
+        while cache._refresh is not None:
+            await asyncio.sleep(0.01)
+        fresh = await cache.get(session)
+    assert fresh is not first
+    assert fresh.revision == new_revision
+
+
+async def test_search_answers_match_filters_and_paging(connection) -> None:
+    cache = RegistryCache(ttl=0)
+    async with session_on(connection) as session:
+        snapshot = await cache.get(session)
+    page = snapshot.search(q="ﾐｻﾄ", prefecture=None, types=(), include_retired=False,
+                           include_wards=False, sort="population_desc", limit=2, offset=0)
+    assert page.total >= 3  # 秋田県美郷町, 島根県美郷町, 埼玉県美里町, 宮城県美里町 ...
+    assert len(page.items) == 2
+    assert page.items[0].population >= page.items[1].population
