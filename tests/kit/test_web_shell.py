@@ -82,3 +82,16 @@ async def test_every_response_carries_a_request_id(client) -> None:
     assert echoed.headers["x-request-id"] == "abc12345-trace"
     problem = (await client.get("/api/v1/organizations/011003", headers={"X-Request-ID": "abc12345-trace"})).json()
     assert problem["request_id"] == "abc12345-trace"
+
+
+async def test_access_log_lines_carry_the_request_id(client, caplog) -> None:
+    import logging
+
+    from kiban.kit.requestid import RequestIdLogFilter
+
+    caplog.handler.addFilter(RequestIdLogFilter())
+    with caplog.at_level(logging.INFO, logger="kiban.access"):
+        await client.get("/healthz", headers={"X-Request-ID": "trace-0001-abc"})
+    records = [r for r in caplog.records if r.name == "kiban.access"]
+    assert records and records[-1].request_id == "trace-0001-abc"
+    assert "GET /healthz 200" in records[-1].getMessage()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from contextvars import ContextVar
 
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _request_id: ContextVar[str | None] = ContextVar("kiban_request_id", default=None)
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+access_log = logging.getLogger("kiban.access")
 
 
 def current_request_id() -> str | None:
@@ -29,9 +31,13 @@ class RequestIdMiddleware:
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _ACCEPTABLE.match(incoming) else uuid.uuid4().hex
         token = _request_id.set(request_id)
+        started = time.perf_counter()
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
@@ -39,6 +45,9 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
+                                (time.perf_counter() - started) * 1000)
             _request_id.reset(token)
 
 
