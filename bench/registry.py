@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _http_load import run_load_sync  # noqa: E402
 
+from kiban.kit.provision import build_database  # noqa: E402
+
 KANA = ["さっぽろ", "サッポロ", "ｻｯﾎﾟﾛ", "よこはま", "ﾅｺﾞﾔ", "しながわ", "おおさか", "ふくおか",
         "かなざわ", "わじま", "ｲﾁﾉﾐﾔ", "みさと", "せんだい", "なは"]
 KANJI = ["札幌", "横浜", "名古屋", "品川", "大阪", "福岡", "金沢", "輪島", "一宮", "美郷", "仙台",
@@ -61,28 +63,6 @@ async def _pg_admin(sql: str) -> None:
         async with engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             await connection.execute(text(sql))
-    finally:
-        await engine.dispose()
-
-
-async def _prepare(owner_url: str, postgres: bool) -> None:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from kiban.core.registry.seed import seed_registry
-    from kiban.core.tenancy import rls
-    from kiban.kit import migrate
-    from kiban.kit.db import create_engine
-
-    await asyncio.to_thread(migrate.upgrade, owner_url)
-    engine = create_engine(owner_url, pool=False)
-    try:
-        if postgres:
-            async with engine.begin() as connection:
-                await connection.run_sync(rls.create_app_role, APP_ROLE)
-                await connection.run_sync(rls.grant_app_role, APP_ROLE)
-        async with AsyncSession(engine) as session:
-            await seed_registry(session)
-            await session.commit()
     finally:
         await engine.dispose()
 
@@ -120,7 +100,7 @@ def bench_backend(backend: str, args) -> dict:
         app_url = f"postgresql+asyncpg://{APP_ROLE}@127.0.0.1:5432/{db_name}"
     server = None
     try:
-        asyncio.run(_prepare(owner_url, backend == "postgresql"))
+        asyncio.run(build_database(owner_url, app_role=APP_ROLE))
         port = _free_port()
         base_url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "KIBAN_DATABASE_URL": app_url, "KIBAN_LOG_LEVEL": "WARNING"}

@@ -23,10 +23,8 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from kiban.core.registry.seed import seed_registry
-from kiban.core.tenancy import rls
-from kiban.kit import migrate
 from kiban.kit.db import create_engine, get_session
+from kiban.kit.provision import build_database
 from kiban.kit.settings import Settings
 from kiban.main import create_app
 
@@ -81,21 +79,6 @@ async def _create_postgres_database() -> TestDatabase:
     return TestDatabase("postgresql", _pg_url(PG_ADMIN, name), _pg_url(APP_ROLE, name), name)
 
 
-async def _build(database: TestDatabase) -> None:
-    await asyncio.to_thread(migrate.upgrade, database.owner_url)
-    owner = create_engine(database.owner_url, pool=False)
-    try:
-        if database.is_postgres:
-            async with owner.begin() as connection:
-                await connection.run_sync(rls.create_app_role, APP_ROLE)
-                await connection.run_sync(rls.grant_app_role, APP_ROLE)
-        async with AsyncSession(owner) as session:
-            await seed_registry(session)
-            await session.commit()
-    finally:
-        await owner.dispose()
-
-
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def test_database(tmp_path_factory) -> AsyncIterator[TestDatabase]:
     if BACKEND == "postgresql":
@@ -107,7 +90,7 @@ async def test_database(tmp_path_factory) -> AsyncIterator[TestDatabase]:
     else:
         raise pytest.UsageError(f"KIBAN_TEST_DATABASE must be sqlite or postgresql, not {BACKEND!r}")
     try:
-        await _build(database)
+        await build_database(database.owner_url, app_role=APP_ROLE if database.is_postgres else None)
         yield database
     finally:
         if database.is_postgres:
