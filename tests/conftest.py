@@ -146,3 +146,69 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+# -- the standing cast: staff who sign in through the real pages -----------------------------
+
+@dataclass
+class SignedIn:
+    client: httpx.AsyncClient
+    username: str
+    password: str
+    totp_secret: bytes
+    principal_id: str
+
+    @property
+    def csrf(self) -> str:
+        return self.client.cookies.get("kiban_csrf")
+
+
+def csrf_of(client: httpx.AsyncClient) -> str:
+    return client.cookies.get("kiban_csrf")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def new_client(app) -> AsyncIterator:
+    """Makes clients with their own cookie jars (one per person in a test)."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make() -> httpx.AsyncClient:
+        c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        await c.aclose()
+
+
+async def password_step(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    await client.get("/signin")
+    return await client.post("/signin", data={"username": username, "password": password,
+                                              "csrf_token": csrf_of(client)})
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def staff(session, new_client):
+    """``await staff("011002", "admin")``: a staff member of that organisation, created and
+    signed in with password and TOTP through the real pages."""
+    from kiban.core.identity import credentials
+    from kiban.core.identity import service as identity_service
+
+    async def make(lg_code: str, role: str = "admin", *, name: str | None = None) -> SignedIn:
+        username = f"{name or role}-{lg_code}-{uuid.uuid4().hex[:6]}"
+        password = "correct horse battery staple"
+        secret = credentials.new_totp_secret()
+        principal = await identity_service.create_staff(
+            session, username=username, display_name=name or f"{lg_code} {role}", password=password,
+            lg_code=lg_code, role=role, granted_by="test", totp_secret=secret)
+        await session.commit()
+        client = new_client()
+        response = await password_step(client, username, password)
+        assert response.status_code == 303, response.text
+        response = await client.post("/signin/totp", data={"code": credentials.totp_code(secret),
+                                                           "csrf_token": csrf_of(client)})
+        assert response.status_code == 303, response.text
+        return SignedIn(client, username, password, secret, principal.id)
+
+    return make

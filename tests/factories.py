@@ -1,13 +1,20 @@
 """One row factory per tenant-owned model, used by the isolation tests.
 
-Adding a tenant-owned model without a factory here fails
+A factory adds whatever non-tenant rows its model needs (e.g. a principal) and returns the
+tenant-owned row, not yet added. Adding a tenant-owned model without a factory here fails
 ``test_every_tenant_owned_model_has_a_factory``: isolation is tested for every table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiban.core.audit.models import AuditChainHead, AuditEntry
+from kiban.core.audit.service import GENESIS, entry_hash
+from kiban.core.identity.models import Membership, Principal
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange
 from kiban.kit.db import utcnow
 
@@ -16,19 +23,51 @@ HAKODATE = "012025"
 HOKKAIDO = "010006"
 ICHINOMIYA = "232033"
 AICHI = "230006"
+DIGITAL_AGENCY = "000019"
 
 
-def _tenant_setting(lg_code: str, marker: str) -> TenantSetting:
+async def _tenant_setting(session: AsyncSession, lg_code: str, marker: str) -> TenantSetting:
     return TenantSetting(lg_code=lg_code, key=f"test.{marker}", value=marker, version=1,
                          updated_by="test", updated_at=utcnow())
 
 
-def _tenant_setting_change(lg_code: str, marker: str) -> TenantSettingChange:
+async def _tenant_setting_change(session: AsyncSession, lg_code: str, marker: str) -> TenantSettingChange:
     return TenantSettingChange(lg_code=lg_code, key=f"test.{marker}", version=1, old_value=None,
                                new_value=marker, changed_by="test", reason="", changed_at=utcnow())
 
 
-FACTORIES: dict[type, Callable[[str, str], object]] = {
+async def _principal(session: AsyncSession, marker: str) -> Principal:
+    principal = Principal(id=str(uuid.uuid4()), kind="staff", display_name=f"職員 {marker}", created_at=utcnow())
+    session.add(principal)
+    await session.flush()
+    return principal
+
+
+async def _membership(session: AsyncSession, lg_code: str, marker: str) -> Membership:
+    principal = await _principal(session, marker)
+    return Membership(lg_code=lg_code, principal_id=principal.id, role="staff", granted_by="test",
+                      granted_at=utcnow())
+
+
+async def _audit_entry(session: AsyncSession, lg_code: str, marker: str) -> AuditEntry:
+    fields = {"lg_code": lg_code, "seq": 1, "entry_id": str(uuid.uuid4()), "occurred_at": utcnow(),
+              "actor_id": None, "actor_kind": "system", "actor_label": "test", "action": f"test.{marker}",
+              "target_type": None, "target_id": None, "subject_id": None, "purpose": None,
+              "legal_basis": None, "outcome": "success", "request_id": None, "details": {},
+              "prev_hash": GENESIS}
+    return AuditEntry(**fields, hash=entry_hash(fields))
+
+
+async def _audit_chain_head(session: AsyncSession, lg_code: str, marker: str) -> AuditChainHead:
+    return AuditChainHead(lg_code=lg_code, seq=0, hash=GENESIS)
+
+
+FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     TenantSetting: _tenant_setting,
     TenantSettingChange: _tenant_setting_change,
+    Membership: _membership,
+    AuditEntry: _audit_entry,
+    AuditChainHead: _audit_chain_head,
 }
+
+APPEND_ONLY = {AuditEntry}

@@ -13,14 +13,17 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import kiban
+from kiban.core.identity import web as identity_web
 from kiban.core.registry import api as registry_api
 from kiban.core.registry import web as registry_web
+from kiban.core.identity.dependencies import PUBLIC
 from kiban.core.registry.snapshot import RegistryCache
 from kiban.core.tenancy import api as tenancy_api
 from kiban.core.tenancy import safety  # noqa: F401 - installs the tenant safety net
 from kiban.core.tenancy import web as tenancy_web
 from kiban.kit import health
 from kiban.kit.db import create_engine, make_sessionmaker
+from kiban.kit.csrf import CsrfCookieMiddleware
 from kiban.kit.errors import install_handlers
 from kiban.kit.requestid import RequestIdMiddleware, configure_logging
 from kiban.kit.settings import Settings, get_settings
@@ -72,10 +75,11 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.registry_cache = RegistryCache(app.state.sessionmaker, ttl=settings.registry_cache_seconds)
+    app.add_middleware(CsrfCookieMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_handlers(app)
 
-    @app.get("/api/v1/docs", include_in_schema=False)
+    @app.get("/api/v1/docs", include_in_schema=False, dependencies=[PUBLIC])
     async def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/api/v1/openapi.json",
@@ -86,10 +90,11 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(health.router)
+    app.include_router(health.router, dependencies=[PUBLIC])
     app.include_router(registry_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(pages.router)
     app.include_router(registry_web.router)
     app.include_router(tenancy_web.router)
+    app.include_router(identity_web.router)
     return app

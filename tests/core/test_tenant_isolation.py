@@ -19,7 +19,7 @@ from kiban.core.tenancy.context import (
 from kiban.core.tenancy.models import tenant_owned_models
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.models import metadata
-from tests.factories import FACTORIES, HAKODATE, SAPPORO
+from tests.factories import APPEND_ONLY, FACTORIES, HAKODATE, SAPPORO
 
 MODELS = tenant_owned_models()
 
@@ -54,10 +54,10 @@ async def _two_tenants(session: AsyncSession, model):
     hakodate = await registry_service.tenant_for(session, HAKODATE)
     factory = FACTORIES[model]
     await bind_tenant(session, sapporo)
-    session.add(factory(SAPPORO, "sapporo"))
+    session.add(await factory(session, SAPPORO, "sapporo"))
     await session.flush()
     async with as_tenant(session, hakodate):
-        session.add(factory(HAKODATE, "hakodate"))
+        session.add(await factory(session, HAKODATE, "hakodate"))
         await session.flush()
     session.expunge_all()
     return sapporo, hakodate
@@ -85,10 +85,11 @@ async def test_safety_net_scopes_a_bare_query_to_the_bound_tenant(session: Async
     # Counting and bulk changes are scoped too.
     count = (await session.execute(select(func.count()).select_from(model))).scalar_one()
     assert count == len(rows)
-    result = await session.execute(update(model).values(lg_code=model.lg_code))
-    assert result.rowcount == len(rows)
-    result = await session.execute(delete(model))
-    assert result.rowcount == len(rows)
+    if model not in APPEND_ONLY:
+        result = await session.execute(update(model).values(lg_code=model.lg_code))
+        assert result.rowcount == len(rows)
+        result = await session.execute(delete(model))
+        assert result.rowcount == len(rows)
     async with as_tenant(session, hakodate):
         assert len((await session.scalars(select(model))).all()) == 1
 
@@ -106,7 +107,7 @@ async def test_safety_net_refuses_a_query_with_no_tenant(session: AsyncSession, 
 async def test_writing_another_tenants_row_is_refused(session: AsyncSession, model) -> None:
     sapporo = await registry_service.tenant_for(session, SAPPORO)
     await bind_tenant(session, sapporo)
-    session.add(FACTORIES[model](HAKODATE, "intruder"))
+    session.add(await FACTORIES[model](session, HAKODATE, "intruder"))
     with pytest.raises(TenantMismatch):
         await session.flush()
 

@@ -50,14 +50,15 @@ async def test_municipal_value_overrides_its_prefecture(client, session) -> None
     assert (await _effective(client, HAKODATE))["value"] == 15
 
 
-async def test_changes_are_versioned_with_who_when_old_and_new(client, session) -> None:
+async def test_changes_are_versioned_with_who_when_old_and_new(client, session, staff) -> None:
+    admin = await staff(SAPPORO, "admin")
     await _set(session, SAPPORO, KEY, 20, actor="札幌 太郎", reason="区役所の体制")
     await _set(session, SAPPORO, KEY, 12, actor="札幌 花子")
     tenant = await registry_service.tenant_for(session, SAPPORO)
     async with as_tenant(session, tenant):
         assert await settings_service.clear_setting(session, KEY, actor="札幌 次郎", reason="道に合わせる")
     await session.commit()
-    history = (await client.get(f"/api/v1/t/{SAPPORO}/settings/history")).json()["items"]
+    history = (await admin.client.get(f"/api/v1/t/{SAPPORO}/settings/history")).json()["items"]
     assert [(h["version"], h["old_value"], h["new_value"], h["changed_by"]) for h in history] == [
         (3, 12, None, "札幌 次郎"),
         (2, 20, 12, "札幌 花子"),
@@ -65,8 +66,9 @@ async def test_changes_are_versioned_with_who_when_old_and_new(client, session) 
     ]
     assert all(h["changed_at"] for h in history)
     assert (await _effective(client, SAPPORO))["source"] == "国の既定値"
-    page = await client.get(f"/t/{SAPPORO}/settings")
+    page = await admin.client.get(f"/t/{SAPPORO}/settings")
     assert "札幌 花子" in page.text and "（上位の値を継承）" in page.text
+    assert "札幌 花子" not in (await client.get(f"/t/{SAPPORO}/settings")).text  # not to the public
 
 
 async def test_setting_the_same_value_again_writes_no_new_version(session) -> None:
@@ -112,10 +114,11 @@ async def test_settings_routes_refuse_bad_codes_and_non_tenants(client) -> None:
     assert ward.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_one_tenants_settings_route_never_shows_another_tenants_values(client, session) -> None:
+async def test_one_tenants_settings_route_never_shows_another_tenants_values(client, session, staff) -> None:
     await _set(session, HAKODATE, KEY, 7, actor="函館 職員")
     await session.commit()
-    sapporo = await client.get(f"/api/v1/t/{SAPPORO}/settings/history")
+    sapporo_admin = await staff(SAPPORO, "admin")
+    sapporo = await sapporo_admin.client.get(f"/api/v1/t/{SAPPORO}/settings/history")
     assert sapporo.json()["items"] == []
     assert (await _effective(client, SAPPORO))["value"] == 10
     page = await client.get(f"/t/{SAPPORO}/settings")

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kiban.kit.requestid import current_request_id
@@ -156,6 +156,8 @@ def install_handlers(app: FastAPI) -> None:
     async def _kiban_error(request: Request, exc: KibanError) -> Response:
         if exc.status >= 500:
             log.exception("internal error", exc_info=exc)
+        if exc.status == 401 and "sign_in_url" in exc.extra and not is_api_request(request):
+            return RedirectResponse(exc.extra["sign_in_url"], status_code=303)
         return problem(request, exc.status, exc.title, exc.detail, type_slug=exc.type_slug,
                        errors=exc.errors, extra=exc.extra)
 

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     sql_echo: bool = False
     registry_cache_seconds: float = 1.0
+    secret_key: str | None = None
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
 
     @property
     def effective_migration_url(self) -> str:

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiban.core.registry import service as registry_service
 from kiban.kit.db import get_session
 from kiban.kit.templating import templates
+from kiban.core.identity.dependencies import PUBLIC
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 
 EXAMPLE_TENANT = ("011002", "札幌市")
 

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiban.core.registry import service
 from kiban.core.registry.schemas import OrganizationDetail, OrganizationPage
 from kiban.kit.db import get_session
+from kiban.core.identity.dependencies import PUBLIC
 
-router = APIRouter(prefix="/api/v1", tags=["ベース・レジストリ（団体）"])
+router = APIRouter(prefix="/api/v1", tags=["ベース・レジストリ（団体）"], dependencies=[PUBLIC])
 
 DbSession = Annotated[AsyncSession, Depends(get_session)]
 

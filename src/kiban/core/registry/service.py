@@ -174,3 +174,7 @@ async def summary(session: AsyncSession) -> RegistrySummary:
         wards=rows.get(OrgType.ward.value, (0, 0))[0],
         population=sum(population for _, population in municipal),
     )
+
+
+async def organizations_by_code(session: AsyncSession, codes: list[str]) -> dict[str, Organization]:
+    return await OrganizationRepository(session).by_codes(codes)

@@ -14,8 +14,9 @@ from kiban.core.registry.repository import OrganizationRepository
 from kiban.kit.db import get_session
 from kiban.kit.errors import InvalidInput
 from kiban.kit.templating import templates
+from kiban.core.identity.dependencies import PUBLIC
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 
 DbSession = Annotated[AsyncSession, Depends(get_session)]
 PAGE_SIZE = 50

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
+
+from kiban.core.identity.dependencies import PUBLIC, StaffContext, require
+from kiban.core.identity.permissions import Permission
 
 from kiban.core.tenancy import settings_service
 from kiban.core.tenancy.dependencies import CurrentTenant, DbSession
@@ -14,10 +19,11 @@ from kiban.core.tenancy.settings_schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/t/{lg_code}", tags=["テナント（自治体）"])
+SettingReader = Annotated[StaffContext, require(Permission.tenancy_setting_read)]
 
 
 @router.get("/settings", summary="テナント設定（実際に適用される値と、その決定元）",
-            response_model=TenantSettings)
+            response_model=TenantSettings, dependencies=[PUBLIC])
 async def tenant_settings(tenant: CurrentTenant, session: DbSession) -> TenantSettings:
     effective = await settings_service.effective_settings(session, tenant)
     return TenantSettings(lg_code=tenant.lg_code, name=tenant.name, items=[
@@ -29,10 +35,11 @@ async def tenant_settings(tenant: CurrentTenant, session: DbSession) -> TenantSe
     ])
 
 
-@router.get("/settings/history", summary="テナント設定の変更履歴（誰が・いつ・何を何に）",
+@router.get("/settings/history", summary="テナント設定の変更履歴（誰が・いつ・何を何に。団体の職員のみ）",
             response_model=SettingHistory)
-async def tenant_setting_history(tenant: CurrentTenant, session: DbSession,
+async def tenant_setting_history(staff: SettingReader, session: DbSession,
                                  key: str | None = None) -> SettingHistory:
+    tenant = staff.tenant
     changes = await settings_service.history(session, key)
     return SettingHistory(lg_code=tenant.lg_code, items=[
         SettingChangeRead(key=c.key, version=c.version, old_value=c.old_value,

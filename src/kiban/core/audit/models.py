@@ -1,0 +1,48 @@
+"""監査ログ: append-only, one hash chain per organisation acted for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kiban.core.tenancy.models import TenantScoped
+from kiban.kit.db import Base, UTCDateTime
+
+
+class AuditEntry(TenantScoped, Base):
+    """One recorded action. ``hash`` covers every other column and ``prev_hash`` links to the
+    organisation's previous entry, so an edited, deleted or reordered row breaks the chain."""
+
+    __tablename__ = "audit_entry"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entry_id: Mapped[str] = mapped_column(String(36))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    actor_label: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target_type: Mapped[str | None] = mapped_column(String(60))
+    target_id: Mapped[str | None] = mapped_column(String(100))
+    subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    purpose: Mapped[str | None] = mapped_column(String(200))
+    legal_basis: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(20), default="success")
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[Any] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(TenantScoped, Base):
+    """The last sequence number and hash of an organisation's chain. Appends lock this row
+    first (an UPDATE), which serialises concurrent appends per organisation on both backends,
+    and a deleted final entry is caught because the head still names it."""
+
+    __tablename__ = "audit_chain_head"
+
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,169 @@
+"""Recording and verifying the audit log.
+
+``record`` writes in the caller's transaction, so an action and its audit entry commit or roll
+back together. ``verify_chain`` recomputes every hash and names the first entry that does not
+fit, and how: edited (hash), removed or reordered (sequence or link).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiban.core.audit.models import AuditChainHead, AuditEntry
+from kiban.core.tenancy.context import Tenant, as_tenant, current_tenant
+from kiban.core.tenancy.repository import TenantRepository
+from kiban.kit.db import utcnow
+from kiban.kit.requestid import current_request_id
+
+GENESIS = "0" * 64
+HASHED_FIELDS = ("lg_code", "seq", "entry_id", "occurred_at", "actor_id", "actor_kind",
+                 "actor_label", "action", "target_type", "target_id", "subject_id", "purpose",
+                 "legal_basis", "outcome", "request_id", "details", "prev_hash")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it. ``kind``: resident / business / staff / operator / api_client / system /
+    anonymous (e.g. a rejected sign-in)."""
+
+    kind: str
+    label: str
+    id: str | None = None
+
+
+SYSTEM = Actor(kind="system", label="Kiban")
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return value
+
+
+def entry_hash(fields: dict[str, Any]) -> str:
+    payload = {name: _canonical(fields[name]) for name in HASHED_FIELDS}
+    encoded = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def _fields_of(entry: AuditEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in HASHED_FIELDS}
+
+
+async def record(session: AsyncSession, actor: Actor, action: str, *, target_type: str | None = None,
+                 target_id: str | None = None, subject_id: str | None = None,
+                 purpose: str | None = None, legal_basis: str | None = None,
+                 outcome: str = "success", details: dict[str, Any] | None = None,
+                 tenant: Tenant | None = None) -> AuditEntry:
+    """Append an entry to the chain of the organisation acted for (the bound tenant, or
+    ``tenant``). Flushes; the caller's commit makes action and entry durable together."""
+    owner = tenant or current_tenant(session)
+    if owner is None:
+        raise ValueError("audit.record needs the organisation acted for")
+    if tenant is not None and tenant != current_tenant(session):
+        async with as_tenant(session, tenant):
+            return await _append(session, owner, actor, action, target_type, target_id, subject_id,
+                                 purpose, legal_basis, outcome, details)
+    return await _append(session, owner, actor, action, target_type, target_id, subject_id, purpose,
+                         legal_basis, outcome, details)
+
+
+async def _append(session, owner: Tenant, actor, action, target_type, target_id, subject_id,
+                  purpose, legal_basis, outcome, details) -> AuditEntry:
+    # Lock the chain head before reading it (UPDATE first), so concurrent appends queue.
+    bumped = await session.execute(
+        update(AuditChainHead).where(AuditChainHead.lg_code == owner.lg_code)
+        .values(seq=AuditChainHead.seq + 1).returning(AuditChainHead.seq, AuditChainHead.hash)
+    )
+    row = bumped.first()
+    if row is None:
+        head = AuditChainHead(lg_code=owner.lg_code, seq=1, hash=GENESIS)
+        session.add(head)
+        await session.flush()
+        seq, prev_hash = 1, GENESIS
+    else:
+        seq, prev_hash = row
+    fields = {
+        "lg_code": owner.lg_code, "seq": seq, "entry_id": str(uuid.uuid4()),
+        "occurred_at": utcnow(), "actor_id": actor.id, "actor_kind": actor.kind,
+        "actor_label": actor.label, "action": action, "target_type": target_type,
+        "target_id": target_id, "subject_id": subject_id, "purpose": purpose,
+        "legal_basis": legal_basis, "outcome": outcome, "request_id": current_request_id(),
+        "details": details or {}, "prev_hash": prev_hash,
+    }
+    entry = AuditEntry(**fields, hash=entry_hash(fields))
+    session.add(entry)
+    await session.execute(update(AuditChainHead).where(AuditChainHead.lg_code == owner.lg_code)
+                          .values(hash=entry.hash))
+    await session.flush()
+    return entry
+
+
+class AuditRepository(TenantRepository[AuditEntry]):
+    model = AuditEntry
+
+    async def recent(self, limit: int = 200, offset: int = 0) -> Sequence[AuditEntry]:
+        return await self.all(self.select().order_by(AuditEntry.seq.desc()).limit(limit).offset(offset))
+
+    async def in_order(self) -> Sequence[AuditEntry]:
+        return await self.all(self.select().order_by(AuditEntry.seq))
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    lg_code: str
+    seq: int | None
+    message: str
+
+
+def verify_entries(lg_code: str, entries: Sequence[AuditEntry], head: AuditChainHead | None) -> list[ChainProblem]:
+    """Problems in one organisation's chain, earliest first ([] when intact)."""
+    problems: list[ChainProblem] = []
+    expected_prev = GENESIS
+    expected_seq = 1
+    for entry in entries:
+        if entry.seq != expected_seq:
+            missing = f"#{expected_seq}" if entry.seq == expected_seq + 1 else f"#{expected_seq}〜#{entry.seq - 1}"
+            problems.append(ChainProblem(lg_code, entry.seq,
+                                         f"記録 {missing} が欠落しています（削除された可能性があります）。" if entry.seq > expected_seq
+                                         else f"記録 #{entry.seq} の順序が不正です（#{expected_seq} があるべき位置）。"))
+            return problems
+        if entry.hash != entry_hash(_fields_of(entry)):
+            problems.append(ChainProblem(lg_code, entry.seq,
+                                         f"記録 #{entry.seq}（{entry.action}）の内容が記録後に変更されています。"))
+            return problems
+        if entry.prev_hash != expected_prev:
+            problems.append(ChainProblem(lg_code, entry.seq,
+                                         f"記録 #{entry.seq} の前の記録とのつながりが切れています（並べ替えまたは差し替え）。"))
+            return problems
+        expected_prev = entry.hash
+        expected_seq += 1
+    last_seq = expected_seq - 1
+    if head is not None and (head.seq != last_seq or head.hash != expected_prev):
+        problems.append(ChainProblem(lg_code, head.seq,
+                                     f"最後の記録 #{head.seq} が見つかりません（末尾が削除された可能性があります）。"
+                                     if head.seq > last_seq else "チェーンの先頭情報が記録と一致しません。"))
+    return problems
+
+
+async def verify_all(session: AsyncSession) -> tuple[int, int, list[ChainProblem]]:
+    """(organisations checked, entries checked, problems). Reads every chain: operator use
+    only, inside ``unscoped``."""
+    heads = {h.lg_code: h for h in (await session.scalars(select(AuditChainHead))).all()}
+    entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.lg_code, AuditEntry.seq))).all()
+    by_org: dict[str, list[AuditEntry]] = {}
+    for entry in entries:
+        by_org.setdefault(entry.lg_code, []).append(entry)
+    problems: list[ChainProblem] = []
+    for lg_code in sorted(set(heads) | set(by_org)):
+        problems.extend(verify_entries(lg_code, by_org.get(lg_code, []), heads.get(lg_code)))
+    return len(set(heads) | set(by_org)), len(entries), problems

@@ -1,0 +1,116 @@
+"""Who is asking, and may they: the dependencies every route uses.
+
+``require(Permission.x)`` resolves the tenant from the URL, the signed-in staff member from the
+session cookie, and their membership in that tenant. Not signed in: 401 (API) or a redirect to
+sign-in (pages). Signed in but acting for another organisation, or no membership: 404, the
+same as a tenant that does not exist. Member without the permission: 403.
+``PUBLIC`` marks a route that anyone may use, explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiban.core.identity import service
+from kiban.core.identity.models import Principal, WebSession
+from kiban.core.identity.permissions import Permission, permissions_of
+from kiban.core.identity.repository import MembershipRepository
+from kiban.core.tenancy.context import Tenant
+from kiban.core.tenancy.dependencies import tenant_from_path
+from kiban.kit.db import get_session
+from kiban.kit.errors import KibanError, NotFound
+
+SESSION_COOKIE = "kiban_session"
+DbSession = Annotated[AsyncSession, Depends(get_session)]
+
+
+class SignInRequired(KibanError):
+    status = 401
+    title = "サインインが必要です"
+    type_slug = "sign-in-required"
+
+
+class Forbidden(KibanError):
+    status = 403
+    title = "この操作を行う権限がありません"
+    type_slug = "forbidden"
+
+
+@dataclass(frozen=True)
+class StaffContext:
+    principal: Principal
+    web_session: WebSession
+    tenant: Tenant
+    role: str
+    permissions: frozenset[Permission]
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+
+async def _public() -> None:
+    """Marks a route as deliberately open to anyone (the route walker looks for it)."""
+
+
+PUBLIC = Depends(_public)
+
+
+async def current_web_session(request: Request, session: DbSession) -> WebSession | None:
+    cached = getattr(request.state, "web_session", False)
+    if cached is not False:
+        return cached
+    web_session = await service.load_session(session, request.cookies.get(SESSION_COOKIE))
+    request.state.web_session = web_session
+    return web_session
+
+
+async def optional_staff(request: Request, session: DbSession) -> StaffContext | None:
+    """The signed-in staff member acting for the URL's tenant, or None (for pages that show
+    more to members but are public)."""
+    web_session = await current_web_session(request, session)
+    if web_session is None or web_session.stage != "active":
+        return None
+    tenant = await tenant_from_path(request.path_params["lg_code"], session)
+    if web_session.acting_lg_code != tenant.lg_code:
+        return None
+    membership = await MembershipRepository(session).active_for(web_session.principal_id)
+    if membership is None:
+        return None
+    principal = await session.get(Principal, web_session.principal_id)
+    return StaffContext(principal, web_session, tenant, membership.role, permissions_of(membership.role))
+
+
+def _sign_in_required(request: Request) -> SignInRequired:
+    return SignInRequired("この画面を使うにはサインインしてください。",
+                          extra={"sign_in_url": f"/signin?next={quote(str(request.url.path))}"})
+
+
+def require(permission: Permission):
+    """A dependency granting access to staff whose role in the URL's tenant holds ``permission``."""
+
+    async def dependency(request: Request, session: DbSession) -> StaffContext:
+        web_session = await current_web_session(request, session)
+        if web_session is None or web_session.stage != "active":
+            raise _sign_in_required(request)
+        tenant = await tenant_from_path(request.path_params["lg_code"], session)
+        if web_session.acting_lg_code != tenant.lg_code:
+            raise NotFound("お探しの情報は見つかりませんでした。")
+        membership = await MembershipRepository(session).active_for(web_session.principal_id)
+        if membership is None:
+            raise NotFound("お探しの情報は見つかりませんでした。")
+        granted = permissions_of(membership.role)
+        if permission not in granted:
+            raise Forbidden(f"この操作には「{permission}」の権限が必要です。団体管理者に依頼してください。")
+        principal = await session.get(Principal, web_session.principal_id)
+        return StaffContext(principal, web_session, tenant, membership.role, granted)
+
+    dependency.__kiban_permission__ = permission
+    return Depends(dependency)
+
+
+OptionalStaff = Annotated[StaffContext | None, Depends(optional_staff)]

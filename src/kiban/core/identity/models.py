@@ -1,0 +1,69 @@
+"""Principals, their credentials, memberships in organisations, and web sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kiban.core.tenancy.models import TenantScoped
+from kiban.kit.db import Base, UTCDateTime
+
+
+class Principal(Base):
+    """Anyone or anything that acts: resident, business user, staff, operator, API client."""
+
+    __tablename__ = "principal"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    display_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StaffCredential(Base):
+    """A staff member's sign-in: username, argon2id password hash, TOTP secret (encrypted),
+    and the failure counter behind lockout and backoff."""
+
+    __tablename__ = "staff_credential"
+
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principal.id"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(String(300))
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_totp_step: Mapped[int | None] = mapped_column(Integer)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Membership(TenantScoped, Base):
+    """A principal's role in one organisation (the tenant)."""
+
+    __tablename__ = "membership"
+
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principal.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(40))
+    granted_by: Mapped[str] = mapped_column(String(200))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebSession(Base):
+    """A browser session. Only the SHA-256 of the cookie's token is stored. ``stage`` is
+    ``password`` (second factor pending), ``enrol`` (TOTP enrolment pending) or ``active``."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principal.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(10))
+    acting_lg_code: Mapped[str | None] = mapped_column(ForeignKey("organization.code"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,43 @@
+"""Permissions are named ``<module>.<resource>.<action>``; roles are sets of them.
+
+Every route declares the permission it needs (``require``) or that it is public (``PUBLIC``);
+``tests/core/test_route_permissions.py`` walks the application and fails on any route that
+does neither.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Permission(enum.StrEnum):
+    tenancy_setting_read = "tenancy.setting.read"
+    tenancy_setting_update = "tenancy.setting.update"
+    audit_entry_read = "audit.entry.read"
+    identity_membership_read = "identity.membership.read"
+
+
+class Role(enum.StrEnum):
+    admin = "admin"
+    staff = "staff"
+    viewer = "viewer"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS = {Role.admin: "団体管理者", Role.staff: "職員", Role.viewer: "閲覧者"}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.viewer: frozenset({Permission.tenancy_setting_read}),
+    Role.staff: frozenset({Permission.tenancy_setting_read}),
+    Role.admin: frozenset(Permission),
+}
+
+
+def permissions_of(role: str) -> frozenset[Permission]:
+    try:
+        return ROLE_PERMISSIONS[Role(role)]
+    except ValueError:
+        return frozenset()

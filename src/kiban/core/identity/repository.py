@@ -1,0 +1,54 @@
+"""Questions asked of identity tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from kiban.core.identity.models import Membership, Principal, StaffCredential, WebSession
+from kiban.core.tenancy.context import unscoped
+from kiban.core.tenancy.repository import Repository, TenantRepository
+
+
+class StaffRepository(Repository[StaffCredential]):
+    model = StaffCredential
+
+    async def by_username(self, username: str) -> StaffCredential | None:
+        return await self.first(self.select().where(StaffCredential.username == username))
+
+    async def for_principal(self, principal_id: str) -> StaffCredential | None:
+        return await self.session.get(StaffCredential, principal_id)
+
+
+class SessionRepository(Repository[WebSession]):
+    model = WebSession
+
+    async def by_token_hash(self, token_hash: str) -> WebSession | None:
+        return await self.first(self.select().where(WebSession.token_hash == token_hash))
+
+
+class MembershipRepository(TenantRepository[Membership]):
+    model = Membership
+
+    async def active_for(self, principal_id: str) -> Membership | None:
+        return await self.first(self.select().where(Membership.principal_id == principal_id,
+                                                    Membership.revoked_at.is_(None)))
+
+    async def active(self) -> Sequence[Membership]:
+        return await self.all(self.select().where(Membership.revoked_at.is_(None))
+                              .order_by(Membership.granted_at))
+
+
+async def organisations_of(session, principal_id: str) -> Sequence[Membership]:
+    """Every organisation a principal belongs to: read across tenants to offer the choice of
+    whom to act for at sign-in."""
+    async with unscoped(session, "サインイン時の所属団体の一覧"):
+        return (await session.scalars(
+            select(Membership).where(Membership.principal_id == principal_id,
+                                     Membership.revoked_at.is_(None)).order_by(Membership.lg_code)
+        )).all()
+
+
+async def principal(session, principal_id: str) -> Principal | None:
+    return await session.get(Principal, principal_id)

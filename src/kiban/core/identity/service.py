@@ -1,0 +1,240 @@
+"""Staff sign-in (password, then TOTP), sessions, and memberships.
+
+Each step returns what happened or raises ``SignInRefused`` with a message fit to show; every
+outcome is audited on the platform's chain. Callers commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiban.core.audit import service as audit
+from kiban.core.identity import credentials
+from kiban.core.identity.models import Membership, Principal, StaffCredential, WebSession
+from kiban.core.identity.permissions import Role
+from kiban.core.identity.repository import (
+    MembershipRepository,
+    SessionRepository,
+    StaffRepository,
+    organisations_of,
+)
+from kiban.core.registry import service as registry_service
+from kiban.core.tenancy.context import Tenant, as_tenant
+from kiban.kit.db import utcnow
+from kiban.kit.errors import Conflict, InvalidInput, KibanError
+from kiban.kit.settings import get_settings
+from kiban.kit.wareki import datetime_ja
+
+PLATFORM_LG_CODE = "000019"  # デジタル庁 operates Kiban: platform-level events are kept on its chain
+FAILURES_BEFORE_LOCK = 5
+MAX_LOCK_MINUTES = 60
+
+
+class SignInRefused(KibanError):
+    status = 401
+    title = "サインインできませんでした"
+    type_slug = "sign-in-refused"
+
+
+@dataclass(frozen=True)
+class NewSession:
+    token: str
+    session: WebSession
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def _platform(session: AsyncSession) -> Tenant:
+    return await registry_service.tenant_for(session, PLATFORM_LG_CODE)
+
+
+async def _audit_sign_in(session: AsyncSession, actor: audit.Actor, action: str, outcome: str,
+                         **details) -> None:
+    await audit.record(session, actor, action, outcome=outcome, details=details,
+                       tenant=await _platform(session), purpose="本人確認")
+
+
+def _lock_minutes(failed: int) -> int:
+    return min(MAX_LOCK_MINUTES, 2 ** (failed - FAILURES_BEFORE_LOCK))
+
+
+async def _register_failure(session: AsyncSession, credential: StaffCredential, now: datetime) -> None:
+    credential.failed_count += 1
+    if credential.failed_count >= FAILURES_BEFORE_LOCK:
+        credential.locked_until = now + timedelta(minutes=_lock_minutes(credential.failed_count))
+    await session.flush()
+
+
+def _refuse_if_locked(credential: StaffCredential | None, now: datetime) -> None:
+    if credential is not None and credential.locked_until is not None and credential.locked_until > now:
+        raise SignInRefused(
+            f"続けて失敗したため、{datetime_ja(credential.locked_until)} までサインインできません。"
+            "心当たりがない場合は団体管理者に連絡してください。")
+
+
+async def start_session(session: AsyncSession, principal_id: str, stage: str) -> NewSession:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    web_session = WebSession(
+        id=str(uuid.uuid4()), token_hash=token_hash(token), principal_id=principal_id, stage=stage,
+        acting_lg_code=None, created_at=now, last_seen_at=now,
+        expires_at=now + timedelta(hours=get_settings().session_absolute_hours),
+    )
+    session.add(web_session)
+    await session.flush()
+    return NewSession(token, web_session)
+
+
+async def sign_in_with_password(session: AsyncSession, username: str, password: str) -> NewSession:
+    """Step 1. Unknown user and wrong password get the same answer, after the same work."""
+    now = utcnow()
+    username = (username or "").strip()
+    credential = await StaffRepository(session).by_username(username) if username else None
+    _refuse_if_locked(credential, now)
+    valid = credentials.verify_password(credential.password_hash if credential else None, password or "")
+    if credential is None or not valid:
+        if credential is not None:
+            await _register_failure(session, credential, now)
+        await _audit_sign_in(session, audit.Actor("anonymous", username or "（空欄）",
+                                                  credential.principal_id if credential else None),
+                             "identity.staff.sign_in", "failure", step="password")
+        raise SignInRefused("ユーザー名またはパスワードが正しくありません。")
+    principal = await session.get(Principal, credential.principal_id)
+    if principal is None or principal.disabled_at is not None:
+        raise SignInRefused("このアカウントは利用停止されています。団体管理者に連絡してください。")
+    stage = "password" if credential.totp_confirmed_at else "enrol"
+    return await start_session(session, credential.principal_id, stage)
+
+
+async def verify_second_factor(session: AsyncSession, web_session: WebSession, code: str) -> WebSession:
+    """Step 2: a TOTP code from the enrolled authenticator. Failures count toward lockout."""
+    now = utcnow()
+    credential = await StaffRepository(session).for_principal(web_session.principal_id)
+    principal = await session.get(Principal, web_session.principal_id)
+    _refuse_if_locked(credential, now)
+    step = credentials.verify_totp(credentials.decrypt_secret(credential.totp_secret_encrypted), code,
+                                   last_step=credential.last_totp_step)
+    actor = audit.Actor("staff", principal.display_name, principal.id)
+    if step is None:
+        await _register_failure(session, credential, now)
+        await _audit_sign_in(session, actor, "identity.staff.sign_in", "failure", step="totp")
+        raise SignInRefused("確認コードが正しくないか、有効期限が切れています。アプリに表示されている最新の6桁を入力してください。")
+    credential.last_totp_step = step
+    credential.failed_count = 0
+    credential.locked_until = None
+    web_session.stage = "active"
+    await _audit_sign_in(session, actor, "identity.staff.sign_in", "success")
+    await session.flush()
+    return web_session
+
+
+async def begin_enrolment(session: AsyncSession, web_session: WebSession) -> tuple[bytes, str]:
+    """A new TOTP secret for a session at the enrolment stage (kept encrypted until confirmed)."""
+    credential = await StaffRepository(session).for_principal(web_session.principal_id)
+    if credential.totp_confirmed_at is not None:
+        raise Conflict("二要素認証はすでに登録されています。")
+    secret = credentials.new_totp_secret()
+    credential.totp_secret_encrypted = credentials.encrypt_secret(secret)
+    await session.flush()
+    return secret, credential.username
+
+
+async def current_enrolment_secret(session: AsyncSession, web_session: WebSession) -> tuple[bytes, str] | None:
+    credential = await StaffRepository(session).for_principal(web_session.principal_id)
+    if credential.totp_secret_encrypted is None or credential.totp_confirmed_at is not None:
+        return None
+    return credentials.decrypt_secret(credential.totp_secret_encrypted), credential.username
+
+
+async def confirm_enrolment(session: AsyncSession, web_session: WebSession, code: str) -> WebSession:
+    credential = await StaffRepository(session).for_principal(web_session.principal_id)
+    if credential.totp_secret_encrypted is None:
+        raise InvalidInput("QRコードを表示してから、アプリの確認コードを入力してください。")
+    step = credentials.verify_totp(credentials.decrypt_secret(credential.totp_secret_encrypted), code,
+                                   last_step=credential.last_totp_step)
+    if step is None:
+        raise InvalidInput("確認コードが正しくありません。アプリに表示されている6桁を入力してください。")
+    credential.totp_confirmed_at = utcnow()
+    credential.last_totp_step = step
+    web_session.stage = "active"
+    principal = await session.get(Principal, web_session.principal_id)
+    await _audit_sign_in(session, audit.Actor("staff", principal.display_name, principal.id),
+                         "identity.staff.totp_enrolled", "success")
+    await session.flush()
+    return web_session
+
+
+async def load_session(session: AsyncSession, token: str | None) -> WebSession | None:
+    """The live session for a cookie token, its idle clock reset; None when absent, revoked,
+    idle too long or past its absolute expiry."""
+    if not token:
+        return None
+    web_session = await SessionRepository(session).by_token_hash(token_hash(token))
+    now = utcnow()
+    if web_session is None or web_session.revoked_at is not None or web_session.expires_at <= now:
+        return None
+    if now - web_session.last_seen_at > timedelta(minutes=get_settings().session_idle_minutes):
+        return None
+    if now - web_session.last_seen_at > timedelta(seconds=60):
+        web_session.last_seen_at = now
+        await session.flush()
+    return web_session
+
+
+async def sign_out(session: AsyncSession, web_session: WebSession) -> None:
+    web_session.revoked_at = utcnow()
+    await session.flush()
+
+
+async def memberships_of(session: AsyncSession, principal_id: str):
+    return await organisations_of(session, principal_id)
+
+
+async def act_for(session: AsyncSession, web_session: WebSession, lg_code: str) -> Tenant:
+    """Choose the organisation this session acts for; only one of the principal's own."""
+    codes = {m.lg_code for m in await organisations_of(session, web_session.principal_id)}
+    if lg_code not in codes:
+        raise InvalidInput("所属していない団体は選べません。")
+    web_session.acting_lg_code = lg_code
+    await session.flush()
+    return await registry_service.tenant_for(session, lg_code)
+
+
+async def create_staff(session: AsyncSession, *, username: str, display_name: str, password: str,
+                       lg_code: str, role: str, granted_by: str, totp_secret: bytes | None = None) -> Principal:
+    """A staff account with a membership (operator tooling and the demo). With ``totp_secret``
+    the second factor is enrolled already; otherwise enrolment happens at first sign-in."""
+    if problem := credentials.password_problem(password):
+        raise InvalidInput(problem)
+    try:
+        Role(role)
+    except ValueError:
+        raise InvalidInput(f"役割「{role}」はありません（{' / '.join(r.value for r in Role)}）。") from None
+    if await StaffRepository(session).by_username(username):
+        raise Conflict(f"ユーザー名「{username}」はすでに使われています。")
+    tenant = await registry_service.tenant_for(session, lg_code)
+    now = utcnow()
+    principal = Principal(id=str(uuid.uuid4()), kind="staff", display_name=display_name, created_at=now)
+    session.add(principal)
+    await session.flush()
+    session.add(StaffCredential(
+        principal_id=principal.id, username=username, password_hash=credentials.hash_password(password),
+        totp_secret_encrypted=credentials.encrypt_secret(totp_secret) if totp_secret else None,
+        totp_confirmed_at=now if totp_secret else None, failed_count=0,
+    ))
+    async with as_tenant(session, tenant):
+        MembershipRepository(session).add(Membership(principal_id=principal.id, role=role,
+                                                     granted_by=granted_by, granted_at=now))
+        await audit.record(session, audit.Actor("operator", granted_by), "identity.membership.granted",
+                           target_type="principal", target_id=principal.id,
+                           details={"role": role, "username": username})
+    await session.flush()
+    return principal
