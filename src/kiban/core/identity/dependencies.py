@@ -86,8 +86,10 @@ async def optional_staff(request: Request, session: DbSession) -> StaffContext |
 
 
 def _sign_in_required(request: Request) -> SignInRequired:
+    # After sign-in the browser GETs ``next``: for a form post, come back to the tenant's page.
+    back = request.url.path if request.method == "GET" else f"/t/{request.path_params.get('lg_code', '')}/"
     return SignInRequired("この画面を使うにはサインインしてください。",
-                          extra={"sign_in_url": f"/signin?next={quote(str(request.url.path))}"})
+                          extra={"sign_in_url": f"/signin?next={quote(back)}"})
 
 
 def require(permission: Permission):
