@@ -30,6 +30,10 @@ settings_app = typer.Typer(help="テナント設定", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(settings_app, name="settings")
+audit_app = typer.Typer(help="監査ログ", no_args_is_help=True)
+staff_app = typer.Typer(help="職員アカウント", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(staff_app, name="staff")
 console = Console()
 err = Console(stderr=True)
 
@@ -258,6 +262,69 @@ def settings_clear(
     except KibanError as exc:
         _fail(exc.detail)
     console.print("[green]独自の値を取り消しました。[/]" if cleared else "独自の値はありませんでした（変更なし）。")
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """監査ログのハッシュチェーンを検証し、改ざん・削除・並べ替えがあれば場所を示す。"""
+    from kiban.core.audit import service as audit_service
+    from kiban.core.tenancy.context import unscoped
+    from kiban.kit.db import create_engine, make_sessionmaker
+
+    async def run():
+        engine = create_engine(get_settings().effective_migration_url, pool=False)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                async with unscoped(session, "監査ログの全件検証（運用者）"):
+                    return await audit_service.verify_all(session)
+        finally:
+            await engine.dispose()
+
+    organisations, entries, problems = asyncio.run(run())
+    if not problems:
+        console.print(f"[green]✓ 監査ログは完全です[/]（{organisations} 団体・{entries} 件）")
+        return
+    for problem in problems:
+        err.print(f"[bold red]✗[/] 団体 {problem.lg_code}: {problem.message}")
+    err.print(f"{organisations} 団体・{entries} 件を検証し、{len(problems)} 件の問題が見つかりました。")
+    raise typer.Exit(1)
+
+
+# -- staff ------------------------------------------------------------------------------------
+
+@staff_app.command("create")
+def staff_create(
+    username: Annotated[str, typer.Argument(help="ユーザー名")],
+    lg_code: Annotated[str, typer.Option("--org", help="所属団体のコード")],
+    name: Annotated[str, typer.Option("--name", help="氏名（画面と監査ログに表示）")],
+    role: Annotated[str, typer.Option(help="admin（団体管理者）/ staff（職員）/ viewer（閲覧者）")] = "staff",
+    by: Annotated[str, typer.Option("--by", help="作成者（監査ログに記録）")] = "運用担当",
+) -> None:
+    """職員アカウントを作る。パスワードは対話で入力し、二要素認証は初回サインイン時に登録する。"""
+    from kiban.core.identity import service as identity_service
+    from kiban.kit.db import create_engine, make_sessionmaker
+    from kiban.kit.errors import KibanError
+
+    password = typer.prompt("パスワード（12文字以上）", hide_input=True, confirmation_prompt=True)
+
+    async def run() -> None:
+        engine = create_engine(get_settings().database_url, pool=False)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                await identity_service.create_staff(session, username=username, display_name=name,
+                                                    password=password, lg_code=lg_code, role=role,
+                                                    granted_by=by)
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except KibanError as exc:
+        _fail(exc.detail)
+    console.print(f"[green]{name}（{username}）を作成しました。[/] 初回サインイン時に二要素認証を登録します。")
 
 
 # -- serve / demo / check ---------------------------------------------------------------------
