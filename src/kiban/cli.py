@@ -361,6 +361,58 @@ async def _demo_settings() -> None:
         await _with_tenant(lg_code, action)
 
 
+DEMO_PASSWORD = "kiban-demo-password"
+DEMO_STAFF = [
+    ("demo-sapporo", "札幌 太郎", "011002", "admin"),
+    ("demo-sapporo-clerk", "札幌 花子", "011002", "staff"),
+    ("demo-hakodate", "函館 次郎", "012025", "admin"),
+    ("demo-ichinomiya", "一宮 三郎", "232033", "admin"),
+    ("demo-misato", "美郷 四郎", "054348", "admin"),
+    ("demo-yamaguchi", "山口 五郎", "350001", "admin"),
+    ("demo-digital", "デジタル 六子", "000019", "admin"),
+]
+
+
+async def _demo_staff() -> list[tuple[str, str, str, str]]:
+    """Demo accounts with TOTP enrolled from a secret derived from the deployment key, so the
+    demo can print a current code (``kiban staff demo-code``). Idempotent."""
+    from kiban.core.identity import service as identity_service
+    from kiban.core.identity.repository import StaffRepository
+    from kiban.kit.db import create_engine, make_sessionmaker
+
+    engine = create_engine(get_settings().database_url, pool=False)
+    made = []
+    try:
+        async with make_sessionmaker(engine)() as session:
+            for username, name, lg_code, role in DEMO_STAFF:
+                if await StaffRepository(session).by_username(username) is None:
+                    await identity_service.create_staff(
+                        session, username=username, display_name=name, password=DEMO_PASSWORD,
+                        lg_code=lg_code, role=role, granted_by="kiban demo",
+                        totp_secret=_demo_totp_secret(username))
+                made.append((username, name, lg_code, role))
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return made
+
+
+def _demo_totp_secret(username: str) -> bytes:
+    from kiban.kit.secrets import derived_key
+
+    return derived_key(f"demo-totp:{username}")[:20]
+
+
+@staff_app.command("demo-code")
+def staff_demo_code(username: Annotated[str, typer.Argument(help="デモ用アカウント（demo- で始まる）")]) -> None:
+    """デモ用アカウントの現在の確認コード（TOTP）を表示する。実アカウントには使えない。"""
+    from kiban.core.identity import credentials
+
+    if not username.startswith("demo-"):
+        _fail("確認コードを表示できるのはデモ用アカウント（demo- で始まるもの）だけです。")
+    console.print(credentials.totp_code(_demo_totp_secret(username)))
+
+
 @app.command()
 def demo(
     host: Annotated[str | None, typer.Option(help="待ち受けるアドレス")] = None,
@@ -371,6 +423,15 @@ def demo(
     seed()
     asyncio.run(_demo_settings())
     console.print("デモ用のテナント設定（北海道・札幌市）を用意しました。")
+    accounts = asyncio.run(_demo_staff())
+    table = Table(title="デモ用の職員アカウント（パスワードはすべて " + DEMO_PASSWORD + "）")
+    for column in ("ユーザー名", "氏名", "団体", "役割"):
+        table.add_column(column)
+    for username, name, lg_code, role in accounts:
+        table.add_row(username, name, lg_code, role)
+    console.print(table)
+    console.print("サインイン: /signin → ユーザー名とパスワード → 確認コードは別の端末で "
+                  "[bold].venv/bin/kiban staff demo-code demo-sapporo[/] を実行して表示します。")
     serve(host=host, port=port, workers=1)
 
 
