@@ -34,6 +34,8 @@ audit_app = typer.Typer(help="監査ログ", no_args_is_help=True)
 staff_app = typer.Typer(help="職員アカウント", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(staff_app, name="staff")
+card_app = typer.Typer(help="開発用認証局と仮想マイナンバーカード（開発・デモ専用）", no_args_is_help=True)
+app.add_typer(card_app, name="card")
 console = Console()
 err = Console(stderr=True)
 
@@ -327,6 +329,56 @@ def staff_create(
     console.print(f"[green]{name}（{username}）を作成しました。[/] 初回サインイン時に二要素認証を登録します。")
 
 
+# -- development CA and virtual cards ---------------------------------------------------------
+
+def _dev_ca():
+    from kiban.core.identity.jpki import dev_ca
+
+    return dev_ca()
+
+
+@card_app.command("init-ca")
+def card_init_ca() -> None:
+    """開発用認証局を作る（既にあれば何もしない）。"""
+    ca = _dev_ca()
+    ca.init()
+    console.print(f"開発用認証局: {ca.cert_path}")
+    if not get_settings().jpki_dev_ca_enabled:
+        console.print("[yellow]注意:[/] 使うには KIBAN_JPKI_DEV_CA_ENABLED=1 を設定してください（本番では設定しないこと）。")
+
+
+@card_app.command("issue")
+def card_issue(name: Annotated[str, typer.Argument(help="仮想カードの名前（例: taro）")]) -> None:
+    """仮想カード（利用者証明用電子証明書と秘密鍵）を発行する。"""
+    ca = _dev_ca()
+    ca.init()
+    console.print(f"仮想カードを発行しました: {ca.issue(name)}")
+
+
+@card_app.command("sign")
+def card_sign(name: Annotated[str, typer.Argument(help="仮想カードの名前")],
+              challenge: Annotated[str, typer.Argument(help="画面に表示された認証用の文字列")]) -> None:
+    """仮想カードで認証用の文字列に署名し、証明書と署名を表示する（画面に貼り付けて使う）。"""
+    from kiban.core.identity.devca import load_card
+
+    path = _dev_ca().card_path(name)
+    if not path.exists():
+        _fail(f"仮想カード「{name}」がありません。", f"kiban card issue {name}")
+    card = load_card(path)
+    console.print(card.certificate_pem, end="", soft_wrap=True, highlight=False)
+    console.print(card.sign(challenge), soft_wrap=True, highlight=False)
+
+
+@card_app.command("revoke")
+def card_revoke(name: Annotated[str, typer.Argument(help="仮想カードの名前")]) -> None:
+    """仮想カードの証明書を失効させ、失効リスト（CRL）を更新する。"""
+    path = _dev_ca().card_path(name)
+    if not path.exists():
+        _fail(f"仮想カード「{name}」がありません。")
+    serial = _dev_ca().revoke(name)
+    console.print(f"失効させました（シリアル番号 {serial:x}）。")
+
+
 # -- serve / demo / check ---------------------------------------------------------------------
 
 @app.command()
@@ -430,6 +482,15 @@ def demo(
     for username, name, lg_code, role in accounts:
         table.add_row(username, name, lg_code, role)
     console.print(table)
+    if get_settings().jpki_dev_ca_enabled:
+        ca = _dev_ca()
+        ca.init()
+        card = ca.card_path("demo-resident")
+        if not card.exists():
+            ca.issue("demo-resident")
+        console.print(f"住民のサインイン（開発用の仮想カード）: /signin/card で {card} を選びます。")
+    else:
+        console.print("住民のサインインを試すには KIBAN_JPKI_DEV_CA_ENABLED=1 を付けて kiban demo を実行します（開発用）。")
     console.print("サインイン: /signin → ユーザー名とパスワード → 確認コードは別の端末で "
                   "[bold].venv/bin/kiban staff demo-code demo-sapporo[/] を実行して表示します。")
     serve(host=host, port=port, workers=1)

@@ -1,7 +1,14 @@
 """Every model, imported so that ``metadata`` is complete (Alembic and the isolation tests)."""
 
 from kiban.core.audit.models import AuditChainHead, AuditEntry  # noqa: F401
-from kiban.core.identity.models import Membership, Principal, StaffCredential, WebSession  # noqa: F401
+from kiban.core.identity.models import (  # noqa: F401
+    JpkiChallenge,
+    Membership,
+    Principal,
+    ResidentIdentity,
+    StaffCredential,
+    WebSession,
+)
 from kiban.core.registry.models import Organization, RegistryRevision  # noqa: F401
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange  # noqa: F401
 from kiban.kit.db import Base

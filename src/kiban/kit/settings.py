@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
+    # 公的個人認証: PEM bundles of trusted CA certificates (J-LIS in production) and CRL files.
+    jpki_trust_anchors: str | None = None
+    jpki_crls: str | None = None
+    # Development CA and virtual cards (kiban card ...): refused unless explicitly enabled.
+    jpki_dev_ca_enabled: bool = False
+    jpki_dev_ca_dir: str = "var/dev-ca"
+    jpki_challenge_seconds: int = 120
 
     @property
     def effective_migration_url(self) -> str:

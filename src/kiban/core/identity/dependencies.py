@@ -116,3 +116,22 @@ def require(permission: Permission):
 
 
 OptionalStaff = Annotated[StaffContext | None, Depends(optional_staff)]
+
+
+@dataclass(frozen=True)
+class ResidentContext:
+    principal: Principal
+    web_session: WebSession
+
+
+async def _current_resident(request: Request, session: DbSession) -> ResidentContext:
+    web_session = await current_web_session(request, session)
+    principal = await session.get(Principal, web_session.principal_id) if web_session else None
+    if web_session is None or web_session.stage != "active" or principal is None or principal.kind != "resident":
+        raise SignInRequired("マイナンバーカードでサインインしてください。",
+                             extra={"sign_in_url": f"/signin/card?next={quote(request.url.path)}"})
+    return ResidentContext(principal, web_session)
+
+
+_current_resident.__kiban_permission__ = "identity.self.read"  # the resident, about themselves
+CurrentResident = Annotated[ResidentContext, Depends(_current_resident)]

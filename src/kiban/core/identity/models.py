@@ -67,3 +67,31 @@ class WebSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class JpkiChallenge(Base):
+    """A single-use random challenge for My Number Card sign-in, bound to the browser it was
+    issued to (the SHA-256 of that browser's CSRF cookie)."""
+
+    __tablename__ = "jpki_challenge"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(100))
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ResidentIdentity(Base):
+    """A resident known only by a pseudonym derived from the card certificate (a keyed hash of
+    issuer and serial number). The platform never receives or stores a My Number."""
+
+    __tablename__ = "resident_identity"
+
+    pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principal.id"), index=True)
+    issuer: Mapped[str] = mapped_column(String(300))
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_sign_in_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -57,8 +57,8 @@ async def _platform(session: AsyncSession) -> Tenant:
 
 
 async def _audit_sign_in(session: AsyncSession, actor: audit.Actor, action: str, outcome: str,
-                         **details) -> None:
-    await audit.record(session, actor, action, outcome=outcome, details=details,
+                         subject: str | None = None, **details) -> None:
+    await audit.record(session, actor, action, outcome=outcome, details=details, subject_id=subject,
                        tenant=await _platform(session), purpose="本人確認")
 
 
@@ -238,3 +238,36 @@ async def create_staff(session: AsyncSession, *, username: str, display_name: st
                            details={"role": role, "username": username})
     await session.flush()
     return principal
+
+
+async def sign_in_with_card(session: AsyncSession, *, challenge_id: str, certificate: str, signature: str,
+                            csrf_cookie: str | None) -> NewSession:
+    """A resident signs in with the My Number Card (see ``jpki``). Every refusal is audited
+    with its reason; the challenge is spent either way (the caller commits)."""
+    from kiban.core.identity import jpki
+    from kiban.core.identity.models import ResidentIdentity
+
+    actor = audit.Actor("anonymous", "マイナンバーカード利用者")
+    try:
+        challenge = await jpki.consume_challenge(session, challenge_id, csrf_cookie)
+        cert = jpki.parse_certificate(certificate)
+        jpki.verify_card(cert, challenge.nonce, signature, jpki.trust_config())
+    except jpki.CardRejected as exc:
+        await _audit_sign_in(session, actor, "identity.resident.sign_in", "failure", reason=exc.reason)
+        raise SignInRefused(exc.message) from exc
+    now = utcnow()
+    pseudonym = jpki.pseudonym(cert)
+    identity = await session.get(ResidentIdentity, pseudonym)
+    if identity is None:
+        principal = Principal(id=str(uuid.uuid4()), kind="resident", display_name="住民", created_at=now)
+        session.add(principal)
+        await session.flush()
+        identity = ResidentIdentity(pseudonym=pseudonym, principal_id=principal.id,
+                                    issuer=cert.issuer.rfc4514_string(), not_after=cert.not_valid_after_utc,
+                                    created_at=now, last_sign_in_at=now)
+        session.add(identity)
+    identity.last_sign_in_at = now
+    await session.flush()
+    await _audit_sign_in(session, audit.Actor("resident", "住民（本人）", identity.principal_id),
+                         "identity.resident.sign_in", "success", subject=identity.principal_id)
+    return await start_session(session, identity.principal_id, "active")
