@@ -70,7 +70,11 @@ async def test_the_same_card_is_the_same_resident_and_no_my_number_is_stored(ca,
     for _ in range(2):
         response, _, _ = await _sign_in(new_client(), path)
         assert response.status_code == 303
-    identities = (await session.scalars(select(ResidentIdentity))).all()
+    from kiban.core.identity.jpki import pseudonym
+
+    certificate = load_card(path).certificate
+    identities = (await session.scalars(select(ResidentIdentity).where(
+        ResidentIdentity.pseudonym == pseudonym(certificate)))).all()
     assert len(identities) == 1
     assert re.fullmatch(r"[0-9a-f]{64}", identities[0].pseudonym)
 

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     jpki_dev_ca_enabled: bool = False
     jpki_dev_ca_dir: str = "var/dev-ca"
     jpki_challenge_seconds: int = 120
+    # GビズID (OpenID Connect): the provider is configuration.
+    gbizid_issuer: str | None = None
+    gbizid_client_id: str | None = None
+    gbizid_client_secret: str | None = None
+    gbizid_scope: str = "openid profile email"
+    gbizid_corporate_number_claim: str = "corporate_number"
 
     @property
     def effective_migration_url(self) -> str:

@@ -95,3 +95,32 @@ class ResidentIdentity(Base):
     not_after: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_sign_in_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OidcLogin(Base):
+    """One started sign-in: what the callback must match."""
+
+    __tablename__ = "oidc_login"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    next_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BusinessIdentity(Base):
+    """A business user as the provider knows them (issuer + subject), with their 法人番号."""
+
+    __tablename__ = "business_identity"
+
+    issuer: Mapped[str] = mapped_column(String(300), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principal.id"), index=True)
+    corporate_number: Mapped[str] = mapped_column(String(13), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_sign_in_at: Mapped[datetime] = mapped_column(UTCDateTime())

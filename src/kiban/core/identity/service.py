@@ -271,3 +271,39 @@ async def sign_in_with_card(session: AsyncSession, *, challenge_id: str, certifi
     await _audit_sign_in(session, audit.Actor("resident", "住民（本人）", identity.principal_id),
                          "identity.resident.sign_in", "success", subject=identity.principal_id)
     return await start_session(session, identity.principal_id, "active")
+
+
+async def sign_in_with_gbizid(session: AsyncSession, config, claims: dict, login) -> NewSession:
+    """A business user back from GビズID with verified claims: linked to their corporation by
+    a valid 法人番号, or refused."""
+    from kiban.core.identity.models import BusinessIdentity
+    from kiban.core.identity.oidc import new_business_identity
+    from kiban.core.registry.corporate_number import corporate_number_problem
+
+    number = str(claims.get(config.corporate_number_claim) or "")
+    actor = audit.Actor("business", str(claims.get("name") or claims["sub"]))
+    if problem := corporate_number_problem(number):
+        await _audit_sign_in(session, actor, "identity.business.sign_in", "failure",
+                             reason="corporate_number_invalid")
+        raise SignInRefused(f"GビズID から受け取った法人番号を確認できませんでした: {problem}")
+    identity = await session.get(BusinessIdentity, (config.issuer, claims["sub"]))
+    now = utcnow()
+    if identity is None:
+        principal = Principal(id=str(uuid.uuid4()), kind="business",
+                              display_name=str(claims.get("name") or claims.get("email") or "事業者"), created_at=now)
+        session.add(principal)
+        await session.flush()
+        identity = new_business_identity(config.issuer, claims["sub"], principal.id, number)
+        session.add(identity)
+    identity.corporate_number = number
+    identity.last_sign_in_at = now
+    await session.flush()
+    await _audit_sign_in(session, audit.Actor("business", actor.label, identity.principal_id),
+                         "identity.business.sign_in", "success", subject=identity.principal_id,
+                         corporate_number=number)
+    return await start_session(session, identity.principal_id, "active")
+
+
+async def refuse_gbizid(session: AsyncSession, reason: str) -> None:
+    await _audit_sign_in(session, audit.Actor("anonymous", "GビズID 利用者"), "identity.business.sign_in",
+                         "failure", reason=reason)
