@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.audit.models import AuditChainHead, AuditEntry
 from kiban.core.audit.service import GENESIS, entry_hash
-from kiban.core.identity.models import Membership, Principal
+from kiban.core.identity.models import Invitation, Membership, Principal
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange
 from kiban.kit.db import utcnow
 
@@ -49,6 +49,13 @@ async def _membership(session: AsyncSession, lg_code: str, marker: str) -> Membe
                       granted_at=utcnow())
 
 
+async def _invitation(session: AsyncSession, lg_code: str, marker: str) -> Invitation:
+    principal = await _principal(session, marker)
+    return Invitation(lg_code=lg_code, id=str(uuid.uuid4()), token_hash=marker.ljust(64, "0")[:64],
+                      principal_id=principal.id, role="staff", invited_by="test", created_at=utcnow(),
+                      expires_at=utcnow())
+
+
 async def _audit_entry(session: AsyncSession, lg_code: str, marker: str) -> AuditEntry:
     fields = {"lg_code": lg_code, "seq": 1, "entry_id": str(uuid.uuid4()), "occurred_at": utcnow(),
               "actor_id": None, "actor_kind": "system", "actor_label": "test", "action": f"test.{marker}",
@@ -66,6 +73,7 @@ FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     TenantSetting: _tenant_setting,
     TenantSettingChange: _tenant_setting_change,
     Membership: _membership,
+    Invitation: _invitation,
     AuditEntry: _audit_entry,
     AuditChainHead: _audit_chain_head,
 }

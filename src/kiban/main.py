@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import kiban
 from kiban.core.audit import web as audit_web
 from kiban.core.identity import web as identity_web
+from kiban.core.identity import web_admin as staff_admin_web
 from kiban.core.identity import web_business as business_web
 from kiban.core.identity import web_resident as resident_web
 from kiban.core.registry import api as registry_api
@@ -102,5 +103,6 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(identity_web.router)
     app.include_router(resident_web.router)
     app.include_router(business_web.router)
+    app.include_router(staff_admin_web.router)
     app.include_router(audit_web.router)
     return app

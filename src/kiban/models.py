@@ -3,6 +3,7 @@
 from kiban.core.audit.models import AuditChainHead, AuditEntry  # noqa: F401
 from kiban.core.identity.models import (  # noqa: F401
     BusinessIdentity,
+    Invitation,
     OidcLogin,
     JpkiChallenge,
     Membership,

@@ -124,3 +124,19 @@ class BusinessIdentity(Base):
     corporate_number: Mapped[str] = mapped_column(String(13), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_sign_in_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Invitation(TenantScoped, Base):
+    """An organisation admin's invitation: a one-time link (only its hash is kept) with which
+    the invitee sets a password; the second factor is enrolled at first sign-in."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principal.id"))
+    role: Mapped[str] = mapped_column(String(40))
+    invited_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

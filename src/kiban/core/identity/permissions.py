@@ -15,6 +15,7 @@ class Permission(enum.StrEnum):
     tenancy_setting_update = "tenancy.setting.update"
     audit_entry_read = "audit.entry.read"
     identity_membership_read = "identity.membership.read"
+    identity_membership_manage = "identity.membership.manage"
 
 
 class Role(enum.StrEnum):

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.audit import service as audit
@@ -307,3 +308,116 @@ async def sign_in_with_gbizid(session: AsyncSession, config, claims: dict, login
 async def refuse_gbizid(session: AsyncSession, reason: str) -> None:
     await _audit_sign_in(session, audit.Actor("anonymous", "GビズID 利用者"), "identity.business.sign_in",
                          "failure", reason=reason)
+
+
+INVITATION_DAYS = 7
+
+
+@dataclass(frozen=True)
+class NewInvitation:
+    token: str
+    principal: Principal
+
+
+async def invite_staff(session: AsyncSession, admin_label: str, actor: audit.Actor, *, username: str,
+                       display_name: str, role: str) -> NewInvitation:
+    """Create a staff account in the bound tenant with no password yet, and a one-time
+    invitation link valid for a week. The link is returned once and never stored."""
+    from kiban.core.identity.models import Invitation
+
+    username = (username or "").strip()
+    display_name = (display_name or "").strip()
+    if not username or not display_name:
+        raise InvalidInput("ユーザー名と氏名を入力してください。")
+    try:
+        Role(role)
+    except ValueError:
+        raise InvalidInput("役割を選んでください。") from None
+    if await StaffRepository(session).by_username(username):
+        raise Conflict(f"ユーザー名「{username}」はすでに使われています。別の名前にしてください。")
+    now = utcnow()
+    principal = Principal(id=str(uuid.uuid4()), kind="staff", display_name=display_name, created_at=now)
+    session.add(principal)
+    await session.flush()
+    session.add(StaffCredential(principal_id=principal.id, username=username,
+                                password_hash="!invited", failed_count=0))
+    MembershipRepository(session).add(Membership(principal_id=principal.id, role=role, granted_by=admin_label,
+                                                 granted_at=now))
+    token = secrets.token_urlsafe(32)
+    session.add(Invitation(id=str(uuid.uuid4()), token_hash=token_hash(token), principal_id=principal.id,
+                           role=role, invited_by=admin_label, created_at=now,
+                           expires_at=now + timedelta(days=INVITATION_DAYS)))
+    await audit.record(session, actor, "identity.membership.invited", target_type="principal",
+                       target_id=principal.id, details={"username": username, "role": role})
+    await session.flush()
+    return NewInvitation(token, principal)
+
+
+async def find_invitation(session: AsyncSession, token: str):
+    """The open invitation for a link, looked up across organisations by its hash (the token
+    is the secret; it names no tenant)."""
+    from kiban.core.identity.models import Invitation
+    from kiban.core.tenancy.context import unscoped
+
+    async with unscoped(session, "招待リンクの照合"):
+        invitation = (await session.scalars(select(Invitation).where(Invitation.token_hash == token_hash(token)))).first()
+    if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= utcnow():
+        raise InvalidInput("この招待リンクは使えません（使用済み・期限切れ・誤り）。団体管理者に再発行を依頼してください。")
+    return invitation
+
+
+async def accept_invitation(session: AsyncSession, token: str, password: str, confirm: str) -> None:
+    invitation = await find_invitation(session, token)
+    if password != confirm:
+        raise InvalidInput("確認用のパスワードが一致しません。")
+    if problem := credentials.password_problem(password):
+        raise InvalidInput(problem)
+    credential = await StaffRepository(session).for_principal(invitation.principal_id)
+    credential.password_hash = credentials.hash_password(password)
+    tenant = await registry_service.tenant_for(session, invitation.lg_code)
+    async with as_tenant(session, tenant):
+        invitation.accepted_at = utcnow()
+        principal = await session.get(Principal, invitation.principal_id)
+        await audit.record(session, audit.Actor("staff", principal.display_name, principal.id),
+                           "identity.membership.invitation_accepted", target_type="principal",
+                           target_id=principal.id)
+        await session.flush()
+
+
+async def change_role(session: AsyncSession, actor: audit.Actor, principal_id: str, role: str) -> Membership:
+    try:
+        Role(role)
+    except ValueError:
+        raise InvalidInput("役割を選んでください。") from None
+    membership = await MembershipRepository(session).active_for(principal_id)
+    if membership is None:
+        from kiban.kit.errors import NotFound
+
+        raise NotFound("その職員はこの団体に所属していません。")
+    old = membership.role
+    membership.role = role
+    await audit.record(session, actor, "identity.membership.role_changed", target_type="principal",
+                       target_id=principal_id, details={"role": [old, role]})
+    await session.flush()
+    return membership
+
+
+async def revoke_membership(session: AsyncSession, actor: audit.Actor, principal_id: str) -> None:
+    """End a staff member's access to the bound tenant now, including their open sessions
+    acting for it."""
+    from kiban.kit.errors import NotFound
+
+    membership = await MembershipRepository(session).active_for(principal_id)
+    if membership is None:
+        raise NotFound("その職員はこの団体に所属していません。")
+    if actor.id == principal_id:
+        raise InvalidInput("自分自身の利用は停止できません。ほかの団体管理者に依頼してください。")
+    now = utcnow()
+    membership.revoked_at = now
+    for web_session in (await session.scalars(select(WebSession).where(
+            WebSession.principal_id == principal_id, WebSession.acting_lg_code == membership.lg_code,
+            WebSession.revoked_at.is_(None)))).all():
+        web_session.revoked_at = now
+    await audit.record(session, actor, "identity.membership.revoked", target_type="principal",
+                       target_id=principal_id)
+    await session.flush()

@@ -1,0 +1,112 @@
+"""Organisation administrators: invite staff, change roles, revoke access. Invitees accept
+through a one-time link."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from kiban.core.audit.service import Actor
+from kiban.core.identity import service
+from kiban.core.identity.dependencies import PUBLIC, DbSession, StaffContext, require
+from kiban.core.identity.models import Membership, Principal, StaffCredential
+from kiban.core.identity.permissions import ROLE_LABELS, Permission, Role
+from kiban.kit.csrf import verify_csrf
+from kiban.kit.errors import KibanError
+from kiban.kit.templating import templates
+
+router = APIRouter(include_in_schema=False)
+Admin = Annotated[StaffContext, require(Permission.identity_membership_manage)]
+CsrfChecked = [Depends(verify_csrf)]
+
+
+def _actor(staff: StaffContext) -> Actor:
+    return Actor("staff", staff.principal.display_name, staff.principal.id)
+
+
+async def _members(session) -> list[tuple[Membership, Principal, StaffCredential | None]]:
+    rows = (await session.execute(
+        select(Membership, Principal, StaffCredential)
+        .join(Principal, Principal.id == Membership.principal_id)
+        .outerjoin(StaffCredential, StaffCredential.principal_id == Principal.id)
+        .where(Membership.revoked_at.is_(None)).order_by(Membership.granted_at)
+    )).all()
+    return [tuple(r) for r in rows]
+
+
+async def _page(request: Request, session, staff: StaffContext, *, error: str | None = None,
+                invite_link: str | None = None, status: int = 200) -> HTMLResponse:
+    return templates.TemplateResponse(request, "identity/staff_admin.html", {
+        "tenant": staff.tenant, "staff": staff, "members": await _members(session), "roles": ROLE_LABELS,
+        "error": error, "invite_link": invite_link}, status_code=status)
+
+
+@router.get("/t/{lg_code}/staff", response_class=HTMLResponse)
+async def staff_admin(request: Request, session: DbSession, staff: Admin) -> HTMLResponse:
+    return await _page(request, session, staff)
+
+
+@router.post("/t/{lg_code}/staff/invite", dependencies=CsrfChecked)
+async def invite(request: Request, session: DbSession, staff: Admin, username: Annotated[str, Form()] = "",
+                 display_name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = Role.staff) -> Response:
+    try:
+        invitation = await service.invite_staff(session, f"{staff.principal.display_name}（{staff.tenant.name}）",
+                                                _actor(staff), username=username, display_name=display_name,
+                                                role=role)
+    except KibanError as exc:
+        await session.rollback()
+        return await _page(request, session, staff, error=exc.detail, status=exc.status)
+    await session.commit()
+    link = str(request.url_for("accept_invitation_page", token=invitation.token))
+    return await _page(request, session, staff, invite_link=link)
+
+
+@router.post("/t/{lg_code}/staff/{principal_id}/role", dependencies=CsrfChecked)
+async def change_role(principal_id: str, request: Request, session: DbSession, staff: Admin,
+                      role: Annotated[str, Form()] = "") -> Response:
+    try:
+        await service.change_role(session, _actor(staff), principal_id, role)
+    except KibanError as exc:
+        await session.rollback()
+        return await _page(request, session, staff, error=exc.detail, status=exc.status)
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/staff", status_code=303)
+
+
+@router.post("/t/{lg_code}/staff/{principal_id}/revoke", dependencies=CsrfChecked)
+async def revoke(principal_id: str, request: Request, session: DbSession, staff: Admin) -> Response:
+    try:
+        await service.revoke_membership(session, _actor(staff), principal_id)
+    except KibanError as exc:
+        await session.rollback()
+        return await _page(request, session, staff, error=exc.detail, status=exc.status)
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/staff", status_code=303)
+
+
+@router.get("/invite/{token}", name="accept_invitation_page", response_class=HTMLResponse, dependencies=[PUBLIC])
+async def accept_invitation_page(token: str, request: Request, session: DbSession) -> HTMLResponse:
+    try:
+        invitation = await service.find_invitation(session, token)
+    except KibanError as exc:
+        return templates.TemplateResponse(request, "identity/invite.html", {"error": exc.detail, "token": None},
+                                          status_code=410)
+    principal = await session.get(Principal, invitation.principal_id)
+    return templates.TemplateResponse(request, "identity/invite.html",
+                                      {"error": None, "token": token, "name": principal.display_name})
+
+
+@router.post("/invite/{token}", dependencies=[PUBLIC, *CsrfChecked])
+async def accept_invitation(token: str, request: Request, session: DbSession,
+                            password: Annotated[str, Form()] = "", confirm: Annotated[str, Form()] = "") -> Response:
+    try:
+        await service.accept_invitation(session, token, password, confirm)
+    except KibanError as exc:
+        await session.rollback()
+        return templates.TemplateResponse(request, "identity/invite.html",
+                                          {"error": exc.detail, "token": token, "name": ""}, status_code=422)
+    await session.commit()
+    return RedirectResponse("/signin", status_code=303)
