@@ -51,7 +51,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def _client(host: str, port: int, paths: list[bytes], offset: int, stop_at: float,
-                  record_from: float, result: LoadResult) -> None:
+                  record_from: float, result: LoadResult, extra_headers: bytes = b"") -> None:
     reader, writer = await asyncio.open_connection(host, port)
     i = offset
     try:
@@ -59,7 +59,7 @@ async def _client(host: str, port: int, paths: list[bytes], offset: int, stop_at
             path = paths[i % len(paths)]
             i += 1
             writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: " + host.encode() +
-                         b"\r\nAccept: application/json\r\n\r\n")
+                         b"\r\nAccept: application/json\r\n" + extra_headers + b"\r\n")
             started = time.perf_counter()
             status, _ = await _read_response(reader)
             done = time.perf_counter()
@@ -73,7 +73,7 @@ async def _client(host: str, port: int, paths: list[bytes], offset: int, stop_at
 
 
 async def run_load(base_url: str, paths: list[str], clients: int, warmup_s: float,
-                   duration_s: float) -> LoadResult:
+                   duration_s: float, headers: dict[str, str] | None = None) -> LoadResult:
     parts = urlsplit(base_url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("load tests only target loopback addresses")
@@ -82,14 +82,15 @@ async def run_load(base_url: str, paths: list[str], clients: int, warmup_s: floa
     start = time.perf_counter()
     record_from = start + warmup_s
     stop_at = record_from + duration_s
-    await asyncio.gather(*(_client(parts.hostname, parts.port, encoded, n, stop_at, record_from, result)
+    extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in (headers or {}).items())
+    await asyncio.gather(*(_client(parts.hostname, parts.port, encoded, n, stop_at, record_from, result, extra)
                            for n in range(clients)))
     result.elapsed_s = time.perf_counter() - record_from
     return result
 
 
 def run_load_sync(base_url: str, paths: list[str], clients: int, warmup_s: float,
-                  duration_s: float) -> dict:
+                  duration_s: float, headers: dict[str, str] | None = None) -> dict:
     """Entry point for a separate process: returns plain data."""
     try:
         import uvloop
@@ -97,6 +98,6 @@ def run_load_sync(base_url: str, paths: list[str], clients: int, warmup_s: float
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run(run_load(base_url, paths, clients, warmup_s, duration_s))
+    result = asyncio.run(run_load(base_url, paths, clients, warmup_s, duration_s, headers))
     return {"latencies_ms": result.latencies_ms, "errors": result.errors,
             "statuses": result.statuses, "elapsed_s": result.elapsed_s}

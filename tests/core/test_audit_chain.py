@@ -155,3 +155,31 @@ async def test_admins_browse_and_export_their_own_log_only(staff) -> None:
     assert (await admin.client.get(f"/t/{HAKODATE}/audit")).status_code == 404
     clerk = await staff(SAPPORO, "staff")
     assert (await clerk.client.get(f"/t/{SAPPORO}/audit")).status_code == 403
+
+
+async def test_concurrent_first_entries_of_an_organisation_both_land_in_one_chain(app_engine) -> None:
+    """Found by bench/auth.py: two requests creating an organisation's chain at once. Committed
+    to the test database, on a tenant no other test uses (島根県美郷町)."""
+    import asyncio
+
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from kiban.core.audit.models import AuditEntry
+
+    lg_code = "324485"
+
+    async def append(n: int) -> None:
+        async with AsyncSession(app_engine) as session:
+            tenant = await registry_service.tenant_for(session, lg_code)
+            await bind_tenant(session, tenant)
+            await audit.record(session, audit.Actor("system", f"並行 {n}"), "test.concurrent")
+            await session.commit()
+
+    await asyncio.gather(*(append(n) for n in range(4)))
+    async with AsyncSession(app_engine) as session:
+        await bind_tenant(session, await registry_service.tenant_for(session, lg_code))
+        entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all()
+        head = (await session.scalars(select(audit.AuditChainHead))).one()
+    assert [e.seq for e in entries] == [1, 2, 3, 4]
+    assert audit.verify_entries(lg_code, entries, head) == []

@@ -35,9 +35,14 @@ def _prepare_sqlite_file(url: str) -> None:
 def create_engine(url: str, *, echo: bool = False, pool: bool = True) -> AsyncEngine:
     """An async engine with the settings Kiban relies on for the given backend.
 
-    SQLite: foreign keys on, WAL for concurrent readers, and BEGIN emitted by SQLAlchemy
-    rather than the driver so that SAVEPOINTs work (SQLAlchemy's documented pysqlite/aiosqlite
-    workaround); tests rely on it to roll back every test.
+    SQLite: foreign keys on, WAL, and BEGIN emitted by SQLAlchemy rather than the driver so
+    that SAVEPOINTs work (SQLAlchemy's documented pysqlite/aiosqlite workaround; tests rely on it
+    to roll back every test). Transactions begin IMMEDIATE: a deferred transaction that reads
+    and then writes fails at once with "database is locked" when another writer committed in
+    between (the busy timeout does not apply to that case); taking the write lock up front makes
+    concurrent requests wait their turn instead. A connection that only reads may ask for a
+    deferred transaction with the execution option ``sqlite_deferred=True``. The embedded database thus runs one
+    transaction at a time, which suits a demo or a small office; production uses PostgreSQL.
     """
     if url.startswith("sqlite"):
         _prepare_sqlite_file(url)
@@ -54,7 +59,8 @@ def create_engine(url: str, *, echo: bool = False, pool: bool = True) -> AsyncEn
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn) -> None:  # pragma: no cover - driver hook
-            conn.exec_driver_sql("BEGIN")
+            deferred = conn.get_execution_options().get("sqlite_deferred", False)
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
     kwargs: dict = {"echo": echo, "pool_pre_ping": True}

@@ -21,6 +21,7 @@ async def readyz(request: Request) -> JSONResponse:
     started = time.perf_counter()
     try:
         async with request.app.state.engine.connect() as connection:
+            await connection.execution_options(sqlite_deferred=True)
             revision = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
         return JSONResponse(

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.audit.models import AuditChainHead, AuditEntry
@@ -77,21 +79,26 @@ async def record(session: AsyncSession, actor: Actor, action: str, *, target_typ
                          legal_basis, outcome, details)
 
 
-async def _append(session, owner: Tenant, actor, action, target_type, target_id, subject_id,
-                  purpose, legal_basis, outcome, details) -> AuditEntry:
-    # Lock the chain head before reading it (UPDATE first), so concurrent appends queue.
+async def _advance_head(session: AsyncSession, lg_code: str) -> tuple[int, str] | None:
     bumped = await session.execute(
-        update(AuditChainHead).where(AuditChainHead.lg_code == owner.lg_code)
+        update(AuditChainHead).where(AuditChainHead.lg_code == lg_code)
         .values(seq=AuditChainHead.seq + 1).returning(AuditChainHead.seq, AuditChainHead.hash)
     )
-    row = bumped.first()
+    return bumped.first()
+
+
+async def _append(session, owner: Tenant, actor, action, target_type, target_id, subject_id,
+                  purpose, legal_basis, outcome, details) -> AuditEntry:
+    # Lock the chain head before reading it (UPDATE first), so concurrent appends queue. The
+    # first entry of an organisation creates the head; two first entries at once must not
+    # both insert it, hence INSERT ... ON CONFLICT DO NOTHING and a second UPDATE.
+    row = await _advance_head(session, owner.lg_code)
     if row is None:
-        head = AuditChainHead(lg_code=owner.lg_code, seq=1, hash=GENESIS)
-        session.add(head)
-        await session.flush()
-        seq, prev_hash = 1, GENESIS
-    else:
-        seq, prev_hash = row
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        await session.execute(insert(AuditChainHead).values(lg_code=owner.lg_code, seq=0, hash=GENESIS)
+                              .on_conflict_do_nothing(index_elements=["lg_code"]))
+        row = await _advance_head(session, owner.lg_code)
+    seq, prev_hash = row
     fields = {
         "lg_code": owner.lg_code, "seq": seq, "entry_id": str(uuid.uuid4()),
         "occurred_at": utcnow(), "actor_id": actor.id, "actor_kind": actor.kind,

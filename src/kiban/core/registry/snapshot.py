@@ -112,6 +112,7 @@ class RegistryCache:
     async def _refresh_in_background(self) -> None:
         try:
             async with self._sessionmaker() as session:
+                await session.connection(execution_options={"sqlite_deferred": True})  # read-only
                 await self.revalidate(session)
         except Exception:  # noqa: BLE001 - keep serving the last good snapshot
             log.warning("registry snapshot refresh failed; serving the previous one", exc_info=True)
