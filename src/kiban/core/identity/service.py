@@ -6,6 +6,7 @@ outcome is audited on the platform's chain. Callers commit.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
@@ -100,7 +101,9 @@ async def sign_in_with_password(session: AsyncSession, username: str, password: 
     username = (username or "").strip()
     credential = await StaffRepository(session).by_username(username) if username else None
     _refuse_if_locked(credential, now)
-    valid = credentials.verify_password(credential.password_hash if credential else None, password or "")
+    # argon2id costs ~0.1 s of CPU by design: off the event loop, so other requests go on.
+    valid = await asyncio.to_thread(credentials.verify_password,
+                                    credential.password_hash if credential else None, password or "")
     if credential is None or not valid:
         if credential is not None:
             await _register_failure(session, credential, now)
@@ -373,7 +376,7 @@ async def accept_invitation(session: AsyncSession, token: str, password: str, co
     if problem := credentials.password_problem(password):
         raise InvalidInput(problem)
     credential = await StaffRepository(session).for_principal(invitation.principal_id)
-    credential.password_hash = credentials.hash_password(password)
+    credential.password_hash = await asyncio.to_thread(credentials.hash_password, password)
     tenant = await registry_service.tenant_for(session, invitation.lg_code)
     async with as_tenant(session, tenant):
         invitation.accepted_at = utcnow()
