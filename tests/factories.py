@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.audit.models import AuditChainHead, AuditEntry
 from kiban.core.audit.service import GENESIS, entry_hash
-from kiban.core.identity.models import Invitation, Membership, Principal
+from kiban.core.identity.models import ApiKey, Invitation, Membership, Principal
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange
 from kiban.kit.db import utcnow
 
@@ -56,6 +56,11 @@ async def _invitation(session: AsyncSession, lg_code: str, marker: str) -> Invit
                       expires_at=utcnow())
 
 
+async def _api_key(session: AsyncSession, lg_code: str, marker: str) -> ApiKey:
+    return ApiKey(lg_code=lg_code, id=uuid.uuid4().hex, name=marker, kind="live", secret_hash="0" * 64,
+                  permissions=[], rate_limit_per_minute=60, created_by="test", created_at=utcnow())
+
+
 async def _audit_entry(session: AsyncSession, lg_code: str, marker: str) -> AuditEntry:
     fields = {"lg_code": lg_code, "seq": 1, "entry_id": str(uuid.uuid4()), "occurred_at": utcnow(),
               "actor_id": None, "actor_kind": "system", "actor_label": "test", "action": f"test.{marker}",
@@ -74,6 +79,7 @@ FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     TenantSettingChange: _tenant_setting_change,
     Membership: _membership,
     Invitation: _invitation,
+    ApiKey: _api_key,
     AuditEntry: _audit_entry,
     AuditChainHead: _audit_chain_head,
 }

@@ -14,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import kiban
 from kiban.core.audit import web as audit_web
+from kiban.core.identity import api as identity_api
 from kiban.core.identity import web as identity_web
 from kiban.core.identity import web_admin as staff_admin_web
 from kiban.core.identity import web_business as business_web
 from kiban.core.identity import web_resident as resident_web
 from kiban.core.registry import api as registry_api
 from kiban.core.registry import web as registry_web
+from kiban.core.identity.apikeys import RateLimiter
 from kiban.core.identity.dependencies import PUBLIC
 from kiban.core.registry.snapshot import RegistryCache
 from kiban.core.tenancy import api as tenancy_api
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.rate_limiter = RateLimiter()
     app.state.registry_cache = RegistryCache(app.state.sessionmaker, ttl=settings.registry_cache_seconds)
     app.add_middleware(CsrfCookieMiddleware)
     app.add_middleware(RequestIdMiddleware)
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(health.router, dependencies=[PUBLIC])
     app.include_router(registry_api.router)
     app.include_router(tenancy_api.router)
+    app.include_router(identity_api.router)
     app.include_router(pages.router)
     app.include_router(registry_web.router)
     app.include_router(tenancy_web.router)

@@ -2,6 +2,7 @@
 
 from kiban.core.audit.models import AuditChainHead, AuditEntry  # noqa: F401
 from kiban.core.identity.models import (  # noqa: F401
+    ApiKey,
     BusinessIdentity,
     Invitation,
     OidcLogin,

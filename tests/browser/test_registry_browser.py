@@ -53,7 +53,8 @@ def _blocking(results) -> list[str]:
 
 @pytest.mark.parametrize("path", ["/", "/organizations", "/organizations?q=さっぽろ",
                                   "/organizations/011002", "/t/011002/settings", "/organizations/011003",
-                                  "/signin", "/signin/card", "/t/011002/", "/invite/not-a-token"])
+                                  "/signin", "/signin/card", "/t/011002/", "/invite/not-a-token",
+                                  "/signin/business"])
 async def test_pages_have_no_serious_accessibility_violations(page, path) -> None:
     await page.goto(path)
     results = await Axe().run(page)

@@ -158,8 +158,11 @@ def install_handlers(app: FastAPI) -> None:
             log.exception("internal error", exc_info=exc)
         if exc.status == 401 and "sign_in_url" in exc.extra and not is_api_request(request):
             return RedirectResponse(exc.extra["sign_in_url"], status_code=303)
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+        if exc.status == 401 and "sign_in_url" not in exc.extra:
+            headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
         return problem(request, exc.status, exc.title, exc.detail, type_slug=exc.type_slug,
-                       errors=exc.errors, extra=exc.extra)
+                       errors=exc.errors, extra=exc.extra, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

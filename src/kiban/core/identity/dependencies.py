@@ -16,8 +16,8 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiban.core.identity import service
-from kiban.core.identity.models import Principal, WebSession
+from kiban.core.identity import apikeys, service
+from kiban.core.identity.models import ApiKey, Principal, WebSession
 from kiban.core.identity.permissions import Permission, permissions_of
 from kiban.core.identity.repository import MembershipRepository
 from kiban.core.tenancy.context import Tenant
@@ -43,11 +43,16 @@ class Forbidden(KibanError):
 
 @dataclass(frozen=True)
 class StaffContext:
+    """Who acts for the tenant: a signed-in staff member, or a system with an API key
+    (``api_key`` set, ``web_session`` None)."""
+
     principal: Principal
-    web_session: WebSession
+    web_session: WebSession | None
     tenant: Tenant
     role: str
     permissions: frozenset[Permission]
+
+    api_key: ApiKey | None = None
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
@@ -96,6 +101,13 @@ def require(permission: Permission):
     """A dependency granting access to staff whose role in the URL's tenant holds ``permission``."""
 
     async def dependency(request: Request, session: DbSession) -> StaffContext:
+        if request.headers.get("authorization", "").startswith("Bearer "):
+            context = await api_key_context(request, session)
+            if not apikeys.permission_allowed(context.api_key, permission):
+                if context.api_key.kind == "test":
+                    raise Forbidden("テスト用のキーでは本番のデータを扱えません。live のキーを使ってください。")
+                raise Forbidden(f"このキーには「{permission}」の権限がありません。")
+            return context
         web_session = await current_web_session(request, session)
         if web_session is None or web_session.stage != "active":
             raise _sign_in_required(request)
@@ -116,6 +128,37 @@ def require(permission: Permission):
 
 
 OptionalStaff = Annotated[StaffContext | None, Depends(optional_staff)]
+
+
+async def api_key_context(request: Request, session: AsyncSession) -> StaffContext:
+    """A system calling with ``Authorization: Bearer kiban_...``: the key must belong to the
+    URL's tenant (otherwise 401, as for any wrong key), be unrevoked, and be within its rate."""
+    tenant = await tenant_from_path(request.path_params["lg_code"], session)
+    token = request.headers["authorization"].removeprefix("Bearer ").strip()
+    key = await apikeys.authenticate(session, token, tenant.lg_code)
+    if key is None:
+        raise ApiKeyRejected("API キーが正しくないか、失効しています。")
+    request.app.state.rate_limiter.check(key.id, key.rate_limit_per_minute)
+    principal = Principal(id=f"apikey:{key.id}", kind="api_client", display_name=f"API キー「{key.name}」",
+                          created_at=key.created_at)
+    granted = frozenset(Permission(p) for p in key.permissions) if key.kind == "live" else frozenset()
+    return StaffContext(principal, None, tenant, f"api_key:{key.kind}", granted, key)
+
+
+class ApiKeyRejected(KibanError):
+    status = 401
+    title = "API キーを確認できません"
+    type_slug = "api-key-rejected"
+
+
+async def _any_api_key(request: Request, session: DbSession) -> StaffContext:
+    if not request.headers.get("authorization", "").startswith("Bearer "):
+        raise ApiKeyRejected("Authorization: Bearer <API キー> を付けてください。")
+    return await api_key_context(request, session)
+
+
+_any_api_key.__kiban_permission__ = "identity.apikey.self"  # any valid key, test keys included
+ApiClient = Annotated[StaffContext, Depends(_any_api_key)]
 
 
 @dataclass(frozen=True)

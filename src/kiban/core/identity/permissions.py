@@ -16,6 +16,7 @@ class Permission(enum.StrEnum):
     audit_entry_read = "audit.entry.read"
     identity_membership_read = "identity.membership.read"
     identity_membership_manage = "identity.membership.manage"
+    identity_apikey_manage = "identity.apikey.manage"
 
 
 class Role(enum.StrEnum):
@@ -35,6 +36,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.staff: frozenset({Permission.tenancy_setting_read}),
     Role.admin: frozenset(Permission),
 }
+
+
+# What an API key may be given: reading and writing tenant data, never managing people or keys.
+API_KEY_GRANTABLE = (Permission.tenancy_setting_read, Permission.tenancy_setting_update, Permission.audit_entry_read)
 
 
 def permissions_of(role: str) -> frozenset[Permission]:

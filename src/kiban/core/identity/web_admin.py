@@ -110,3 +110,48 @@ async def accept_invitation(token: str, request: Request, session: DbSession,
                                           {"error": exc.detail, "token": token, "name": ""}, status_code=422)
     await session.commit()
     return RedirectResponse("/signin", status_code=303)
+
+
+KeyAdmin = Annotated[StaffContext, require(Permission.identity_apikey_manage)]
+
+
+async def _keys_page(request: Request, session, staff: StaffContext, *, error: str | None = None,
+                     new_token: str | None = None, status: int = 200) -> HTMLResponse:
+    from kiban.core.identity.apikeys import ApiKeyRepository
+    from kiban.core.identity.permissions import API_KEY_GRANTABLE
+
+    return templates.TemplateResponse(request, "identity/api_keys.html", {
+        "tenant": staff.tenant, "keys": await ApiKeyRepository(session).listed(),
+        "grantable": API_KEY_GRANTABLE, "error": error, "new_token": new_token}, status_code=status)
+
+
+@router.get("/t/{lg_code}/apikeys", response_class=HTMLResponse)
+async def api_keys(request: Request, session: DbSession, staff: KeyAdmin) -> HTMLResponse:
+    return await _keys_page(request, session, staff)
+
+
+@router.post("/t/{lg_code}/apikeys", dependencies=CsrfChecked)
+async def create_api_key(request: Request, session: DbSession, staff: KeyAdmin,
+                         name: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "test",
+                         permissions: Annotated[list[str] | None, Form()] = None,
+                         rate_limit_per_minute: Annotated[int, Form()] = 600) -> Response:
+    from kiban.core.identity import apikeys
+
+    try:
+        created = await apikeys.create_key(session, _actor(staff), name=name, kind=kind,
+                                           permissions=permissions or [],
+                                           rate_limit_per_minute=rate_limit_per_minute)
+    except KibanError as exc:
+        await session.rollback()
+        return await _keys_page(request, session, staff, error=exc.detail, status=exc.status)
+    await session.commit()
+    return await _keys_page(request, session, staff, new_token=created.token)
+
+
+@router.post("/t/{lg_code}/apikeys/{key_id}/revoke", dependencies=CsrfChecked)
+async def revoke_api_key(key_id: str, session: DbSession, staff: KeyAdmin) -> Response:
+    from kiban.core.identity import apikeys
+
+    await apikeys.revoke_key(session, _actor(staff), key_id)
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/apikeys", status_code=303)

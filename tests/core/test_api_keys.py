@@ -1,0 +1,104 @@
+"""API keys for systems: shown once, stored hashed, scoped, revocable, test keys never touch
+live data, rate limited with 429 and Retry-After."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from kiban.core.identity.apikeys import RateLimited, RateLimiter
+from kiban.core.identity.models import ApiKey
+from kiban.core.tenancy.context import unscoped
+from tests.factories import HAKODATE, SAPPORO
+
+HISTORY = f"/api/v1/t/{SAPPORO}/settings/history"
+
+
+async def _create(admin, *, kind="live", permissions=("tenancy.setting.read",), rate=600) -> str:
+    page = await admin.client.post(f"/t/{SAPPORO}/apikeys", data={
+        "name": "基幹連携", "kind": kind, "permissions": list(permissions),
+        "rate_limit_per_minute": str(rate), "csrf_token": admin.csrf})
+    assert page.status_code == 200, page.text
+    return re.search(r'<code id="new-api-key">([^<]+)</code>', page.text).group(1)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_live_key_reads_what_it_was_granted_and_nothing_else(staff, client, session) -> None:
+    admin = await staff(SAPPORO)
+    token = await _create(admin)
+    assert (await client.get(HISTORY, headers=_bearer(token))).status_code == 200
+    assert (await client.get(f"/t/{SAPPORO}/audit", headers=_bearer(token))).status_code == 403
+    who = (await client.get(f"/api/v1/t/{SAPPORO}/whoami", headers=_bearer(token))).json()
+    assert who == {"lg_code": SAPPORO, "organisation": "札幌市", "key_name": "基幹連携", "kind": "live",
+                   "permissions": ["tenancy.setting.read"]}
+    async with unscoped(session, "test: inspect stored key"):
+        stored = (await session.scalars(select(ApiKey))).all()
+    assert all(token.split("_")[-1] not in (k.secret_hash or "") for k in stored)  # only a hash is kept
+    page = await admin.client.get(f"/t/{SAPPORO}/apikeys")
+    assert token not in page.text  # shown once
+
+
+async def test_a_test_key_authenticates_but_never_touches_live_data(staff, client) -> None:
+    admin = await staff(SAPPORO)
+    token = await _create(admin, kind="test")
+    assert (await client.get(f"/api/v1/t/{SAPPORO}/whoami", headers=_bearer(token))).json()["kind"] == "test"
+    refused = await client.get(HISTORY, headers=_bearer(token))
+    assert refused.status_code == 403 and "テスト用のキー" in refused.json()["detail"]
+
+
+async def test_wrong_revoked_and_other_tenants_keys_are_refused(staff, client, session) -> None:
+    admin = await staff(SAPPORO)
+    token = await _create(admin)
+    wrong = token[:-4] + "0000"
+    assert (await client.get(HISTORY, headers=_bearer(wrong))).status_code == 401
+    other_tenant = await client.get(f"/api/v1/t/{HAKODATE}/settings/history", headers=_bearer(token))
+    assert other_tenant.status_code == 401
+    assert other_tenant.headers["www-authenticate"] == "Bearer"
+    key_id = token.split("_")[3]
+    revoked = await admin.client.post(f"/t/{SAPPORO}/apikeys/{key_id}/revoke", data={"csrf_token": admin.csrf})
+    assert revoked.status_code == 303
+    assert (await client.get(HISTORY, headers=_bearer(token))).status_code == 401
+
+
+async def test_exceeding_the_rate_limit_answers_429_with_retry_after(staff, client) -> None:
+    admin = await staff(SAPPORO)
+    token = await _create(admin, rate=3)
+    statuses = [(await client.get(HISTORY, headers=_bearer(token))).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    limited = await client.get(HISTORY, headers=_bearer(token))
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_bucket_refills_over_time() -> None:
+    limiter = RateLimiter()
+    for _ in range(60):
+        limiter.check("k", 60, now=0.0)
+    with pytest.raises(RateLimited):
+        limiter.check("k", 60, now=0.0)
+    limiter.check("k", 60, now=1.0)  # one more token a second at 60/min
+
+
+@pytest.mark.parametrize(("data", "fragment"), [
+    ({"name": "", "kind": "live", "permissions": ["tenancy.setting.read"]}, "名前"),
+    ({"name": "x", "kind": "prod", "permissions": ["tenancy.setting.read"]}, "種類"),
+    ({"name": "x", "kind": "live", "permissions": ["identity.membership.manage"]}, "権限"),
+    ({"name": "x", "kind": "live"}, "権限"),
+])
+async def test_bad_key_requests_are_explained(staff, data, fragment) -> None:
+    admin = await staff(SAPPORO)
+    page = await admin.client.post(f"/t/{SAPPORO}/apikeys", data={**data, "csrf_token": admin.csrf})
+    assert page.status_code == 422 and fragment in page.text
+
+
+async def test_only_admins_manage_keys(staff) -> None:
+    clerk = await staff(SAPPORO, "staff")
+    assert (await clerk.client.get(f"/t/{SAPPORO}/apikeys")).status_code == 403
+    hakodate = await staff(HAKODATE)
+    assert (await hakodate.client.get(f"/t/{SAPPORO}/apikeys")).status_code == 404
