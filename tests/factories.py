@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiban.core.audit.models import AuditChainHead, AuditEntry
 from kiban.core.audit.service import GENESIS, entry_hash
 from kiban.core.identity.models import ApiKey, Invitation, Membership, Principal
+from kiban.core.tenancy.grants_models import AccessGrant
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange
 from kiban.kit.db import utcnow
 
@@ -61,6 +62,12 @@ async def _api_key(session: AsyncSession, lg_code: str, marker: str) -> ApiKey:
                   permissions=[], rate_limit_per_minute=60, created_by="test", created_at=utcnow())
 
 
+async def _access_grant(session: AsyncSession, lg_code: str, marker: str) -> AccessGrant:
+    return AccessGrant(lg_code=lg_code, id=str(uuid.uuid4()), grantee_code=DIGITAL_AGENCY,
+                       permission="tenancy.setting.read", purpose=marker, legal_basis="test",
+                       granted_by="test", granted_at=utcnow())
+
+
 async def _audit_entry(session: AsyncSession, lg_code: str, marker: str) -> AuditEntry:
     fields = {"lg_code": lg_code, "seq": 1, "entry_id": str(uuid.uuid4()), "occurred_at": utcnow(),
               "actor_id": None, "actor_kind": "system", "actor_label": "test", "action": f"test.{marker}",
@@ -80,6 +87,7 @@ FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     Membership: _membership,
     Invitation: _invitation,
     ApiKey: _api_key,
+    AccessGrant: _access_grant,
     AuditEntry: _audit_entry,
     AuditChainHead: _audit_chain_head,
 }

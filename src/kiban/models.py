@@ -14,6 +14,7 @@ from kiban.core.identity.models import (  # noqa: F401
     WebSession,
 )
 from kiban.core.registry.models import Organization, RegistryRevision  # noqa: F401
+from kiban.core.tenancy.grants_models import AccessGrant  # noqa: F401
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange  # noqa: F401
 from kiban.kit.db import Base
 

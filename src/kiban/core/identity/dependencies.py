@@ -113,7 +113,7 @@ def require(permission: Permission):
             raise _sign_in_required(request)
         tenant = await tenant_from_path(request.path_params["lg_code"], session)
         if web_session.acting_lg_code != tenant.lg_code:
-            raise NotFound("お探しの情報は見つかりませんでした。")
+            return await _through_grant(request, session, web_session, tenant, permission)
         membership = await MembershipRepository(session).active_for(web_session.principal_id)
         if membership is None:
             raise NotFound("お探しの情報は見つかりませんでした。")
@@ -128,6 +128,39 @@ def require(permission: Permission):
 
 
 OptionalStaff = Annotated[StaffContext | None, Depends(optional_staff)]
+
+
+async def _through_grant(request: Request, session: AsyncSession, web_session: WebSession, tenant: Tenant,
+                         permission: Permission) -> StaffContext:
+    """Staff acting for another organisation (e.g. the prefecture) reach this tenant's records
+    only through an explicit, unexpired grant of exactly this permission, and every such read
+    is audited on the tenant's chain with the grant's purpose and legal basis. Anything else
+    is 404, as if the records did not exist."""
+    from kiban.core.audit import service as audit
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.context import as_tenant
+    from kiban.core.tenancy.grants import AccessGrantRepository
+
+    not_found = NotFound("お探しの情報は見つかりませんでした。")
+    if web_session.acting_lg_code is None:
+        raise not_found
+    grant = await AccessGrantRepository(session).active_for(web_session.acting_lg_code, str(permission))
+    if grant is None:
+        raise not_found
+    acting = await registry_service.tenant_for(session, web_session.acting_lg_code)
+    async with as_tenant(session, acting):
+        membership = await MembershipRepository(session).active_for(web_session.principal_id)
+    if membership is None:
+        raise not_found
+    if permission not in permissions_of(membership.role):
+        raise Forbidden(f"この操作には「{permission}」の権限が必要です。")
+    principal = await session.get(Principal, web_session.principal_id)
+    await audit.record(session, audit.Actor("staff", f"{principal.display_name}（{acting.name}）", principal.id),
+                       "tenancy.grant.used", target_type="route", target_id=request.url.path,
+                       purpose=grant.purpose, legal_basis=grant.legal_basis,
+                       details={"grantee": acting.lg_code, "grant": grant.id, "permission": str(permission)})
+    await session.commit()  # the record of the read must survive even a read-only request
+    return StaffContext(principal, web_session, tenant, f"grant:{acting.lg_code}", frozenset({permission}))
 
 
 async def api_key_context(request: Request, session: AsyncSession) -> StaffContext:

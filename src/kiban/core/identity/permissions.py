@@ -17,6 +17,7 @@ class Permission(enum.StrEnum):
     identity_membership_read = "identity.membership.read"
     identity_membership_manage = "identity.membership.manage"
     identity_apikey_manage = "identity.apikey.manage"
+    tenancy_grant_manage = "tenancy.grant.manage"
 
 
 class Role(enum.StrEnum):

@@ -155,3 +155,53 @@ async def revoke_api_key(key_id: str, session: DbSession, staff: KeyAdmin) -> Re
     await apikeys.revoke_key(session, _actor(staff), key_id)
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/apikeys", status_code=303)
+
+
+GrantAdmin = Annotated[StaffContext, require(Permission.tenancy_grant_manage)]
+
+
+async def _grants_page(request: Request, session, staff: StaffContext, *, error: str | None = None,
+                       status: int = 200) -> HTMLResponse:
+    from kiban.core.tenancy.grants import GRANTABLE, AccessGrantRepository
+
+    return templates.TemplateResponse(request, "identity/grants.html", {
+        "tenant": staff.tenant, "grants": await AccessGrantRepository(session).listed(), "grantable": GRANTABLE,
+        "error": error}, status_code=status)
+
+
+@router.get("/t/{lg_code}/grants", response_class=HTMLResponse)
+async def grants_page(request: Request, session: DbSession, staff: GrantAdmin) -> HTMLResponse:
+    return await _grants_page(request, session, staff)
+
+
+@router.post("/t/{lg_code}/grants", dependencies=CsrfChecked)
+async def create_grant(request: Request, session: DbSession, staff: GrantAdmin,
+                       grantee_code: Annotated[str, Form()] = "", permission: Annotated[str, Form()] = "",
+                       purpose: Annotated[str, Form()] = "", legal_basis: Annotated[str, Form()] = "",
+                       expires_on: Annotated[str, Form()] = "") -> Response:
+    from datetime import date
+
+    from kiban.core.tenancy import grants
+    from kiban.kit.errors import InvalidInput
+
+    try:
+        try:
+            until = date.fromisoformat(expires_on) if expires_on.strip() else None
+        except ValueError:
+            raise InvalidInput("有効期限は YYYY-MM-DD の形式で入力してください。") from None
+        await grants.grant_access(session, _actor(staff), grantee_code=grantee_code, permission=permission,
+                                  purpose=purpose, legal_basis=legal_basis, expires_on=until)
+    except KibanError as exc:
+        await session.rollback()
+        return await _grants_page(request, session, staff, error=exc.detail, status=exc.status)
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/grants", status_code=303)
+
+
+@router.post("/t/{lg_code}/grants/{grant_id}/revoke", dependencies=CsrfChecked)
+async def revoke_grant(grant_id: str, session: DbSession, staff: GrantAdmin) -> Response:
+    from kiban.core.tenancy import grants
+
+    await grants.revoke_grant(session, _actor(staff), grant_id)
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/grants", status_code=303)

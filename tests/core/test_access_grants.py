@@ -1,0 +1,74 @@
+"""A prefecture reads a municipality's records only through an explicit grant, and each read
+is audited with the grant's purpose and legal basis."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from kiban.core.audit.models import AuditEntry
+from kiban.core.registry import service as registry_service
+from kiban.core.tenancy.context import as_tenant
+from tests.factories import HAKODATE, HOKKAIDO, SAPPORO
+
+HISTORY = f"/api/v1/t/{SAPPORO}/settings/history"
+
+
+async def _grant(admin, **overrides):
+    data = {"grantee_code": HOKKAIDO, "permission": "tenancy.setting.read", "purpose": "道内の保育施策の調整",
+            "legal_basis": "地方自治法第245条の4（技術的な助言）", "expires_on": "", "csrf_token": admin.csrf,
+            **overrides}
+    return await admin.client.post(f"/t/{SAPPORO}/grants", data=data)
+
+
+async def test_prefecture_staff_read_a_municipality_only_after_it_grants_access(staff, session) -> None:
+    hokkaido = await staff(HOKKAIDO, "staff")
+    assert (await hokkaido.client.get(HISTORY)).status_code == 404
+    sapporo_admin = await staff(SAPPORO)
+    assert (await _grant(sapporo_admin)).status_code == 303
+    assert (await hokkaido.client.get(HISTORY)).status_code == 200
+    # Only what was granted: the audit log was not.
+    assert (await hokkaido.client.get(f"/t/{SAPPORO}/audit")).status_code == 404
+    # Another municipality that granted nothing stays invisible.
+    assert (await hokkaido.client.get(f"/api/v1/t/{HAKODATE}/settings/history")).status_code == 404
+    tenant = await registry_service.tenant_for(session, SAPPORO)
+    async with as_tenant(session, tenant):
+        used = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "tenancy.grant.used"))).all()
+    assert len(used) == 1
+    assert used[0].purpose == "道内の保育施策の調整" and used[0].legal_basis.startswith("地方自治法")
+
+
+async def test_a_revoked_grant_closes_access_at_once(staff, session) -> None:
+    from kiban.core.tenancy.grants_models import AccessGrant
+
+    hokkaido = await staff(HOKKAIDO, "staff")
+    sapporo_admin = await staff(SAPPORO)
+    await _grant(sapporo_admin)
+    assert (await hokkaido.client.get(HISTORY)).status_code == 200
+    tenant = await registry_service.tenant_for(session, SAPPORO)
+    async with as_tenant(session, tenant):
+        grant = (await session.scalars(select(AccessGrant))).one()
+    revoked = await sapporo_admin.client.post(f"/t/{SAPPORO}/grants/{grant.id}/revoke",
+                                              data={"csrf_token": sapporo_admin.csrf})
+    assert revoked.status_code == 303
+    assert (await hokkaido.client.get(HISTORY)).status_code == 404
+
+
+async def test_grants_need_purpose_and_legal_basis_and_cannot_grant_writes(staff) -> None:
+    sapporo_admin = await staff(SAPPORO)
+    missing = await _grant(sapporo_admin, purpose="")
+    assert missing.status_code == 422 and "利用目的と法的根拠" in missing.text
+    write = await _grant(sapporo_admin, permission="tenancy.setting.update")
+    assert write.status_code == 422 and "閲覧の権限だけ" in write.text
+    itself = await _grant(sapporo_admin, grantee_code=SAPPORO)
+    assert itself.status_code == 422
+    bad_code = await _grant(sapporo_admin, grantee_code="010007")
+    assert bad_code.status_code == 422 and "検査数字" in bad_code.text
+
+
+async def test_a_grant_does_not_let_the_prefecture_write(staff) -> None:
+    hokkaido = await staff(HOKKAIDO, "admin")
+    sapporo_admin = await staff(SAPPORO)
+    await _grant(sapporo_admin)
+    edit = await hokkaido.client.post(f"/t/{SAPPORO}/settings/childcare.application_deadline_day",
+                                      data={"value": "3", "expected_version": "0", "csrf_token": hokkaido.csrf})
+    assert edit.status_code == 404
