@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import date
 from typing import Annotated
@@ -469,6 +470,7 @@ def staff_demo_code(username: Annotated[str, typer.Argument(help="デモ用ア�
 def demo(
     host: Annotated[str | None, typer.Option(help="待ち受けるアドレス")] = None,
     port: Annotated[int | None, typer.Option(help="ポート番号")] = None,
+    no_dev_card: Annotated[bool, typer.Option("--no-dev-card", help="開発用認証局（仮想カード）を有効にしない")] = False,
 ) -> None:
     """移行・登録・デモデータ作成のあと、Web サーバーを起動する。"""
     _upgrade()
@@ -482,15 +484,16 @@ def demo(
     for username, name, lg_code, role in accounts:
         table.add_row(username, name, lg_code, role)
     console.print(table)
-    if get_settings().jpki_dev_ca_enabled:
+    if not no_dev_card:
+        # The demo explicitly enables the development CA for this server only.
+        os.environ["KIBAN_JPKI_DEV_CA_ENABLED"] = "1"
+        get_settings.cache_clear()
         ca = _dev_ca()
         ca.init()
         card = ca.card_path("demo-resident")
         if not card.exists():
             ca.issue("demo-resident")
-        console.print(f"住民のサインイン（開発用の仮想カード）: /signin/card で {card} を選びます。")
-    else:
-        console.print("住民のサインインを試すには KIBAN_JPKI_DEV_CA_ENABLED=1 を付けて kiban demo を実行します（開発用）。")
+        console.print(f"住民のサインイン（開発用の仮想カード・本番では無効）: /signin/card で {card} を選びます。")
     console.print("サインイン: /signin → ユーザー名とパスワード → 確認コードは別の端末で "
                   "[bold].venv/bin/kiban staff demo-code demo-sapporo[/] を実行して表示します。")
     serve(host=host, port=port, workers=1)

@@ -55,3 +55,15 @@ def test_settings_history_and_edit_need_their_permissions() -> None:
     by_path = {(r.path, tuple(sorted(r.methods))): declared(r) for r in api_routes(app)}
     assert by_path[("/api/v1/t/{lg_code}/settings/history", ("GET",))] == "tenancy.setting.read"
     assert by_path[("/t/{lg_code}/settings/{key}", ("POST",))] == "tenancy.setting.update"
+
+
+def test_every_html_form_post_checks_its_csrf_token() -> None:
+    from kiban.kit.csrf import verify_csrf
+
+    app = create_app()
+    unprotected = [
+        r.path for r in api_routes(app)
+        if r.methods & {"POST", "PUT", "PATCH", "DELETE"} and not r.path.startswith("/api/")
+        and verify_csrf not in _calls(r.dependant)
+    ]
+    assert unprotected == []
