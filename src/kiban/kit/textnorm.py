@@ -27,6 +27,3 @@ def to_katakana(text: str) -> str:
     """Full-width katakana for display (source files carry half-width readings)."""
     return jaconv.hira2kata(unicodedata.normalize("NFKC", text))
 
-
-def to_hiragana(text: str) -> str:
-    return jaconv.kata2hira(unicodedata.normalize("NFKC", text))
