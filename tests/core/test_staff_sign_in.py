@@ -200,3 +200,32 @@ async def test_sign_in_never_redirects_off_site(session, new_client, target) -> 
     done = await client.post("/signin/totp", data={"code": credentials.totp_code(secret), "next": target,
                                                    "csrf_token": csrf_of(client)})
     assert done.headers["location"] == f"/t/{SAPPORO}/"
+
+
+async def test_staff_of_two_organisations_choose_one_to_act_for(session, new_client) -> None:
+    from kiban.core.identity.models import Membership
+    from kiban.core.identity.repository import MembershipRepository
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.context import as_tenant
+    from tests.factories import HOKKAIDO
+
+    username, secret = await _account(session)
+    credential = (await session.scalars(select(StaffCredential).where(StaffCredential.username == username))).one()
+    async with as_tenant(session, await registry_service.tenant_for(session, HOKKAIDO)):
+        MembershipRepository(session).add(Membership(principal_id=credential.principal_id, role="viewer",
+                                                     granted_by="test", granted_at=utcnow()))
+        await session.flush()
+    await session.commit()
+    client = new_client()
+    await password_step(client, username, PASSWORD)
+    done = await client.post("/signin/totp", data={"code": credentials.totp_code(secret), "csrf_token": csrf_of(client)})
+    assert done.headers["location"] == "/signin/organization"
+    page = await client.get("/signin/organization")
+    assert "札幌市" in page.text and "北海道" in page.text
+    chosen = await client.post("/signin/organization", data={"lg_code": HOKKAIDO, "csrf_token": csrf_of(client)})
+    assert chosen.headers["location"] == f"/t/{HOKKAIDO}/"
+    # Acting for 北海道 now: 札幌市's staff pages are out of reach until they switch back.
+    assert (await client.get(f"/api/v1/t/{HOKKAIDO}/settings/history")).status_code == 200
+    assert (await client.get(f"/api/v1/t/{SAPPORO}/settings/history")).status_code == 404
+    refused = await client.post("/signin/organization", data={"lg_code": HAKODATE, "csrf_token": csrf_of(client)})
+    assert refused.status_code == 422
