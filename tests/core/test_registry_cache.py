@@ -42,3 +42,15 @@ async def test_search_answers_match_filters_and_paging(connection) -> None:
     assert page.total >= 3  # 秋田県美郷町, 島根県美郷町, 埼玉県美里町, 宮城県美里町 ...
     assert len(page.items) == 2
     assert page.items[0].population >= page.items[1].population
+
+
+async def test_the_api_answer_is_the_same_as_the_page_model(connection) -> None:
+    import json
+
+    cache = RegistryCache(ttl=0)
+    async with session_on(connection) as session:
+        snapshot = await cache.get(session)
+    criteria = {"q": "みさと", "prefecture": None, "types": (), "include_retired": False,
+                "include_wards": False, "sort": "population_desc"}
+    model = snapshot.search(limit=3, offset=1, **criteria)
+    assert json.loads(snapshot.search_json(limit=3, offset=1, **criteria)) == json.loads(model.model_dump_json())

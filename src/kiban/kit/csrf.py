@@ -14,6 +14,7 @@ from kiban.kit.errors import KibanError
 
 COOKIE = "kiban_csrf"
 FIELD = "csrf_token"
+_NO_FORMS = ("/api/", "/static/", "/healthz", "/readyz")
 
 
 class CsrfFailed(KibanError):
@@ -29,7 +30,8 @@ class CsrfCookieMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # The JSON API and static files have no forms: no cookie to set or read there.
+        if scope["type"] != "http" or scope["path"].startswith(_NO_FORMS):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.registry import service
@@ -29,11 +29,12 @@ async def list_organizations(
     sort: Annotated[str, Query(description="code / population_desc / population_asc / kana")] = "code",
     limit: Annotated[int, Query(description="1〜2000")] = 50,
     offset: int = 0,
-) -> OrganizationPage:
+) -> Response:
     query = service.OrganizationQuery(q=q, prefecture=prefecture, types=tuple(type or ()),
                                       include_retired=include_retired, include_wards=include_wards,
                                       sort=sort, limit=limit, offset=offset)
-    return await service.list_organizations(session, query, request.app.state.registry_cache)
+    body = await service.list_organizations_json(session, query, request.app.state.registry_cache)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/organizations/{code}", summary="団体の詳細", response_model=OrganizationDetail,

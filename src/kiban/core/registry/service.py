@@ -37,6 +37,11 @@ class OrganizationQuery:
     limit: int = 50
     offset: int = 0
 
+    def criteria(self) -> dict:
+        return {"q": self.q, "prefecture": self.prefecture, "types": self.types,
+                "include_retired": self.include_retired, "include_wards": self.include_wards,
+                "sort": self.sort, "limit": self.limit, "offset": self.offset}
+
     def validated(self) -> OrganizationQuery:
         errors = []
         if self.prefecture and not (len(self.prefecture) == 2 and self.prefecture.isdigit()
@@ -66,9 +71,13 @@ async def list_organizations(session: AsyncSession, query: OrganizationQuery,
     (web and API), else from a snapshot loaded for this call (CLI, tests)."""
     query = query.validated()
     snapshot = await cache.get(session) if cache is not None else await load_snapshot(session)
-    return snapshot.search(q=query.q, prefecture=query.prefecture, types=query.types,
-                           include_retired=query.include_retired, include_wards=query.include_wards,
-                           sort=query.sort, limit=query.limit, offset=query.offset)
+    return snapshot.search(**query.criteria())
+
+
+async def list_organizations_json(session: AsyncSession, query: OrganizationQuery, cache: RegistryCache) -> bytes:
+    """``list_organizations`` serialised for the API, from per-item JSON made once per snapshot."""
+    query = query.validated()
+    return (await cache.get(session)).search_json(**query.criteria())
 
 
 async def get_organization(session: AsyncSession, raw_code: str) -> Organization:

@@ -33,22 +33,32 @@ class _Entry:
     item: OrganizationRead
     key: str
     order: int
+    json: bytes  # the item as the API sends it, serialised once per snapshot
 
 
 class RegistrySnapshot:
     def __init__(self, revision: int, organizations: Sequence[Organization]) -> None:
         self.revision = revision
-        self._entries = tuple(
-            _Entry(OrganizationRead.of(o), o.search_key, o.sort_order)
-            for o in sorted(organizations, key=lambda o: (o.sort_order, o.code))
-        )
+        items = [(OrganizationRead.of(o), o) for o in sorted(organizations, key=lambda o: (o.sort_order, o.code))]
+        self._entries = tuple(_Entry(item, o.search_key, o.sort_order, item.model_dump_json().encode())
+                              for item, o in items)
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def search(self, *, q: str | None, prefecture: str | None, types: Sequence[str],
-               include_retired: bool, include_wards: bool, sort: str, limit: int,
-               offset: int) -> OrganizationPage:
+    def search(self, *, limit: int, offset: int, **criteria) -> OrganizationPage:
+        matches = self._matching(**criteria)
+        return OrganizationPage(items=[e.item for e in matches[offset:offset + limit]],
+                                total=len(matches), limit=limit, offset=offset)
+
+    def search_json(self, *, limit: int, offset: int, **criteria) -> bytes:
+        """The same answer as ``search``, already serialised (the API's hot path)."""
+        matches = self._matching(**criteria)
+        items = b",".join(e.json for e in matches[offset:offset + limit])
+        return b'{"items":[%s],"total":%d,"limit":%d,"offset":%d}' % (items, len(matches), limit, offset)
+
+    def _matching(self, *, q: str | None, prefecture: str | None, types: Sequence[str],
+                  include_retired: bool, include_wards: bool, sort: str) -> list[_Entry]:
         key = search_key(q)
         wanted_types = set(types)
         ward = OrgType.ward.value
@@ -65,8 +75,7 @@ class RegistrySnapshot:
             matches.sort(key=lambda e: (e.item.population if e.item.population is not None else _MISSING_LAST, e.item.code))
         elif sort == "kana":
             matches.sort(key=lambda e: (e.key, e.item.code))
-        return OrganizationPage(items=[e.item for e in matches[offset:offset + limit]],
-                                total=len(matches), limit=limit, offset=offset)
+        return matches
 
 
 class RegistryCache:
