@@ -1,4 +1,4 @@
-"""CSRF protection for every HTML form: a random token in an HttpOnly, SameSite=Strict cookie,
+"""CSRF protection for every HTML form: a random token in an HttpOnly, SameSite=Lax cookie,
 repeated in a hidden field that only our own pages can render. ``verify_csrf`` compares the
 two (constant time) on every unsafe request that carries a form."""
 
@@ -44,7 +44,9 @@ class CsrfCookieMiddleware:
 
         async def send_with_cookie(message: Message) -> None:
             if fresh and message["type"] == "http.response.start":
-                cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}"
+                # Lax, not Strict: the cookie also binds sign-in flows to the browser, and the
+                # return from GビズID is a top-level navigation from another site.
+                cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"
                 message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
             await send(message)
 
