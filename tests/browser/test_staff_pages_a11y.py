@@ -1,0 +1,50 @@
+"""Accessibility of the pages staff use after signing in (axe-core, no serious violations)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import pytest_asyncio
+from axe_playwright_python.async_playwright import Axe
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiban.core.identity import credentials
+from kiban.core.identity import service as identity_service
+from kiban.kit.db import create_engine
+
+PASSWORD = "correct horse battery staple"
+TENANT = "454311"  # 宮崎県美郷町: no other test reads it
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def signed_in_page(page, test_database):
+    username = f"a11y-{uuid.uuid4().hex[:8]}"
+    secret = credentials.new_totp_secret()
+    engine = create_engine(test_database.owner_url, pool=False)
+    try:
+        async with AsyncSession(engine) as session:
+            await identity_service.create_staff(session, username=username, display_name="美郷 点検",
+                                                password=PASSWORD, lg_code=TENANT, role="admin",
+                                                granted_by="a11y test", totp_secret=secret)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    await page.goto("/signin")
+    await page.get_by_label("ユーザー名").fill(username)
+    await page.get_by_label("パスワード").fill(PASSWORD)
+    await page.get_by_role("button", name="次へ").click()
+    await page.get_by_label("確認コード（6桁）").fill(credentials.totp_code(secret))
+    await page.get_by_role("button", name="サインイン").click()
+    await page.wait_for_url(f"**/t/{TENANT}/")
+    return page
+
+
+@pytest.mark.parametrize("path", ["/", "/settings", "/staff", "/apikeys", "/grants", "/audit"])
+async def test_staff_pages_have_no_serious_accessibility_violations(signed_in_page, path) -> None:
+    await signed_in_page.goto(f"/t/{TENANT}{path}")
+    results = await Axe().run(signed_in_page)
+    blocking = [f"{v['id']} ({v['impact']}): {v['help']} -> "
+                + "; ".join(", ".join(n["target"]) for n in v["nodes"])
+                for v in results.response["violations"] if v["impact"] in {"serious", "critical"}]
+    assert blocking == []
