@@ -55,7 +55,7 @@ async def _client(host: str, port: int, paths: list[bytes], offset: int, stop_at
     reader, writer = await asyncio.open_connection(host, port)
     i = offset
     try:
-        while (now := time.perf_counter()) < stop_at:
+        while time.perf_counter() < stop_at:
             path = paths[i % len(paths)]
             i += 1
             writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: " + host.encode() +

@@ -49,7 +49,7 @@ def _free_port() -> int:
 
 
 def _paths() -> list[str]:
-    queries = [q for pair in zip(KANA, KANJI) for q in pair]
+    queries = [q for pair in zip(KANA, KANJI, strict=True) for q in pair]
     return [f"/api/v1/organizations?q={quote(q)}" for q in queries]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
@@ -72,11 +74,11 @@ async def _current_business(request: Request, session: DbSession):
 
 
 _current_business.__kiban_permission__ = "identity.self.read"
+CurrentBusiness = Annotated[Principal, Depends(_current_business)]
 
 
 @router.get("/business", response_class=HTMLResponse)
-async def business_home(request: Request, session: DbSession,
-                        principal: Principal = Depends(_current_business)) -> HTMLResponse:
+async def business_home(request: Request, session: DbSession, principal: CurrentBusiness) -> HTMLResponse:
     identity = (await session.scalars(select(BusinessIdentity).where(BusinessIdentity.principal_id == principal.id))).first()
     return templates.TemplateResponse(request, "identity/business.html",
                                       {"principal": principal, "identity": identity})
