@@ -84,3 +84,31 @@ async def page(browser, live_server) -> AsyncIterator:
     tab = await context.new_page()
     yield tab
     await context.close()
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+async def create_committed_staff(test_database, lg_code: str, display_name: str) -> tuple[str, bytes]:
+    """A staff admin committed to the test database (the live server reads committed data).
+    Use a tenant no other test reads. Returns (username, TOTP secret)."""
+    import uuid
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from kiban.core.identity import credentials
+    from kiban.core.identity import service as identity_service
+    from kiban.kit.db import create_engine
+
+    username = f"browser-{uuid.uuid4().hex[:8]}"
+    secret = credentials.new_totp_secret()
+    engine = create_engine(test_database.owner_url, pool=False)
+    try:
+        async with AsyncSession(engine) as session:
+            await identity_service.create_staff(session, username=username, display_name=display_name,
+                                                password=STAFF_PASSWORD, lg_code=lg_code, role="admin",
+                                                granted_by="browser test", totp_secret=secret)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return username, secret

@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import re
-import uuid
-
 import pytest_asyncio
 from playwright.async_api import expect
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.identity import credentials
-from kiban.core.identity import service as identity_service
-from kiban.kit.db import create_engine
-
-PASSWORD = "correct horse battery staple"
+from tests.browser.conftest import STAFF_PASSWORD as PASSWORD
+from tests.browser.conftest import create_committed_staff
 MISATO = "054348"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def sapporo_admin(test_database):
-    """Committed (the live server reads committed data), so it uses a tenant that no other test
-    reads: 秋田県美郷町."""
-    username = f"browser-{uuid.uuid4().hex[:8]}"
-    secret = credentials.new_totp_secret()
-    engine = create_engine(test_database.owner_url, pool=False)
-    try:
-        async with AsyncSession(engine) as session:
-            await identity_service.create_staff(session, username=username, display_name="美郷 ブラウザ",
-                                                password=PASSWORD, lg_code=MISATO, role="admin",
-                                                granted_by="browser test", totp_secret=secret)
-            await session.commit()
-    finally:
-        await engine.dispose()
-    return username, secret
+    """A tenant no other test reads: 秋田県美郷町."""
+    return await create_committed_staff(test_database, MISATO, "美郷 ブラウザ")
 
 
 async def test_staff_sign_in_with_totp_and_change_a_setting(page, sapporo_admin) -> None:

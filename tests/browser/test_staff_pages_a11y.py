@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import pytest_asyncio
 from axe_playwright_python.async_playwright import Axe
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.identity import credentials
-from kiban.core.identity import service as identity_service
-from kiban.kit.db import create_engine
-
-PASSWORD = "correct horse battery staple"
+from tests.browser.conftest import STAFF_PASSWORD as PASSWORD
+from tests.browser.conftest import create_committed_staff
 TENANT = "454311"  # 宮崎県美郷町: no other test reads it
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def signed_in_page(page, test_database):
-    username = f"a11y-{uuid.uuid4().hex[:8]}"
-    secret = credentials.new_totp_secret()
-    engine = create_engine(test_database.owner_url, pool=False)
-    try:
-        async with AsyncSession(engine) as session:
-            await identity_service.create_staff(session, username=username, display_name="美郷 点検",
-                                                password=PASSWORD, lg_code=TENANT, role="admin",
-                                                granted_by="a11y test", totp_secret=secret)
-            await session.commit()
-    finally:
-        await engine.dispose()
+    username, secret = await create_committed_staff(test_database, TENANT, "美郷 点検")
     await page.goto("/signin")
     await page.get_by_label("ユーザー名").fill(username)
     await page.get_by_label("パスワード").fill(PASSWORD)

@@ -35,9 +35,16 @@ class MembershipRepository(TenantRepository[Membership]):
         return await self.first(self.select().where(Membership.principal_id == principal_id,
                                                     Membership.revoked_at.is_(None)))
 
-    async def active(self) -> Sequence[Membership]:
-        return await self.all(self.select().where(Membership.revoked_at.is_(None))
-                              .order_by(Membership.granted_at))
+    async def active_with_people(self) -> list[tuple[Membership, Principal, StaffCredential | None]]:
+        """The tenant's current members with who they are and their sign-in name."""
+        rows = (await self.session.execute(
+            self.select().add_columns(Principal, StaffCredential)
+            .join(Principal, Principal.id == Membership.principal_id)
+            .outerjoin(StaffCredential, StaffCredential.principal_id == Principal.id)
+            .where(Membership.revoked_at.is_(None)).order_by(Membership.granted_at)
+        )).all()
+        return [tuple(r) for r in rows]
+
 
 
 async def organisations_of(session, principal_id: str) -> Sequence[Membership]:

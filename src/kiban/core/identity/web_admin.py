@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
-
 from kiban.core.audit.service import Actor
 from kiban.core.identity import service
 from kiban.core.identity.dependencies import PUBLIC, DbSession, StaffContext, require
-from kiban.core.identity.models import Membership, Principal, StaffCredential
+from kiban.core.identity.models import Principal
+from kiban.core.identity.repository import MembershipRepository
 from kiban.core.identity.permissions import ROLE_LABELS, Permission, Role
 from kiban.kit.csrf import verify_csrf
 from kiban.kit.errors import KibanError
@@ -27,20 +26,10 @@ def _actor(staff: StaffContext) -> Actor:
     return Actor("staff", staff.principal.display_name, staff.principal.id)
 
 
-async def _members(session) -> list[tuple[Membership, Principal, StaffCredential | None]]:
-    rows = (await session.execute(
-        select(Membership, Principal, StaffCredential)
-        .join(Principal, Principal.id == Membership.principal_id)
-        .outerjoin(StaffCredential, StaffCredential.principal_id == Principal.id)
-        .where(Membership.revoked_at.is_(None)).order_by(Membership.granted_at)
-    )).all()
-    return [tuple(r) for r in rows]
-
-
 async def _page(request: Request, session, staff: StaffContext, *, error: str | None = None,
                 invite_link: str | None = None, status: int = 200) -> HTMLResponse:
     return templates.TemplateResponse(request, "identity/staff_admin.html", {
-        "tenant": staff.tenant, "staff": staff, "members": await _members(session), "roles": ROLE_LABELS,
+        "tenant": staff.tenant, "staff": staff, "members": await MembershipRepository(session).active_with_people(), "roles": ROLE_LABELS,
         "error": error, "invite_link": invite_link}, status_code=status)
 
 
