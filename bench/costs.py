@@ -35,7 +35,7 @@ def main() -> None:
         for n in range(args.services):
             result = allocate(1_000_000_000 + n * 7_654_321, everyone, methods[n % len(methods)],
                               subsidy_rate=Decimal("0.5") if n % 3 == 0 else Decimal(0))
-            assert sum(f.fee for f in result.fees) + result.subsidy == result.amount
+            assert sum(result.amounts) + result.subsidy == result.amount
         runs.append((time.perf_counter() - started) * 1000)
     best, worst = min(runs), max(runs)
     print(f"{args.services} services × {len(everyone)} local governments, {args.repeat} runs: "

@@ -18,6 +18,8 @@ from kiban.core.identity.models import ApiKey, Invitation, Membership, Principal
 from kiban.core.tenancy.grants_models import AccessGrant
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange
 from kiban.kit.db import utcnow
+from kiban.modules.catalog.models import Adoption, CatalogService
+from kiban.modules.costs.models import FeeSchedule, FeeStatement
 
 SAPPORO = "011002"
 HAKODATE = "012025"
@@ -81,6 +83,35 @@ async def _audit_chain_head(session: AsyncSession, lg_code: str, marker: str) ->
     return AuditChainHead(lg_code=lg_code, seq=0, hash=GENESIS)
 
 
+async def _catalog_service(session: AsyncSession, marker: str) -> CatalogService:
+    service = CatalogService(id=f"test-{marker}"[:60], name=f"試験サービス {marker}", domain="試験", pattern="common_b",
+                             owner="test", burden_category="common_saas", lifecycle="pilot", updated_at=utcnow())
+    session.add(service)
+    await session.flush()
+    return service
+
+
+async def _adoption(session: AsyncSession, lg_code: str, marker: str) -> Adoption:
+    service = await _catalog_service(session, marker)
+    return Adoption(lg_code=lg_code, service_id=service.id, status="in_use", replaced_annual_cost=1_000_000,
+                    annual_cost=700_000, note=marker, version=1, updated_by="test", updated_at=utcnow())
+
+
+def _fee_row(marker: str) -> dict:
+    return {"fiscal_year": 2026, "amount": 1000, "subsidy": 0, "allocated": 1000, "method_label": marker}
+
+
+async def _fee_schedule(session: AsyncSession, lg_code: str, marker: str) -> FeeSchedule:
+    return FeeSchedule(lg_code=lg_code, id=str(uuid.uuid4()), consortium_id="aichi-e-gov", service_id="aichi-e-shinsei",
+                       subsidy_rate="0", method={}, lines=[], created_by="test", created_at=utcnow(), **_fee_row(marker))
+
+
+async def _fee_statement(session: AsyncSession, lg_code: str, marker: str) -> FeeStatement:
+    return FeeStatement(lg_code=lg_code, schedule_id=str(uuid.uuid4()), secretariat_code=AICHI, consortium_name="test",
+                        service_name=marker, member_count=1, member_name=marker, population=1, fee=1000,
+                        percent="100", explanation=marker, issued_by="test", issued_at=utcnow(), **_fee_row(marker))
+
+
 FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     TenantSetting: _tenant_setting,
     TenantSettingChange: _tenant_setting_change,
@@ -90,6 +121,9 @@ FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     AccessGrant: _access_grant,
     AuditEntry: _audit_entry,
     AuditChainHead: _audit_chain_head,
+    Adoption: _adoption,
+    FeeSchedule: _fee_schedule,
+    FeeStatement: _fee_statement,
 }
 
 APPEND_ONLY = {AuditEntry}

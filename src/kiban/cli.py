@@ -122,6 +122,7 @@ def db_create_app_role() -> None:
 
 async def _seed() -> None:
     from kiban.core.registry.seed import registry_rows, seed_registry
+    from kiban.modules.catalog.seed import seed_catalog
     from kiban.kit.db import create_engine, make_sessionmaker
 
     settings = get_settings()
@@ -133,14 +134,17 @@ async def _seed() -> None:
                 task = progress.add_task("seed", total=len(registry_rows()))
                 report = await seed_registry(session, progress=lambda n: progress.advance(task, n))
             await session.commit()
+            catalog_report = await seed_catalog(session)
+            await session.commit()
     finally:
         await engine.dispose()
     console.print(f"[green]ベース・レジストリ:[/] {report.summary()}")
+    console.print(f"[green]共通サービスカタログ:[/] {catalog_report.summary()}")
 
 
 @app.command()
 def seed() -> None:
-    """ベース・レジストリ（全団体）を登録する。何度実行しても結果は同じ。"""
+    """ベース・レジストリ（全団体）と共通サービスカタログを登録する。何度実行しても結果は同じ。"""
     from kiban.core.registry.seed import SeedError
 
     try:
@@ -399,6 +403,20 @@ def serve(
                 log_level=settings.log_level.lower(), access_log=False)
 
 
+async def _demo_catalog() -> int:
+    from kiban.kit.db import create_engine, make_sessionmaker
+    from kiban.modules.catalog.demo import load_demo
+
+    engine = create_engine(get_settings().database_url, pool=False)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            added = await load_demo(session)
+            await session.commit()
+            return added
+    finally:
+        await engine.dispose()
+
+
 async def _demo_settings() -> None:
     from kiban.core.tenancy import settings_service
     from kiban.core.tenancy.settings_definitions import CHILDCARE_DEADLINE_DAY, CONTACT_DESK
@@ -423,6 +441,7 @@ DEMO_STAFF = [
     ("demo-misato", "美郷 四郎", "054348", "admin"),
     ("demo-yamaguchi", "山口 五郎", "350001", "admin"),
     ("demo-digital", "デジタル 六子", "000019", "admin"),
+    ("demo-aichi", "愛知 七子", "230006", "admin"),
 ]
 
 
@@ -477,6 +496,8 @@ def demo(
     seed()
     asyncio.run(_demo_settings())
     console.print("デモ用のテナント設定（北海道・札幌市）を用意しました。")
+    added = asyncio.run(_demo_catalog())
+    console.print(f"デモ用の共通サービス利用状況を用意しました（追加 {added} 件。経費は人口から作った架空の値です）。")
     accounts = asyncio.run(_demo_staff())
     table = Table(title="デモ用の職員アカウント（パスワードはすべて " + DEMO_PASSWORD + "）")
     for column in ("ユーザー名", "氏名", "団体", "役割"):

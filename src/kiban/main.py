@@ -34,6 +34,10 @@ from kiban.kit.errors import install_handlers
 from kiban.kit.requestid import RequestIdMiddleware, configure_logging
 from kiban.kit.settings import Settings, get_settings
 from kiban.web import pages
+from kiban.modules.catalog import api as catalog_api
+from kiban.modules.catalog import web as catalog_web
+from kiban.modules.costs import api as costs_api
+from kiban.modules.costs import web as costs_web
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 
@@ -109,4 +113,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(business_web.router)
     app.include_router(staff_admin_web.router)
     app.include_router(audit_web.router)
+    app.include_router(catalog_api.public)
+    app.include_router(catalog_api.tenant)
+    app.include_router(costs_api.router)
+    app.include_router(catalog_web.router)
+    app.include_router(costs_web.router)
     return app

@@ -16,6 +16,16 @@ from kiban.core.identity.models import (  # noqa: F401
 from kiban.core.registry.models import Organization, RegistryRevision  # noqa: F401
 from kiban.core.tenancy.grants_models import AccessGrant  # noqa: F401
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange  # noqa: F401
+from kiban.modules.catalog.models import (  # noqa: F401
+    Adoption,
+    CatalogService,
+    CatalogVendor,
+    Consortium,
+    ConsortiumMember,
+    ConsortiumSystem,
+    ConsortiumSystemUser,
+)
+from kiban.modules.costs.models import FeeSchedule, FeeStatement  # noqa: F401
 from kiban.kit.db import Base
 
 metadata = Base.metadata

@@ -54,7 +54,8 @@ def _blocking(results) -> list[str]:
 @pytest.mark.parametrize("path", ["/", "/organizations", "/organizations?q=さっぽろ",
                                   "/organizations/011002", "/t/011002/settings", "/organizations/011003",
                                   "/signin", "/signin/card", "/t/011002/", "/invite/not-a-token",
-                                  "/signin/business"])
+                                  "/signin/business", "/catalog", "/catalog/madoguchi-dx-saas", "/costs",
+                                  "/consortia", "/consortia/aichi-e-gov"])
 async def test_pages_have_no_serious_accessibility_violations(page, path) -> None:
     await page.goto(path)
     results = await Axe().run(page)

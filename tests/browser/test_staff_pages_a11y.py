@@ -25,7 +25,9 @@ async def signed_in_page(page, test_database):
     return page
 
 
-@pytest.mark.parametrize("path", ["/", "/settings", "/staff", "/apikeys", "/grants", "/audit"])
+@pytest.mark.parametrize("path", ["/", "/settings", "/staff", "/apikeys", "/grants", "/audit", "/adoptions",
+                                  "/adoptions/madoguchi-dx-saas", "/statements",
+                                  "/simulator?service=madoguchi-dx-saas&amount=100000000&extra=5"])
 async def test_staff_pages_have_no_serious_accessibility_violations(signed_in_page, path) -> None:
     await signed_in_page.goto(f"/t/{TENANT}{path}")
     results = await Axe().run(signed_in_page)

@@ -25,3 +25,13 @@ def test_timestamps_are_shown_in_japan_time() -> None:
 
 def test_empty_values_render_as_nothing() -> None:
     assert wareki(None) == "" and wareki_with_seireki(None) == ""
+
+
+def test_fiscal_year_labels_follow_official_usage() -> None:
+    from kiban.kit.wareki import fiscal_year_label
+
+    assert fiscal_year_label(2026) == "令和8年度"
+    assert fiscal_year_label(2019) == "令和元年度"  # 令和 began on 1 May 2019
+    assert fiscal_year_label(2018) == "平成30年度"
+    assert fiscal_year_label(1988) == "昭和63年度"  # 平成 began in January 1989, within FY1988
+    assert fiscal_year_label(1989) == "平成元年度"

@@ -1,5 +1,5 @@
 """Building a complete database from nothing: the real migrations, the application role on
-PostgreSQL, and the registry seed. Used by the test suite and the benchmarks."""
+PostgreSQL, and the registry and catalog seeds. Used by the test suite and the benchmarks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.registry.seed import seed_registry
 from kiban.core.tenancy import rls
+from kiban.modules.catalog.seed import seed_catalog
 from kiban.kit import migrate
 from kiban.kit.db import create_engine
 
@@ -23,6 +24,7 @@ async def build_database(owner_url: str, *, app_role: str | None = None) -> None
                 await connection.run_sync(rls.grant_app_role, app_role)
         async with AsyncSession(owner) as session:
             await seed_registry(session)
+            await seed_catalog(session)
             await session.commit()
     finally:
         await owner.dispose()

@@ -35,4 +35,5 @@ templates.env.loader = ChoiceLoader([FileSystemLoader([str(d) for d in _template
 templates.env.filters["wareki"] = wareki.wareki
 templates.env.filters["wareki_seireki"] = wareki.wareki_with_seireki
 templates.env.filters["datetime_ja"] = wareki.datetime_ja
+templates.env.filters["fiscal_year"] = wareki.fiscal_year_label
 templates.env.filters["number"] = _number

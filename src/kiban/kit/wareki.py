@@ -70,3 +70,15 @@ def datetime_ja(value: datetime | None) -> str:
         return ""
     local = value.astimezone(JST) if value.tzinfo else value
     return f"{wareki_with_seireki(local)} {local:%H:%M}"
+
+
+def fiscal_year_label(year: int) -> str:
+    """``令和8年度`` for fiscal year 2026 (April 2026 to March 2027). A year in which the era
+    changed takes the era in force on 1 May: FY2019 is 令和元年度 (令和 began on 1 May 2019),
+    FY1988 stays 昭和63年度 (平成 began in January 1989)."""
+    era = era_of(date(year, 5, 1))
+    if era is None:
+        return f"{year}年度"
+    name = era[0]
+    number = year - next(start.year for n, start in ERAS if n == name) + 1
+    return f"{name}{'元' if number == 1 else number}年度"

@@ -18,6 +18,12 @@ class Permission(enum.StrEnum):
     identity_membership_manage = "identity.membership.manage"
     identity_apikey_manage = "identity.apikey.manage"
     tenancy_grant_manage = "tenancy.grant.manage"
+    catalog_adoption_read = "catalog.adoption.read"
+    catalog_adoption_write = "catalog.adoption.write"
+    # Editing the national catalog: only acts at the platform operator (デジタル庁, 000019).
+    catalog_service_manage = "catalog.service.manage"
+    costs_schedule_manage = "costs.schedule.manage"
+    costs_statement_read = "costs.statement.read"
 
 
 class Role(enum.StrEnum):
@@ -33,14 +39,18 @@ class Role(enum.StrEnum):
 ROLE_LABELS = {Role.admin: "団体管理者", Role.staff: "職員", Role.viewer: "閲覧者"}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.viewer: frozenset({Permission.tenancy_setting_read}),
-    Role.staff: frozenset({Permission.tenancy_setting_read}),
+    Role.viewer: frozenset({Permission.tenancy_setting_read, Permission.catalog_adoption_read,
+                            Permission.costs_statement_read}),
+    Role.staff: frozenset({Permission.tenancy_setting_read, Permission.catalog_adoption_read,
+                           Permission.catalog_adoption_write, Permission.costs_statement_read}),
     Role.admin: frozenset(Permission),
 }
 
 
 # What an API key may be given: reading and writing tenant data, never managing people or keys.
-API_KEY_GRANTABLE = (Permission.tenancy_setting_read, Permission.tenancy_setting_update, Permission.audit_entry_read)
+API_KEY_GRANTABLE = (Permission.tenancy_setting_read, Permission.tenancy_setting_update, Permission.audit_entry_read,
+                     Permission.catalog_adoption_read, Permission.catalog_adoption_write,
+                     Permission.costs_statement_read)
 
 
 def permissions_of(role: str) -> frozenset[Permission]:

@@ -19,6 +19,7 @@ from kiban.kit.errors import InvalidInput, NotFound
 GRANTABLE = {
     "tenancy.setting.read": "テナント設定と変更履歴の閲覧",
     "audit.entry.read": "監査ログの閲覧",
+    "catalog.adoption.read": "共通システムの利用状況と経費の閲覧",
 }
 
 

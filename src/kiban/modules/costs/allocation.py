@@ -27,6 +27,7 @@ import heapq
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import NamedTuple
@@ -144,14 +145,35 @@ class Fee(NamedTuple):
 
 @dataclass(frozen=True)
 class Allocation:
+    """The result. ``amounts`` holds the whole-yen fees in member order (the allocation proper);
+    ``fees`` gives one ``Fee`` per member with its percentage and explanation, built when first
+    read (a statement needs one member, a table all of them)."""
+
     amount: int
     subsidy: int
     allocated: int
     method_label: str
-    fees: tuple[Fee, ...]
+    members: tuple[Member, ...]
+    amounts: tuple[int, ...]
+    _weights: tuple[int, ...] = field(repr=False)
+    _explain: Callable[[int], str] = field(repr=False, compare=False)
+
+    @cached_property
+    def fees(self) -> tuple[Fee, ...]:
+        grand = sum(self._weights)
+        explain = self._explain
+        return tuple(Fee(m, fee, w / grand * 100, partial(explain, i))
+                     for i, (m, fee, w) in enumerate(zip(self.members, self.amounts, self._weights, strict=True)))
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {m.code: i for i, m in enumerate(self.members)}
 
     def fee_of(self, code: str) -> int:
-        return next(f.fee for f in self.fees if f.member.code == code)
+        return self.amounts[self._index[code]]
+
+    def fee_for(self, code: str) -> Fee:
+        return self.fees[self._index[code]]
 
 
 def _decimal(value, what: str) -> Decimal:
@@ -247,19 +269,17 @@ def allocate(amount, members: Sequence[Member], method, *, subsidy_rate=Decimal(
     grand = sum(combined)
     fees = apportion(allocated, combined, codes)
 
-    def explainer(i: int) -> Callable[[], str]:
-        def explain() -> str:
-            notes = []
-            for k, (part, share) in enumerate(parts):
-                text = part.explain(members[i], part_weights[k][i])
-                if len(parts) > 1:
-                    text = f"{part.label} {share}% の部分: {text} → その部分の {part_weights[k][i] / totals[k] * 100:.2f}%"
-                notes.append(text)
-            return "／".join(notes) + f" → 総額の {combined[i] / grand * 100:.2f}%"
-        return explain
+    def explain(i: int) -> str:
+        notes = []
+        for k, (part, share) in enumerate(parts):
+            text = part.explain(members[i], part_weights[k][i])
+            if len(parts) > 1:
+                text = f"{part.label} {share}% の部分: {text} → その部分の {part_weights[k][i] / totals[k] * 100:.2f}%"
+            notes.append(text)
+        return "／".join(notes) + f" → 総額の {combined[i] / grand * 100:.2f}%"
 
     return Allocation(
         amount=amount, subsidy=subsidy, allocated=allocated,
         method_label=getattr(method, "label", type(method).__name__),
-        fees=tuple(Fee(m, fees[i], combined[i] / grand * 100, explainer(i)) for i, m in enumerate(members)),
+        members=tuple(members), amounts=tuple(fees), _weights=tuple(combined), _explain=explain,
     )
