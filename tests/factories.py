@@ -8,6 +8,7 @@ tenant-owned row, not yet added. Adding a tenant-owned model without a factory h
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,7 @@ from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChang
 from kiban.kit.db import utcnow
 from kiban.modules.catalog.models import Adoption, CatalogService
 from kiban.modules.costs.models import FeeSchedule, FeeStatement
+from kiban.modules.disaster.models import Disaster, RosterImport, Shelter, VictimRecord
 
 SAPPORO = "011002"
 HAKODATE = "012025"
@@ -112,6 +114,35 @@ async def _fee_statement(session: AsyncSession, lg_code: str, marker: str) -> Fe
                         percent="100", explanation=marker, issued_by="test", issued_at=utcnow(), **_fee_row(marker))
 
 
+async def _disaster(session: AsyncSession, marker: str) -> Disaster:
+    disaster = Disaster(id=str(uuid.uuid4()), name=f"試験災害 {marker}", kind="地震", occurred_on=date(2026, 1, 1),
+                        opened_by_code="170003", opened_by="test", opened_at=utcnow())
+    session.add(disaster)
+    await session.flush()
+    return disaster
+
+
+async def _shelter(session: AsyncSession, lg_code: str, marker: str) -> Shelter:
+    disaster = await _disaster(session, marker)
+    return Shelter(lg_code=lg_code, id=str(uuid.uuid4()), disaster_id=disaster.id, name=f"避難所 {marker}",
+                   updated_by="test", updated_at=utcnow())
+
+
+async def _victim_record(session: AsyncSession, lg_code: str, marker: str) -> VictimRecord:
+    disaster = await _disaster(session, marker)
+    now = utcnow()
+    return VictimRecord(lg_code=lg_code, id=str(uuid.uuid4()), disaster_id=disaster.id, family_name="試験",
+                        given_name=marker[:100], home_lg_code=lg_code, home_pref_code="010006", whereabouts="home",
+                        current_lg_code=lg_code, current_pref_code="010006", care_needs=[], supports=[],
+                        created_by="test", created_at=now, updated_at=now)
+
+
+async def _roster_import(session: AsyncSession, lg_code: str, marker: str) -> RosterImport:
+    disaster = await _disaster(session, marker)
+    return RosterImport(lg_code=lg_code, id=str(uuid.uuid4()), disaster_id=disaster.id, filename=marker,
+                        encoding="utf-8", report={}, created_by="test", created_at=utcnow())
+
+
 FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     TenantSetting: _tenant_setting,
     TenantSettingChange: _tenant_setting_change,
@@ -124,6 +155,9 @@ FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     Adoption: _adoption,
     FeeSchedule: _fee_schedule,
     FeeStatement: _fee_statement,
+    Shelter: _shelter,
+    VictimRecord: _victim_record,
+    RosterImport: _roster_import,
 }
 
 APPEND_ONLY = {AuditEntry}

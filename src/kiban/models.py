@@ -26,6 +26,14 @@ from kiban.modules.catalog.models import (  # noqa: F401
     ConsortiumSystemUser,
 )
 from kiban.modules.costs.models import FeeSchedule, FeeStatement  # noqa: F401
+from kiban.modules.disaster.models import (  # noqa: F401
+    Disaster,
+    DisasterArea,
+    MatchDecision,
+    RosterImport,
+    Shelter,
+    VictimRecord,
+)
 from kiban.kit.db import Base
 
 metadata = Base.metadata

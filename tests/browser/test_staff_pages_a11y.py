@@ -26,7 +26,7 @@ async def signed_in_page(page, test_database):
 
 
 @pytest.mark.parametrize("path", ["/", "/settings", "/staff", "/apikeys", "/grants", "/audit", "/adoptions",
-                                  "/adoptions/madoguchi-dx-saas", "/statements",
+                                  "/adoptions/madoguchi-dx-saas", "/statements", "/disasters",
                                   "/simulator?service=madoguchi-dx-saas&amount=100000000&extra=5"])
 async def test_staff_pages_have_no_serious_accessibility_violations(signed_in_page, path) -> None:
     await signed_in_page.goto(f"/t/{TENANT}{path}")

@@ -35,3 +35,12 @@ def test_fiscal_year_labels_follow_official_usage() -> None:
     assert fiscal_year_label(2018) == "平成30年度"
     assert fiscal_year_label(1988) == "昭和63年度"  # 平成 began in January 1989, within FY1988
     assert fiscal_year_label(1989) == "平成元年度"
+
+
+def test_meiji_years_count_from_1868() -> None:
+    from datetime import date
+
+    from kiban.kit.wareki import wareki
+
+    assert wareki(date(1900, 1, 1)) == "明治33年1月1日"
+    assert wareki(date(1912, 7, 29)) == "明治45年7月29日"

@@ -18,10 +18,14 @@ ERAS: tuple[tuple[str, date], ...] = (
 )
 
 
+# 明治元年 is 1868, although dates are shown in 和暦 only from the Gregorian calendar's adoption.
+ERA_FIRST_YEAR = {name: (1868 if name == "明治" else start.year) for name, start in ERAS}
+
+
 def era_of(day: date) -> tuple[str, int] | None:
     for name, start in ERAS:
         if day >= start:
-            year = day.year - start.year + 1
+            year = day.year - ERA_FIRST_YEAR[name] + 1
             return name, year
     return None
 
@@ -80,5 +84,5 @@ def fiscal_year_label(year: int) -> str:
     if era is None:
         return f"{year}年度"
     name = era[0]
-    number = year - next(start.year for n, start in ERAS if n == name) + 1
+    number = year - ERA_FIRST_YEAR[name] + 1
     return f"{name}{'元' if number == 1 else number}年度"

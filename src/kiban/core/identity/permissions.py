@@ -24,6 +24,10 @@ class Permission(enum.StrEnum):
     catalog_service_manage = "catalog.service.manage"
     costs_schedule_manage = "costs.schedule.manage"
     costs_statement_read = "costs.statement.read"
+    disaster_record_read = "disaster.record.read"
+    disaster_record_write = "disaster.record.write"
+    # Opening a disaster: acts only at a prefecture or 内閣府.
+    disaster_disaster_manage = "disaster.disaster.manage"
 
 
 class Role(enum.StrEnum):
@@ -40,9 +44,11 @@ ROLE_LABELS = {Role.admin: "団体管理者", Role.staff: "職員", Role.viewer:
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.viewer: frozenset({Permission.tenancy_setting_read, Permission.catalog_adoption_read,
-                            Permission.costs_statement_read}),
+                            Permission.costs_statement_read, Permission.disaster_record_read}),
     Role.staff: frozenset({Permission.tenancy_setting_read, Permission.catalog_adoption_read,
-                           Permission.catalog_adoption_write, Permission.costs_statement_read}),
+                           Permission.catalog_adoption_write, Permission.costs_statement_read,
+                           Permission.disaster_record_read, Permission.disaster_record_write,
+                           Permission.disaster_disaster_manage}),
     Role.admin: frozenset(Permission),
 }
 

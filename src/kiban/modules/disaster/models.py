@@ -1,0 +1,138 @@
+"""広域被災者データベース: disasters (platform-wide, opened by a prefecture or 内閣府), shelters
+and victim records (tenant-owned by the municipality that runs or registers them), match
+decisions for 名寄せ across municipalities, and staged CSV imports."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kiban.core.tenancy.models import TenantScoped
+from kiban.kit.db import Base, UTCDateTime
+
+DISASTER_KINDS = ("地震", "津波", "風水害", "土砂災害", "火山噴火", "雪害", "その他")
+
+
+class Disaster(Base):
+    __tablename__ = "disaster"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    occurred_on: Mapped[date] = mapped_column(Date)
+    description: Mapped[str] = mapped_column(Text, default="")
+    opened_by_code: Mapped[str] = mapped_column(ForeignKey("organization.code"))
+    opened_by: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DisasterArea(Base):
+    """An affected municipality, and whether 災害救助法 applies there."""
+
+    __tablename__ = "disaster_area"
+
+    disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"), primary_key=True)
+    municipality_code: Mapped[str] = mapped_column(ForeignKey("organization.code"), primary_key=True, index=True)
+    relief_act: Mapped[bool] = mapped_column(Boolean, default=False)
+    relief_act_from: Mapped[date | None] = mapped_column(Date)
+    support_act: Mapped[bool] = mapped_column(Boolean, default=False)  # 被災者生活再建支援法の適用
+
+
+class Shelter(TenantScoped, Base):
+    __tablename__ = "shelter"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    capacity: Mapped[int] = mapped_column(Integer, default=0)
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    occupancy: Mapped[int] = mapped_column(Integer, default=0)
+    needs: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VictimRecord(TenantScoped, Base):
+    """One registration in a municipality's 被災者台帳 (``lg_code`` registered it). The same
+    person may be registered by several municipalities; MatchDecision links them."""
+
+    __tablename__ = "victim_record"
+    __table_args__ = (UniqueConstraint("lg_code", "disaster_id", "import_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"), index=True)
+    family_name: Mapped[str] = mapped_column(String(100))
+    given_name: Mapped[str] = mapped_column(String(100))
+    family_kana: Mapped[str] = mapped_column(String(100), default="")
+    given_kana: Mapped[str] = mapped_column(String(100), default="")
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str | None] = mapped_column(String(10))
+    home_address: Mapped[str] = mapped_column(String(300), default="")
+    home_lg_code: Mapped[str] = mapped_column(ForeignKey("organization.code"), index=True)
+    home_pref_code: Mapped[str] = mapped_column(String(6), index=True)
+    whereabouts: Mapped[str] = mapped_column(String(20))
+    shelter_id: Mapped[str | None] = mapped_column(String(36))
+    wide_area_lg_code: Mapped[str | None] = mapped_column(ForeignKey("organization.code"))
+    # Where the person is now (the shelter's or 広域避難先 municipality, else the home one).
+    current_lg_code: Mapped[str] = mapped_column(String(6), index=True)
+    current_pref_code: Mapped[str] = mapped_column(String(6), index=True)
+    phone: Mapped[str] = mapped_column(String(30), default="")
+    household_key: Mapped[str] = mapped_column(String(60), default="")
+    household_size: Mapped[int] = mapped_column(Integer, default=1)
+    care_needs: Mapped[list] = mapped_column(JSON, default=list)
+    damage_level: Mapped[str] = mapped_column(String(30), default="未調査")
+    risai_status: Mapped[str] = mapped_column(String(10), default="未申請")
+    rebuild_plan: Mapped[str] = mapped_column(String(20), default="未定")
+    supports: Mapped[list] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(String(400), default="")
+    resident_subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    import_key: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MatchDecision(Base):
+    """A staff decision that two registrations are (``confirmed``) or are not (``rejected``)
+    the same person. Reversible: ``reverted_at`` marks a decision taken back (e.g. a split).
+    Platform-wide because it joins records of two municipalities; readable only through the
+    disaster's sharing rules."""
+
+    __tablename__ = "match_decision"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"), index=True)
+    record_a_code: Mapped[str] = mapped_column(String(6))
+    record_a_id: Mapped[str] = mapped_column(String(36), index=True)
+    record_b_code: Mapped[str] = mapped_column(String(6))
+    record_b_id: Mapped[str] = mapped_column(String(36), index=True)
+    decision: Mapped[str] = mapped_column(String(20))
+    probability: Mapped[str] = mapped_column(String(20), default="")
+    reasons: Mapped[list] = mapped_column(JSON, default=list)
+    decided_by_code: Mapped[str] = mapped_column(String(6))
+    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reverted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reverted_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class RosterImport(TenantScoped, Base):
+    """A staged CSV import: parsed and validated, nothing registered until staff accept it."""
+
+    __tablename__ = "roster_import"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"))
+    filename: Mapped[str] = mapped_column(String(200))
+    encoding: Mapped[str] = mapped_column(String(20))
+    report: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="staged")  # staged / imported
+    imported_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,478 @@
+"""広域被災者データベース: the rules.
+
+Sharing (災害対策基本法 第90条の3・第90条の4): within a disaster, a victim record is visible to
+the municipality that registered it, the person's home municipality, the municipality where the
+person is now, and the prefectures of both. Everyone else (内閣府, other prefectures, other
+municipalities) sees aggregates only, and a record they ask for does not exist for them (404).
+Every read of another municipality's record is recorded on the owning municipality's audit
+chain with purpose and legal basis, and on the resident's access history when the record is
+linked to a signed-in resident.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiban.core.audit import service as audit
+from kiban.core.registry import service as registry
+from kiban.core.registry.codes import prefecture_code
+from kiban.core.registry.models import Organization, OrgType
+from kiban.core.tenancy.context import Tenant, unscoped
+from kiban.core.tenancy.repository import TenantRepository
+from kiban.kit.db import utcnow
+from kiban.kit.errors import Conflict, InvalidInput, NotFound
+from kiban.modules.disaster.models import (
+    DISASTER_KINDS,
+    Disaster,
+    DisasterArea,
+    MatchDecision,
+    Shelter,
+    VictimRecord,
+)
+from kiban.modules.disaster.roster import CARE_NEEDS, DAMAGE_LEVELS, RISAI_STATUSES, WHEREABOUTS
+from kiban.modules.disaster.support import REBUILD_PLANS
+
+CABINET_OFFICE = "000035"  # 内閣府
+LEGAL_BASIS = "災害対策基本法 第90条の3・第90条の4"
+SHARE_PURPOSE = "被災者の援護（市町村の区域を越えた被災者情報の共有）"
+SMALL_COUNT = 10  # counts under this are suppressed outside the owning municipality
+MUNICIPAL_TYPES = {OrgType.designated_city.value, OrgType.city.value, OrgType.town.value, OrgType.village.value,
+                   OrgType.special_ward.value}
+SUPPORT_KINDS = ("物資", "医療・保健", "見守り", "応急修理", "応急仮設住宅", "被災者生活再建支援金", "災害弔慰金", "生活福祉資金")
+
+
+class ShelterRepository(TenantRepository[Shelter]):
+    model = Shelter
+
+
+class RecordRepository(TenantRepository[VictimRecord]):
+    model = VictimRecord
+
+
+def may_open_disasters(tenant: Tenant) -> bool:
+    return tenant.is_prefecture or tenant.lg_code == CABINET_OFFICE
+
+
+def is_municipality(tenant: Tenant) -> bool:
+    return tenant.type in MUNICIPAL_TYPES
+
+
+# -- disasters ------------------------------------------------------------------------------------
+
+async def open_disaster(session: AsyncSession, opener: Tenant, *, name: str, kind: str, occurred_on: date | None,
+                        description: str, affected: list[str], relief_act: list[str], actor: str) -> Disaster:
+    if not may_open_disasters(opener):
+        raise NotFound("ページが見つかりません。")
+    if not name.strip():
+        raise InvalidInput("災害の名称を入力してください（例: 令和8年〇〇地震）。")
+    if kind not in DISASTER_KINDS:
+        raise InvalidInput(f"災害の種類は {'・'.join(DISASTER_KINDS)} から選んでください。")
+    if occurred_on is None or occurred_on > date.today():
+        raise InvalidInput("発生日を今日以前の日付で入力してください。")
+    codes = sorted({c.strip() for c in affected if c.strip()})
+    if not codes:
+        raise InvalidInput("被害のある市町村を1つ以上選んでください。")
+    orgs = {o.code: o for o in (await session.scalars(select(Organization).where(Organization.code.in_(codes)))).all()}
+    for code in codes:
+        org = orgs.get(code)
+        if org is None or org.type not in MUNICIPAL_TYPES or org.retired_on is not None:
+            raise InvalidInput(f"団体コード {code} は現存する市区町村ではありません。")
+        if opener.is_prefecture and prefecture_code(code) != opener.lg_code:
+            raise InvalidInput(f"{org.name}は{opener.name}の市町村ではありません。ほかの都道府県の市町村を含む災害は内閣府が開設します。")
+    unknown = set(relief_act) - set(codes)
+    if unknown:
+        raise InvalidInput("災害救助法の適用は、被害のある市町村の中から選んでください。")
+    disaster = Disaster(id=str(uuid.uuid4()), name=name.strip(), kind=kind, occurred_on=occurred_on,
+                        description=description.strip(), opened_by_code=opener.lg_code, opened_by=actor,
+                        opened_at=utcnow())
+    session.add(disaster)
+    await session.flush()
+    session.add_all(DisasterArea(disaster_id=disaster.id, municipality_code=code, relief_act=code in relief_act,
+                                 relief_act_from=occurred_on if code in relief_act else None, support_act=code in relief_act)
+                    for code in codes)
+    await session.flush()
+    return disaster
+
+
+async def list_disasters(session: AsyncSession) -> list[Disaster]:
+    return list((await session.scalars(select(Disaster).order_by(Disaster.occurred_on.desc(), Disaster.name))).all())
+
+
+async def get_disaster(session: AsyncSession, disaster_id: str) -> Disaster:
+    disaster = await session.get(Disaster, disaster_id)
+    if disaster is None:
+        raise NotFound("災害が見つかりません。")
+    return disaster
+
+
+async def areas(session: AsyncSession, disaster_id: str) -> list[tuple[DisasterArea, Organization]]:
+    rows = await session.execute(select(DisasterArea, Organization).join(Organization, Organization.code == DisasterArea.municipality_code)
+                                 .where(DisasterArea.disaster_id == disaster_id).order_by(DisasterArea.municipality_code))
+    return [(a, o) for a, o in rows]
+
+
+# -- shelters (own tenant) ---------------------------------------------------------------------------
+
+def _count(value: str | int, what: str) -> int:
+    text = str(value).strip().translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+    if not text.isdigit():
+        raise InvalidInput(f"{what}「{value}」は0以上の整数で入力してください。")
+    number = int(text)
+    if number > 100_000:
+        raise InvalidInput(f"{what}が大きすぎます。")
+    return number
+
+
+async def save_shelter(session: AsyncSession, disaster: Disaster, *, shelter_id: str | None, name: str, address: str,
+                       capacity: str, occupancy: str, is_open: bool, needs: str, expected_version: int,
+                       actor: str) -> Shelter:
+    if disaster.closed_at is not None:
+        raise Conflict("この災害の対応は終了しています。")
+    if not name.strip():
+        raise InvalidInput("避難所の名称を入力してください。")
+    cap, occ = _count(capacity, "収容人数"), _count(occupancy, "避難者数")
+    repo = ShelterRepository(session)
+    if shelter_id:
+        shelter = await repo.first(repo.select().where(Shelter.id == shelter_id, Shelter.disaster_id == disaster.id))
+        if shelter is None:
+            raise NotFound("避難所が見つかりません。")
+        if shelter.version != expected_version:
+            raise Conflict("ほかの職員が先にこの避難所を更新しました。最新の内容を確認してから、もう一度保存してください。")
+        shelter.version += 1
+    else:
+        shelter = repo.add(Shelter(id=str(uuid.uuid4()), disaster_id=disaster.id, version=1))
+    shelter.name, shelter.address, shelter.capacity, shelter.occupancy = name.strip(), address.strip(), cap, occ
+    shelter.is_open, shelter.needs = is_open, needs.strip()
+    shelter.updated_by, shelter.updated_at = actor, utcnow()
+    await session.flush()
+    return shelter
+
+
+async def shelters_of_tenant(session: AsyncSession, disaster_id: str) -> list[Shelter]:
+    repo = ShelterRepository(session)
+    return list(await repo.all(repo.select().where(Shelter.disaster_id == disaster_id).order_by(Shelter.name)))
+
+
+async def open_shelters(session: AsyncSession, disaster_id: str) -> list[tuple[Shelter, str]]:
+    """Public: every open shelter of the disaster (name, address, capacity, occupancy)."""
+    async with unscoped(session, "避難所の開設状況の公表"):
+        rows = await session.execute(select(Shelter, Organization.name).join(Organization, Organization.code == Shelter.lg_code)
+                                     .where(Shelter.disaster_id == disaster_id).order_by(Shelter.lg_code, Shelter.name))
+        return [(s, n) for s, n in rows]
+
+
+# -- victim records -------------------------------------------------------------------------------------
+
+@dataclass
+class RecordInput:
+    family_name: str
+    given_name: str
+    family_kana: str = ""
+    given_kana: str = ""
+    birth_date: date | None = None
+    sex: str | None = None
+    home_address: str = ""
+    home_lg_code: str = ""
+    whereabouts: str = "unknown"
+    shelter_id: str | None = None
+    wide_area_lg_code: str | None = None
+    phone: str = ""
+    household_key: str = ""
+    household_size: int = 1
+    care_needs: list[str] = field(default_factory=list)
+    damage_level: str = "未調査"
+    risai_status: str = "未申請"
+    rebuild_plan: str = "未定"
+    supports: list[str] = field(default_factory=list)
+    note: str = ""
+    import_key: str | None = None
+    resident_subject_id: str | None = None
+
+
+async def _municipality(session: AsyncSession, code: str, what: str) -> Organization:
+    org = await session.get(Organization, (code or "").strip())
+    if org is None or org.type not in MUNICIPAL_TYPES:
+        raise InvalidInput(f"{what}「{code}」は市区町村の団体コードではありません（6桁、例: 172049 輪島市）。")
+    return org
+
+
+async def register(session: AsyncSession, tenant: Tenant, disaster: Disaster, data: RecordInput, *, actor: str) -> VictimRecord:
+    """Add a record to the tenant's 被災者台帳. A repeated import key returns the existing record."""
+    if disaster.closed_at is not None:
+        raise Conflict("この災害の対応は終了しています。")
+    if not is_municipality(tenant):
+        raise InvalidInput("被災者台帳に登録できるのは市区町村です。")
+    if not data.family_name.strip() or not data.given_name.strip():
+        raise InvalidInput("氏と名を入力してください。")
+    if data.birth_date and (data.birth_date > date.today() or data.birth_date.year < 1900):
+        raise InvalidInput("生年月日が正しくありません（1900年以降、今日以前）。")
+    if data.sex not in (None, "male", "female"):
+        raise InvalidInput("性別は 男・女 から選ぶか、空欄にしてください。")
+    if data.whereabouts not in WHEREABOUTS:
+        raise InvalidInput(f"現在の居場所は {'・'.join(WHEREABOUTS.values())} から選んでください。")
+    for value, allowed, what in ((data.damage_level, DAMAGE_LEVELS, "住家の被害"),
+                                 (data.risai_status, RISAI_STATUSES, "罹災証明書"),
+                                 (data.rebuild_plan, REBUILD_PLANS, "住宅の再建方法")):
+        if value not in allowed:
+            raise InvalidInput(f"{what}は {'・'.join(allowed)} から選んでください。")
+    bad = [c for c in data.care_needs if c not in CARE_NEEDS] + [s for s in data.supports if s not in SUPPORT_KINDS]
+    if bad:
+        raise InvalidInput(f"選べない項目があります: {'、'.join(bad)}")
+    if not 1 <= data.household_size <= 30:
+        raise InvalidInput("世帯人数は1〜30で入力してください。")
+    home = await _municipality(session, data.home_lg_code, "住所地の団体コード")
+    current_code = home.code
+    shelter_id = None
+    if data.whereabouts == "shelter":
+        shelter = await ShelterRepository(session).first(ShelterRepository(session).select().where(
+            Shelter.id == (data.shelter_id or ""), Shelter.disaster_id == disaster.id))
+        if shelter is None:
+            raise InvalidInput("避難所を選んでください（この団体が開設した避難所）。")
+        shelter_id, current_code = shelter.id, tenant.lg_code
+    elif data.whereabouts == "wide_area":
+        current_code = (await _municipality(session, data.wide_area_lg_code or "", "広域避難先の団体コード")).code
+    elif data.whereabouts in ("relatives", "temporary_housing") and tenant.lg_code != home.code:
+        current_code = tenant.lg_code  # staying with relatives / in temporary housing where it registered
+    repo = RecordRepository(session)
+    if data.import_key:
+        existing = await repo.first(repo.select().where(VictimRecord.disaster_id == disaster.id,
+                                                        VictimRecord.import_key == data.import_key))
+        if existing is not None:
+            return existing
+    now = utcnow()
+    record = repo.add(VictimRecord(
+        id=str(uuid.uuid4()), disaster_id=disaster.id, family_name=data.family_name.strip(),
+        given_name=data.given_name.strip(), family_kana=data.family_kana.strip(), given_kana=data.given_kana.strip(),
+        birth_date=data.birth_date, sex=data.sex, home_address=data.home_address.strip(), home_lg_code=home.code,
+        home_pref_code=prefecture_code(home.code), whereabouts=data.whereabouts, shelter_id=shelter_id,
+        wide_area_lg_code=data.wide_area_lg_code if data.whereabouts == "wide_area" else None,
+        current_lg_code=current_code, current_pref_code=prefecture_code(current_code), phone=data.phone.strip(),
+        household_key=data.household_key.strip(), household_size=data.household_size, care_needs=data.care_needs,
+        damage_level=data.damage_level, risai_status=data.risai_status, rebuild_plan=data.rebuild_plan,
+        supports=data.supports, note=data.note.strip(), resident_subject_id=data.resident_subject_id,
+        import_key=data.import_key, version=1, created_by=actor, created_at=now, updated_at=now))
+    await session.flush()
+    return record
+
+
+def _visible_to(viewer: Tenant):
+    if viewer.is_prefecture:
+        return or_(VictimRecord.home_pref_code == viewer.lg_code, VictimRecord.current_pref_code == viewer.lg_code)
+    return or_(VictimRecord.lg_code == viewer.lg_code, VictimRecord.home_lg_code == viewer.lg_code,
+               VictimRecord.current_lg_code == viewer.lg_code)
+
+
+async def visible_records(session: AsyncSession, viewer: Tenant, disaster_id: str, *,
+                          actor: audit.Actor | None = None, record_ids: list[str] | None = None) -> list[VictimRecord]:
+    """Records the viewer may see under the sharing rules: its own, those whose home or current
+    municipality (or their prefecture) is the viewer, and every record confirmed to be the same
+    person as one of those (the person is then where any of their registrations says). Reads of
+    other municipalities' records are audited on their chains (pass ``actor``)."""
+    statement = select(VictimRecord).where(VictimRecord.disaster_id == disaster_id, _visible_to(viewer))
+    async with unscoped(session, f"{LEGAL_BASIS}: 住所地・所在地の市町村とその都道府県への被災者情報の共有"):
+        records = {r.id: r for r in (await session.scalars(statement)).all()}
+        person = clusters(await decisions(session, disaster_id))
+        if person:
+            reachable = {person[r] for r in records if r in person}
+            extra = [rid for rid, root in person.items() if root in reachable and rid not in records]
+            if extra:
+                for r in (await session.scalars(select(VictimRecord).where(VictimRecord.id.in_(extra)))).all():
+                    records[r.id] = r
+    chosen = [r for r in records.values() if record_ids is None or r.id in record_ids]
+    chosen.sort(key=lambda r: (r.family_kana, r.given_kana, r.created_at))
+    if actor is not None:
+        await audit_reads(session, viewer, actor, [r for r in chosen if r.lg_code != viewer.lg_code])
+    return chosen
+
+
+async def audit_reads(session: AsyncSession, viewer: Tenant, actor: audit.Actor, records: list[VictimRecord],
+                      what: str = "disaster.record.read") -> None:
+    by_owner: dict[str, list[VictimRecord]] = defaultdict(list)
+    for record in records:
+        by_owner[record.lg_code].append(record)
+    for owner_code, owned in by_owner.items():
+        owner = await registry.tenant_for(session, owner_code)
+        for record in owned:
+            await audit.record(session, actor, what, target_type="victim_record", target_id=record.id,
+                               subject_id=record.resident_subject_id, purpose=SHARE_PURPOSE, legal_basis=LEGAL_BASIS,
+                               details={"reader": viewer.lg_code, "reader_name": viewer.name}, tenant=owner)
+
+
+async def get_visible_record(session: AsyncSession, viewer: Tenant, disaster_id: str, record_id: str,
+                             actor: audit.Actor) -> VictimRecord:
+    records = await visible_records(session, viewer, disaster_id, actor=actor, record_ids=[record_id])
+    if not records:
+        raise NotFound("被災者の記録が見つかりません。")
+    return records[0]
+
+
+# -- matching (名寄せ) -------------------------------------------------------------------------------------
+
+def record_mapping(record: VictimRecord) -> dict:
+    """The linkage engine's record shape."""
+    return {"record_id": record.id, "family_name": record.family_name, "given_name": record.given_name,
+            "family_kana": record.family_kana, "given_kana": record.given_kana, "birth_date": record.birth_date,
+            "sex": record.sex, "home_lg_code": record.home_lg_code, "home_address": record.home_address,
+            "phone": record.phone, "registered_by": record.lg_code}
+
+
+async def all_records_for_matching(session: AsyncSession, disaster_id: str) -> list[VictimRecord]:
+    async with unscoped(session, f"{LEGAL_BASIS}: 名寄せ（同じ人の重複登録の照合）"):
+        return list((await session.scalars(select(VictimRecord).where(VictimRecord.disaster_id == disaster_id))).all())
+
+
+async def decisions(session: AsyncSession, disaster_id: str, record_ids: set[str] | None = None) -> list[MatchDecision]:
+    statement = select(MatchDecision).where(MatchDecision.disaster_id == disaster_id).order_by(MatchDecision.decided_at)
+    if record_ids is not None:
+        statement = statement.where(or_(MatchDecision.record_a_id.in_(record_ids), MatchDecision.record_b_id.in_(record_ids)))
+    return list((await session.scalars(statement)).all())
+
+
+def clusters(active: list[MatchDecision]) -> dict[str, str]:
+    """record id → person key: connected components of confirmed (or automatic) links."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for d in active:
+        if d.reverted_at is None and d.decision in ("confirmed", "auto"):
+            a, b = find(d.record_a_id), find(d.record_b_id)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {x: find(x) for x in list(parent)}
+
+
+async def decide(session: AsyncSession, viewer: Tenant, disaster_id: str, a: VictimRecord, b: VictimRecord, *,
+                 decision: str, probability: float | None, reasons: list[str], actor: str) -> MatchDecision:
+    if decision not in ("confirmed", "rejected", "auto"):
+        raise InvalidInput("判断は「同じ人」か「別の人」を選んでください。")
+    if a.id == b.id:
+        raise InvalidInput("同じ記録どうしは照合できません。")
+    if a.lg_code != viewer.lg_code and b.lg_code != viewer.lg_code and decision != "auto" and not viewer.is_prefecture:
+        raise NotFound("被災者の記録が見つかりません。")
+    first, second = sorted((a, b), key=lambda r: r.id)
+    for d in await decisions(session, disaster_id, {first.id}):
+        if d.reverted_at is None and {d.record_a_id, d.record_b_id} == {first.id, second.id}:
+            if d.decision == decision:
+                return d  # the same decision again changes nothing
+            d.reverted_at, d.reverted_by = utcnow(), actor  # a new decision replaces the old one
+    match = MatchDecision(id=str(uuid.uuid4()), disaster_id=disaster_id, record_a_code=first.lg_code,
+                          record_a_id=first.id, record_b_code=second.lg_code, record_b_id=second.id,
+                          decision=decision, probability="" if probability is None else f"{probability:.6f}",
+                          reasons=reasons, decided_by_code=viewer.lg_code, decided_by=actor, decided_at=utcnow())
+    session.add(match)
+    await session.flush()
+    return match
+
+
+async def revert(session: AsyncSession, viewer: Tenant, disaster_id: str, decision_id: str, actor: str) -> MatchDecision:
+    match = await session.get(MatchDecision, decision_id)
+    if match is None or match.disaster_id != disaster_id or match.reverted_at is not None:
+        raise NotFound("取り消せる判断が見つかりません。")
+    visible = {r.id for r in await visible_records(session, viewer, disaster_id,
+                                                   record_ids=[match.record_a_id, match.record_b_id])}
+    if not visible:
+        raise NotFound("取り消せる判断が見つかりません。")
+    match.reverted_at, match.reverted_by = utcnow(), actor
+    await session.flush()
+    return match
+
+
+# -- the situation (状況把握) ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Dashboard:
+    scope: str  # "municipality" / "prefecture" / "national"
+    total: int
+    people: int  # after 名寄せ: distinct persons
+    tables: dict[str, list[tuple[str, int | None]]]  # name → rows (label, count or None when suppressed)
+    suppressed: bool
+
+
+def _suppress(count: int, exact: bool) -> int | None:
+    return count if exact or count >= SMALL_COUNT else None
+
+
+async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str) -> Dashboard:
+    """Counts by municipality, shelter, whereabouts, care needs and damage level, computed from
+    the records as they are at the moment of asking. A municipality sees exact counts over the
+    records it registered or that are shared with it; a prefecture its area and 内閣府 (or any
+    other organisation) the whole disaster, both with counts under 10 suppressed."""
+    if viewer.is_prefecture:
+        scope, condition = "prefecture", _visible_to(viewer)
+    elif is_municipality(viewer):
+        scope, condition = "municipality", _visible_to(viewer)
+    else:
+        scope, condition = "national", and_(VictimRecord.disaster_id == disaster_id)
+    async with unscoped(session, f"{LEGAL_BASIS}: 状況把握のための集計"):
+        records = list((await session.scalars(select(VictimRecord).where(VictimRecord.disaster_id == disaster_id,
+                                                                          condition))).all())
+        shelter_names = dict((await session.execute(select(Shelter.id, Shelter.name).where(
+            Shelter.disaster_id == disaster_id))).all())
+        names = dict((await session.execute(select(Organization.code, Organization.name).where(
+            Organization.code.in_({r.lg_code for r in records} | {r.current_lg_code for r in records})))).all())
+    person = clusters(await decisions(session, disaster_id))
+    exact = scope == "municipality"
+
+    def table(keyed: Counter, label=lambda k: k) -> list[tuple[str, int | None]]:
+        return [(label(k), _suppress(n, exact)) for k, n in sorted(keyed.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+
+    care = Counter(need for r in records for need in (r.care_needs or []))
+    tables = {
+        "現在いる市町村": table(Counter(r.current_lg_code for r in records), lambda c: names.get(c, c)),
+        "登録した市町村": table(Counter(r.lg_code for r in records), lambda c: names.get(c, c)),
+        "避難所": table(Counter(r.shelter_id for r in records if r.shelter_id), lambda s: shelter_names.get(s, s)),
+        "現在の居場所": table(Counter(r.whereabouts for r in records), lambda w: WHEREABOUTS.get(w, w)),
+        "要配慮者": table(care),
+        "住家の被害": table(Counter(r.damage_level for r in records)),
+    }
+    people = len({person.get(r.id, r.id) for r in records})
+    return Dashboard(scope, len(records), people, tables,
+                     suppressed=any(c is None for rows in tables.values() for _, c in rows))
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    records: int
+    pairs: int
+    linked: int  # new automatic links
+    kept: int  # pairs left alone because staff already decided them
+
+
+async def link_everything(session: AsyncSession, viewer: Tenant, disaster_id: str, actor: str) -> BatchRun:
+    """一括名寄せ: Splink scores every blocked pair of the disaster; pairs at or above the
+    threshold become automatic links (reversible, like staff decisions), except pairs staff have
+    already decided either way."""
+    import asyncio
+
+    from kiban.modules.disaster.linkage import link_batch
+
+    records = await all_records_for_matching(session, disaster_id)
+    if len(records) < 2:
+        return BatchRun(len(records), 0, 0, 0)
+    mappings = [record_mapping(r) for r in records]
+    result = await asyncio.to_thread(link_batch, mappings)
+    by_id = {r.id: r for r in records}
+    decided = {frozenset((d.record_a_id, d.record_b_id)) for d in await decisions(session, disaster_id)
+               if d.reverted_at is None}
+    linked = kept = 0
+    for left, right, probability in result.pairs:
+        if probability < result.threshold:
+            continue
+        if frozenset((left, right)) in decided:
+            kept += 1
+            continue
+        await decide(session, viewer, disaster_id, by_id[left], by_id[right], decision="auto",
+                     probability=probability, reasons=["一括名寄せ（Fellegi–Sunter モデル、Splink）"], actor=actor)
+        linked += 1
+    return BatchRun(len(records), len(result.pairs), linked, kept)

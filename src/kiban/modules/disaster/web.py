@@ -1,0 +1,484 @@
+"""広域被災者データベース pages: public disaster and shelter status; municipal workspaces (shelters
+from a phone, 被災者台帳, 名寄せ with reasons, CSV import); the situation dashboard; residents
+registering themselves at a shelter with the My Number Card."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import date
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from kiban.core.audit import service as audit
+from kiban.core.identity.dependencies import PUBLIC, CurrentResident, StaffContext, require
+from kiban.core.identity.permissions import Permission
+from kiban.core.registry import service as registry
+from kiban.core.registry.models import Organization
+from kiban.core.tenancy.dependencies import CurrentTenant, DbSession
+from kiban.core.tenancy.repository import TenantRepository
+from kiban.kit.csrf import verify_csrf
+from kiban.kit.db import utcnow
+from kiban.kit.errors import Conflict, InvalidInput, NotFound
+from kiban.kit.templating import templates
+from kiban.modules.disaster import matching, service
+from kiban.modules.disaster.models import DISASTER_KINDS, RosterImport, VictimRecord
+from kiban.modules.disaster.roster import CARE_NEEDS, DAMAGE_LEVELS, RISAI_STATUSES, WHEREABOUTS, parse_roster
+from kiban.modules.disaster.support import REBUILD_PLANS, SupportInputError, estimate
+
+router = APIRouter(include_in_schema=False)
+Reader = Annotated[StaffContext, require(Permission.disaster_record_read)]
+Writer = Annotated[StaffContext, require(Permission.disaster_record_write)]
+Opener = Annotated[StaffContext, require(Permission.disaster_disaster_manage)]
+MAX_UPLOAD = 5 * 1024 * 1024
+
+
+class RosterImportRepository(TenantRepository[RosterImport]):
+    model = RosterImport
+
+
+def _actor(staff: StaffContext) -> audit.Actor:
+    return audit.Actor("staff", f"{staff.principal.display_name}（{staff.tenant.name}）", staff.principal.id)
+
+
+def _label(staff: StaffContext) -> str:
+    return f"{staff.principal.display_name}（{staff.tenant.name}）"
+
+
+def _date(value: str, what: str) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{what}「{value}」は日付（例: 2026-01-01）で入力してください。") from None
+
+
+CHOICES = {"whereabouts": WHEREABOUTS, "damage_levels": DAMAGE_LEVELS, "care_needs": CARE_NEEDS,
+           "risai_statuses": RISAI_STATUSES, "rebuild_plans": REBUILD_PLANS, "supports": service.SUPPORT_KINDS,
+           "kinds": DISASTER_KINDS}
+
+
+# -- public ---------------------------------------------------------------------------------------
+
+@router.get("/disasters", response_class=HTMLResponse, dependencies=[PUBLIC])
+async def public_disasters(request: Request, session: DbSession) -> HTMLResponse:
+    return templates.TemplateResponse(request, "disaster/public_list.html",
+                                      {"disasters": await service.list_disasters(session)})
+
+
+@router.get("/disasters/{disaster_id}", response_class=HTMLResponse, dependencies=[PUBLIC])
+async def public_disaster(disaster_id: str, request: Request, session: DbSession) -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    return templates.TemplateResponse(request, "disaster/public_detail.html", {
+        "disaster": disaster, "areas": await service.areas(session, disaster_id),
+        "shelters": await service.open_shelters(session, disaster_id)})
+
+
+# -- opening a disaster (prefecture or 内閣府) -------------------------------------------------------------
+
+@router.get("/t/{lg_code}/disasters", response_class=HTMLResponse)
+async def workspace_list(request: Request, session: DbSession, staff: Reader) -> HTMLResponse:
+    return templates.TemplateResponse(request, "disaster/list.html", {
+        "tenant": staff.tenant, "staff": staff, "disasters": await service.list_disasters(session),
+        "may_open": service.may_open_disasters(staff.tenant) and staff.can(Permission.disaster_disaster_manage),
+        "error": None, **CHOICES})
+
+
+@router.post("/t/{lg_code}/disasters", dependencies=[Depends(verify_csrf)])
+async def open_disaster(request: Request, session: DbSession, staff: Opener) -> Response:
+    form = await request.form()
+    try:
+        disaster = await service.open_disaster(
+            session, staff.tenant, name=str(form.get("name", "")), kind=str(form.get("kind", "")),
+            occurred_on=_date(str(form.get("occurred_on", "")), "発生日"), description=str(form.get("description", "")),
+            affected=[c for v in form.getlist("affected") for c in str(v).replace("、", ",").split(",")],
+            relief_act=[c.strip() for v in [*form.getlist("relief_act"), form.get("relief_act_text", "")]
+                        for c in str(v).replace("、", ",").split(",") if c.strip()], actor=_label(staff))
+    except InvalidInput as exc:
+        await session.rollback()
+        return templates.TemplateResponse(request, "disaster/list.html", {
+            "tenant": staff.tenant, "staff": staff, "disasters": await service.list_disasters(session),
+            "may_open": True, "error": exc.detail, **CHOICES}, status_code=exc.status)
+    await audit.record(session, _actor(staff), "disaster.opened", target_type="disaster", target_id=disaster.id,
+                       details={"name": disaster.name})
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster.id}", status_code=303)
+
+
+# -- the workspace ------------------------------------------------------------------------------------------
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}", response_class=HTMLResponse)
+async def workspace(disaster_id: str, request: Request, session: DbSession, staff: Reader,
+                    q: str = "") -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    records = await service.visible_records(session, staff.tenant, disaster_id, actor=_actor(staff))
+    if q.strip():
+        from kiban.modules.disaster.names import normalize_name
+
+        key = normalize_name(q)
+        records = [r for r in records if key in normalize_name(r.family_name + r.given_name)
+                   or key in normalize_name(r.family_kana + r.given_kana)]
+    await session.commit()  # the audit entries of the reads above
+    names = {code: org.name for code, org in (await registry.organizations_by_code(
+        session, {r.lg_code for r in records} | {r.current_lg_code for r in records} | {r.home_lg_code for r in records})).items()}
+    return templates.TemplateResponse(request, "disaster/workspace.html", {
+        "tenant": staff.tenant, "staff": staff, "disaster": disaster, "records": records, "names": names, "q": q,
+        "areas": await service.areas(session, disaster_id),
+        "shelters": await service.shelters_of_tenant(session, disaster_id),
+        "is_municipality": service.is_municipality(staff.tenant),
+        "may_write": staff.can(Permission.disaster_record_write),
+        "may_link": service.may_open_disasters(staff.tenant) and staff.can(Permission.disaster_disaster_manage),
+        **CHOICES})
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/shelters", dependencies=[Depends(verify_csrf)])
+async def save_shelter(disaster_id: str, request: Request, session: DbSession, staff: Writer) -> Response:
+    form = await request.form()
+    disaster = await service.get_disaster(session, disaster_id)
+    if not service.is_municipality(staff.tenant):
+        raise NotFound("ページが見つかりません。")
+    shelter_id = str(form.get("shelter_id", "")) or None
+    try:
+        shelter = await service.save_shelter(
+            session, disaster, shelter_id=shelter_id, name=str(form.get("name", "")),
+            address=str(form.get("address", "")), capacity=str(form.get("capacity", "0")),
+            occupancy=str(form.get("occupancy", "0")), is_open=form.get("is_open") == "on",
+            needs=str(form.get("needs", "")), expected_version=int(str(form.get("expected_version", "0")) or 0),
+            actor=_label(staff))
+    except (InvalidInput, Conflict) as exc:
+        await session.rollback()
+        disaster = await service.get_disaster(session, disaster_id)
+        return templates.TemplateResponse(request, "disaster/shelter.html", {
+            "tenant": staff.tenant, "disaster": disaster, "shelter": None, "form": form, "error": exc.detail},
+            status_code=exc.status)
+    await audit.record(session, _actor(staff), "disaster.shelter.saved", target_type="shelter", target_id=shelter.id,
+                       details={"name": shelter.name, "occupancy": shelter.occupancy, "open": shelter.is_open})
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}#shelters", status_code=303)
+
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/shelters/{shelter_id}", response_class=HTMLResponse)
+async def shelter_page(disaster_id: str, shelter_id: str, request: Request, session: DbSession, staff: Writer) -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    shelter = next((s for s in await service.shelters_of_tenant(session, disaster_id) if s.id == shelter_id), None)
+    if shelter is None:
+        raise NotFound("避難所が見つかりません。")
+    return templates.TemplateResponse(request, "disaster/shelter.html", {
+        "tenant": staff.tenant, "disaster": disaster, "shelter": shelter, "form": None, "error": None})
+
+
+# -- records ---------------------------------------------------------------------------------------------------
+
+def _record_input(form, *, resident_subject_id: str | None = None) -> service.RecordInput:
+    size = str(form.get("household_size", "1")).strip() or "1"
+    if not size.isdigit():
+        raise InvalidInput(f"世帯人数「{size}」は1以上の整数で入力してください。")
+    sex = str(form.get("sex", "")) or None
+    return service.RecordInput(
+        family_name=str(form.get("family_name", "")), given_name=str(form.get("given_name", "")),
+        family_kana=str(form.get("family_kana", "")), given_kana=str(form.get("given_kana", "")),
+        birth_date=_date(str(form.get("birth_date", "")), "生年月日"), sex=sex,
+        home_address=str(form.get("home_address", "")), home_lg_code=str(form.get("home_lg_code", "")).strip(),
+        whereabouts=str(form.get("whereabouts", "unknown")), shelter_id=str(form.get("shelter_id", "")) or None,
+        wide_area_lg_code=str(form.get("wide_area_lg_code", "")).strip() or None, phone=str(form.get("phone", "")),
+        household_key=str(form.get("household_key", "")), household_size=int(size),
+        care_needs=[str(v) for v in form.getlist("care_needs")], damage_level=str(form.get("damage_level", "未調査")),
+        risai_status=str(form.get("risai_status", "未申請")), rebuild_plan=str(form.get("rebuild_plan", "未定")),
+        supports=[str(v) for v in form.getlist("supports")], note=str(form.get("note", "")),
+        resident_subject_id=resident_subject_id)
+
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/records/new", response_class=HTMLResponse)
+async def new_record(disaster_id: str, request: Request, session: DbSession, staff: Writer) -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    return templates.TemplateResponse(request, "disaster/record_form.html", {
+        "tenant": staff.tenant, "disaster": disaster, "form": {}, "error": None,
+        "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES})
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/records", dependencies=[Depends(verify_csrf)])
+async def create_record(disaster_id: str, request: Request, session: DbSession, staff: Writer) -> Response:
+    form = await request.form()
+    disaster = await service.get_disaster(session, disaster_id)
+    try:
+        record = await service.register(session, staff.tenant, disaster, _record_input(form), actor=_label(staff))
+    except (InvalidInput, Conflict) as exc:
+        await session.rollback()
+        disaster = await service.get_disaster(session, disaster_id)
+        return templates.TemplateResponse(request, "disaster/record_form.html", {
+            "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail,
+            "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES}, status_code=exc.status)
+    await audit.record(session, _actor(staff), "disaster.record.registered", target_type="victim_record",
+                       target_id=record.id, subject_id=record.resident_subject_id)
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/records/{record.id}", status_code=303)
+
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/records/{record_id}", response_class=HTMLResponse)
+async def record_page(disaster_id: str, record_id: str, request: Request, session: DbSession, staff: Reader) -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, _actor(staff))
+    # Candidate matches from the whole disaster, shown at once, with the reasons.
+    found = await matching.candidates_for(session, record)
+    others = {r.id: r for r in await service.all_records_for_matching(session, disaster_id)
+              if r.id in {c.record_id for c in found}}
+    candidates = [(c, others[c.record_id]) for c in found if c.record_id in others]
+    if candidates:
+        await service.audit_reads(session, staff.tenant, _actor(staff),
+                                  [r for _, r in candidates if r.lg_code != staff.tenant.lg_code], "disaster.record.match_viewed")
+    made = await service.decisions(session, disaster_id, {record.id})
+    linked_ids = {d.record_b_id if d.record_a_id == record.id else d.record_a_id for d in made
+                  if d.reverted_at is None and d.decision in ("confirmed", "auto")}
+    linked = await service.visible_records(session, staff.tenant, disaster_id, actor=_actor(staff),
+                                           record_ids=sorted(linked_ids)) if linked_ids else []
+    await session.commit()
+    codes = {record.lg_code, record.home_lg_code, record.current_lg_code} | {r.lg_code for _, r in candidates} | {
+        r.lg_code for r in linked} | {r.current_lg_code for r in linked}
+    names = {code: org.name for code, org in (await registry.organizations_by_code(session, codes)).items()}
+    try:
+        support = estimate(record.damage_level, household_size=record.household_size,
+                           rebuild_plan=record.rebuild_plan) if record.damage_level != "未調査" else None
+    except SupportInputError as exc:
+        support = exc
+    decided = {"|".join(sorted((d.record_a_id, d.record_b_id))): d for d in made if d.reverted_at is None}
+    return templates.TemplateResponse(request, "disaster/record.html", {
+        "tenant": staff.tenant, "staff": staff, "disaster": disaster, "record": record, "names": names,
+        "candidates": candidates, "decided": decided, "linked": linked, "decisions": made, "support": support,
+        "own": record.lg_code == staff.tenant.lg_code, "may_write": staff.can(Permission.disaster_record_write),
+        **CHOICES})
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/matches", dependencies=[Depends(verify_csrf)])
+async def decide_match(disaster_id: str, request: Request, session: DbSession, staff: Writer,
+                       record_id: Annotated[str, Form()] = "", other_id: Annotated[str, Form()] = "",
+                       decision: Annotated[str, Form()] = "") -> Response:
+    await service.get_disaster(session, disaster_id)
+    record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, _actor(staff))
+    candidates = {c.record_id: c for c in await matching.candidates_for(session, record, limit=50)}
+    if other_id not in candidates:
+        raise NotFound("照合する候補が見つかりません。")
+    other = next(r for r in await service.all_records_for_matching(session, disaster_id) if r.id == other_id)
+    candidate = candidates[other_id]
+    match = await service.decide(session, staff.tenant, disaster_id, record, other, decision=decision,
+                                 probability=candidate.probability, reasons=list(candidate.reasons), actor=_label(staff))
+    for owner_code in {record.lg_code, other.lg_code}:
+        await audit.record(session, _actor(staff), f"disaster.match.{decision}", target_type="match_decision",
+                           target_id=match.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
+                           details={"records": [record.id, other.id]},
+                           tenant=await registry.tenant_for(session, owner_code))
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/records/{record_id}", status_code=303)
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/matches/{decision_id}/revert", dependencies=[Depends(verify_csrf)])
+async def revert_match(disaster_id: str, decision_id: str, session: DbSession, staff: Writer,
+                       back: Annotated[str, Form()] = "") -> Response:
+    match = await service.revert(session, staff.tenant, disaster_id, decision_id, _label(staff))
+    await audit.record(session, _actor(staff), "disaster.match.reverted", target_type="match_decision",
+                       target_id=match.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS)
+    await session.commit()
+    target = back if back.startswith(f"/t/{staff.tenant.lg_code}/") else f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/linkage", dependencies=[Depends(verify_csrf)])
+async def run_linkage(disaster_id: str, request: Request, session: DbSession, staff: Opener) -> Response:
+    """一括名寄せ, run by the prefecture or 内閣府 for the whole disaster."""
+    if not service.may_open_disasters(staff.tenant):
+        raise NotFound("ページが見つかりません。")
+    disaster = await service.get_disaster(session, disaster_id)
+    run = await service.link_everything(session, staff.tenant, disaster.id, _label(staff))
+    await audit.record(session, _actor(staff), "disaster.linkage.batch", target_type="disaster", target_id=disaster.id,
+                       purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
+                       details={"records": run.records, "pairs": run.pairs, "linked": run.linked, "kept": run.kept})
+    await session.commit()
+    return templates.TemplateResponse(request, "disaster/linkage.html", {
+        "tenant": staff.tenant, "disaster": disaster, "run": run})
+
+
+# -- dashboard ---------------------------------------------------------------------------------------------------------
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/dashboard", response_class=HTMLResponse)
+async def dashboard_page(disaster_id: str, request: Request, session: DbSession, staff: Reader) -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    board = await service.dashboard(session, staff.tenant, disaster_id)
+    template = "disaster/_dashboard.html" if request.headers.get("HX-Request") else "disaster/dashboard.html"
+    return templates.TemplateResponse(request, template, {
+        "tenant": staff.tenant, "disaster": disaster, "board": board, "small": service.SMALL_COUNT})
+
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/dashboard.csv")
+async def dashboard_csv(disaster_id: str, session: DbSession, staff: Reader) -> Response:
+    disaster = await service.get_disaster(session, disaster_id)
+    board = await service.dashboard(session, staff.tenant, disaster_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["区分", "項目", "人数"])
+    writer.writerow(["合計", "登録件数", board.total])
+    writer.writerow(["合計", "人数（名寄せ後）", board.people])
+    for name, rows in board.tables.items():
+        for label, count in rows:
+            writer.writerow([name, label, count if count is not None else f"{service.SMALL_COUNT}未満"])
+    filename = f"状況_{disaster.name}_{staff.tenant.name}.csv"
+    return Response("\ufeff".encode() + buffer.getvalue().encode("utf-8"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+
+
+# -- CSV import ----------------------------------------------------------------------------------------------------------
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/imports", response_class=HTMLResponse)
+async def import_page(disaster_id: str, request: Request, session: DbSession, staff: Writer) -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    return templates.TemplateResponse(request, "disaster/import.html", {
+        "tenant": staff.tenant, "disaster": disaster, "batch": None, "error": None})
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/imports", dependencies=[Depends(verify_csrf)])
+async def upload_roster(disaster_id: str, request: Request, session: DbSession, staff: Writer,
+                        file: UploadFile) -> Response:
+    disaster = await service.get_disaster(session, disaster_id)
+    data = await file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        return templates.TemplateResponse(request, "disaster/import.html", {
+            "tenant": staff.tenant, "disaster": disaster, "batch": None,
+            "error": "ファイルが大きすぎます（5MB まで）。分けて取り込んでください。"}, status_code=413)
+    shelters = {s.name: s.id for s in await service.shelters_of_tenant(session, disaster_id)}
+    known = set((await session.scalars(select(Organization.code).where(
+        Organization.type.in_(service.MUNICIPAL_TYPES), Organization.retired_on.is_(None)))).all())
+    report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__)
+    batch = RosterImportRepository(session).add(RosterImport(
+        id=str(uuid.uuid4()), disaster_id=disaster_id, filename=(file.filename or "roster.csv")[:200],
+        encoding=report.encoding, report=_report_json(report), status="staged", created_by=_label(staff),
+        created_at=utcnow()))
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/imports/{batch.id}", status_code=303)
+
+
+def _report_json(report) -> dict:
+    def value(v):
+        return v.isoformat() if isinstance(v, date) else v
+
+    return {"file_errors": list(report.file_errors), "warnings": list(report.warnings), "rows": [
+        {"line": r.line, "errors": list(r.errors), "warnings": list(r.warnings), "import_key": r.import_key,
+         "values": {k: value(v) for k, v in r.values.items()} if r.values else None} for r in report.rows]}
+
+
+async def _batch(session, disaster_id: str, batch_id: str) -> RosterImport:
+    repo = RosterImportRepository(session)
+    batch = await repo.first(repo.select().where(RosterImport.id == batch_id, RosterImport.disaster_id == disaster_id))
+    if batch is None:
+        raise NotFound("取り込みが見つかりません。")
+    return batch
+
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/imports/{batch_id}", response_class=HTMLResponse)
+async def import_report(disaster_id: str, batch_id: str, request: Request, session: DbSession, staff: Writer) -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    batch = await _batch(session, disaster_id, batch_id)
+    rows = batch.report["rows"]
+    return templates.TemplateResponse(request, "disaster/import.html", {
+        "tenant": staff.tenant, "disaster": disaster, "batch": batch, "error": None,
+        "valid": sum(1 for r in rows if not r["errors"]), "invalid": sum(1 for r in rows if r["errors"])})
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/imports/{batch_id}/accept", dependencies=[Depends(verify_csrf)])
+async def accept_import(disaster_id: str, batch_id: str, session: DbSession, staff: Writer,
+                        valid_only: Annotated[str, Form()] = "") -> Response:
+    disaster = await service.get_disaster(session, disaster_id)
+    batch = await _batch(session, disaster_id, batch_id)
+    rows = batch.report["rows"]
+    if batch.status != "staged":
+        raise Conflict("この取り込みはすでに反映済みです。")
+    if batch.report["file_errors"]:
+        raise InvalidInput("ファイル全体の誤りがあるため取り込めません。ファイルを直して、もう一度読み込んでください。")
+    if any(r["errors"] for r in rows) and valid_only != "yes":
+        raise InvalidInput("誤りのある行があります。直したファイルを読み込み直すか、正しい行だけを取り込むことを選んでください。")
+    added = 0
+    for row in rows:
+        if row["errors"] or not row["values"]:
+            continue
+        v = dict(row["values"])
+        v["birth_date"] = date.fromisoformat(v["birth_date"]) if v.get("birth_date") else None
+        for text in ("family_kana", "given_kana", "home_address", "phone", "household_key", "note"):
+            v[text] = v.get(text) or ""
+        data = service.RecordInput(**{k: v[k] for k in (
+            "family_name", "given_name", "family_kana", "given_kana", "birth_date", "sex", "home_address", "home_lg_code",
+            "whereabouts", "shelter_id", "wide_area_lg_code", "phone", "household_key", "care_needs", "damage_level",
+            "risai_status", "note") if k in v}, import_key=row["import_key"])
+        before = await service.RecordRepository(session).count(service.RecordRepository(session).select().where(
+            VictimRecord.disaster_id == disaster_id))
+        try:
+            await service.register(session, staff.tenant, disaster, data, actor=_label(staff))
+        except InvalidInput as exc:
+            await session.rollback()
+            raise InvalidInput(f"{row['line']}行目: {exc.detail}") from None
+        after = await service.RecordRepository(session).count(service.RecordRepository(session).select().where(
+            VictimRecord.disaster_id == disaster_id))
+        added += after - before
+    batch.status, batch.imported_count = "imported", added
+    await audit.record(session, _actor(staff), "disaster.roster.imported", target_type="roster_import",
+                       target_id=batch.id, details={"added": added, "rows": len(rows), "valid_only": valid_only == "yes"})
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/imports/{batch_id}", status_code=303)
+
+
+# -- residents register themselves at a shelter ---------------------------------------------------------------------------------
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/shelters/{shelter_id}/register", response_class=HTMLResponse)
+async def self_register_page(disaster_id: str, shelter_id: str, tenant: CurrentTenant, request: Request,
+                             session: DbSession, resident: CurrentResident) -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    shelter = next((s for s in await service.shelters_of_tenant(session, disaster_id) if s.id == shelter_id), None)
+    if shelter is None or not shelter.is_open:
+        raise NotFound("開設中の避難所が見つかりません。")
+    return templates.TemplateResponse(request, "disaster/self_register.html", {
+        "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": {}, "error": None, "done": None, **CHOICES})
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/shelters/{shelter_id}/register",
+             dependencies=[Depends(verify_csrf)])
+async def self_register(disaster_id: str, shelter_id: str, tenant: CurrentTenant, request: Request,
+                        session: DbSession, resident: CurrentResident) -> Response:
+    disaster = await service.get_disaster(session, disaster_id)
+    form = await request.form()
+    shelter = next((s for s in await service.shelters_of_tenant(session, disaster_id) if s.id == shelter_id), None)
+    if shelter is None or not shelter.is_open:
+        raise NotFound("開設中の避難所が見つかりません。")
+    values = {k: form.get(k, "") for k in form.keys()}
+    values.update({"whereabouts": "shelter", "shelter_id": shelter.id})
+    try:
+        data = _record_input(_FormView(values, form), resident_subject_id=resident.principal.id)
+        data.import_key = f"resident:{resident.principal.id}"  # registering twice changes nothing
+        record = await service.register(session, tenant, disaster, data, actor="本人（マイナンバーカード）")
+    except (InvalidInput, Conflict) as exc:
+        await session.rollback()
+        disaster = await service.get_disaster(session, disaster_id)
+        shelter = next(s for s in await service.shelters_of_tenant(session, disaster_id) if s.id == shelter_id)
+        return templates.TemplateResponse(request, "disaster/self_register.html", {
+            "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": form, "error": exc.detail, "done": None,
+            **CHOICES}, status_code=exc.status)
+    await audit.record(session, audit.Actor("resident", "本人", resident.principal.id), "disaster.record.self_registered",
+                       target_type="victim_record", target_id=record.id, subject_id=resident.principal.id)
+    await session.commit()
+    return templates.TemplateResponse(request, "disaster/self_register.html", {
+        "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": {}, "error": None, "done": record, **CHOICES})
+
+
+class _FormView:
+    """A form with some fields fixed by the page (the shelter a resident registers at)."""
+
+    def __init__(self, values: dict, form) -> None:
+        self.values, self.form = values, form
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def getlist(self, key):
+        return self.form.getlist(key)
