@@ -406,11 +406,14 @@ def serve(
 async def _demo_catalog() -> int:
     from kiban.kit.db import create_engine, make_sessionmaker
     from kiban.modules.catalog.demo import load_demo
+    from kiban.modules.disaster.demo import load_demo as load_disaster_demo
 
     engine = create_engine(get_settings().database_url, pool=False)
     try:
         async with make_sessionmaker(engine)() as session:
             added = await load_demo(session)
+            await session.commit()
+            added += await load_disaster_demo(session)
             await session.commit()
             return added
     finally:
@@ -442,6 +445,10 @@ DEMO_STAFF = [
     ("demo-yamaguchi", "山口 五郎", "350001", "admin"),
     ("demo-digital", "デジタル 六子", "000019", "admin"),
     ("demo-aichi", "愛知 七子", "230006", "admin"),
+    ("demo-ishikawa", "石川 八郎", "170003", "admin"),
+    ("demo-wajima", "輪島 九子", "172049", "staff"),
+    ("demo-kanazawa", "金沢 十郎", "172014", "staff"),
+    ("demo-cabinet", "内閣府 防災", "000035", "viewer"),
 ]
 
 
@@ -497,7 +504,7 @@ def demo(
     asyncio.run(_demo_settings())
     console.print("デモ用のテナント設定（北海道・札幌市）を用意しました。")
     added = asyncio.run(_demo_catalog())
-    console.print(f"デモ用の共通サービス利用状況を用意しました（追加 {added} 件。経費は人口から作った架空の値です）。")
+    console.print(f"デモ用の共通サービス利用状況と架空の災害（合成データの被災者）を用意しました（追加 {added} 件）。")
     accounts = asyncio.run(_demo_staff())
     table = Table(title="デモ用の職員アカウント（パスワードはすべて " + DEMO_PASSWORD + "）")
     for column in ("ユーザー名", "氏名", "団体", "役割"):

@@ -38,6 +38,7 @@ from kiban.modules.catalog import api as catalog_api
 from kiban.modules.catalog import web as catalog_web
 from kiban.modules.costs import api as costs_api
 from kiban.modules.costs import web as costs_web
+from kiban.modules.disaster import api as disaster_api
 from kiban.modules.disaster import web as disaster_web
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
@@ -119,5 +120,6 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(costs_api.router)
     app.include_router(catalog_web.router)
     app.include_router(costs_web.router)
+    app.include_router(disaster_api.router)
     app.include_router(disaster_web.router)
     return app

@@ -270,3 +270,33 @@ async def test_the_prefecture_links_everything_in_one_run(staff, session) -> Non
     assert [d.decision for d in auto] == ["auto"]
     refused = await wajima.client.post(f"/t/{WAJIMA}/disasters/{disaster}/linkage", data={"csrf_token": wajima.csrf})
     assert refused.status_code == 404
+
+
+async def test_dashboard_api_suppresses_small_counts_outside_the_municipality(staff) -> None:
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    await _register(wajima, WAJIMA, disaster, whereabouts="home")
+    own = await wajima.client.get(f"/api/v1/t/{WAJIMA}/disasters/{disaster}/dashboard")
+    assert own.status_code == 200 and own.json()["scope"] == "municipality"
+    assert {"label": "在宅", "count": 1} in own.json()["tables"]["現在の居場所"]
+    national = await (await staff(CABINET_OFFICE, "viewer")).client.get(
+        f"/api/v1/t/{CABINET_OFFICE}/disasters/{disaster}/dashboard")
+    assert national.json()["scope"] == "national" and national.json()["registrations"] == 1
+    assert {"label": "在宅", "count": None} in national.json()["tables"]["現在の居場所"]
+    other = await (await staff(HAKODATE, "admin")).client.get(f"/api/v1/t/{WAJIMA}/disasters/{disaster}/dashboard")
+    assert other.status_code == 404 and other.headers["content-type"].startswith("application/problem+json")
+    missing = await wajima.client.get(f"/api/v1/t/{WAJIMA}/disasters/no-such/dashboard")
+    assert missing.status_code == 404
+
+
+async def test_demo_disaster_is_synthetic_and_loads_once(session) -> None:
+    from kiban.modules.disaster.demo import DEMO_NAME, load_demo
+    from kiban.modules.disaster.models import Disaster
+
+    assert await load_demo(session, registrations=60) == 60
+    assert await load_demo(session, registrations=60) == 0
+    disaster = await session.scalar(select(Disaster).where(Disaster.name == DEMO_NAME))
+    async with unscoped(session, "test"):
+        count = await session.scalar(select(func.count()).select_from(VictimRecord)
+                                     .where(VictimRecord.disaster_id == disaster.id))
+    assert count == 60 and "架空" in disaster.name
