@@ -59,5 +59,5 @@ async def load_demo(session: AsyncSession, registrations: int = 400) -> int:
         async with as_tenant(session, tenant):
             shelter = await session.get(Shelter, (code, shelters[code]))
             shelter.occupancy, shelter.updated_at = count, utcnow()
-    await session.flush()
+            await session.flush()
     return added
