@@ -300,3 +300,17 @@ async def test_demo_disaster_is_synthetic_and_loads_once(session) -> None:
         count = await session.scalar(select(func.count()).select_from(VictimRecord)
                                      .where(VictimRecord.disaster_id == disaster.id))
     assert count == 60 and "架空" in disaster.name
+
+
+async def test_other_prefectures_see_the_whole_disaster_in_aggregate_only(staff) -> None:
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    record = await _register(wajima, WAJIMA, disaster, whereabouts="home")
+    toyama = await staff(TOYAMA, "viewer")
+    own_area = await toyama.client.get(f"/t/{TOYAMA}/disasters/{disaster}/dashboard")
+    assert "登録 0 件" in own_area.text
+    national = await toyama.client.get(f"/t/{TOYAMA}/disasters/{disaster}/dashboard", params={"view": "national"})
+    assert "登録 1 件・1 人" in national.text and "10未満" in national.text and "健太" not in national.text
+    assert (await toyama.client.get(f"/t/{TOYAMA}/disasters/{disaster}/records/{record}")).status_code == 404
+    refused = await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}/dashboard", params={"view": "national"})
+    assert refused.status_code == 404

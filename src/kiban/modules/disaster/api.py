@@ -33,9 +33,10 @@ class DashboardRead(BaseModel):
 
 
 @router.get("/{disaster_id}/dashboard", summary="状況把握（人数の集計。団体の範囲に応じて）", response_model=DashboardRead)
-async def dashboard(disaster_id: str, staff: Reader, session: DbSession) -> DashboardRead:
+async def dashboard(disaster_id: str, staff: Reader, session: DbSession, view: str = "") -> DashboardRead:
+    """``view=national``: the whole disaster (prefectures and national bodies)."""
     disaster = await service.get_disaster(session, disaster_id)
-    board = await service.dashboard(session, staff.tenant, disaster_id)
+    board = await service.dashboard(session, staff.tenant, disaster_id, national=view == "national")
     return DashboardRead(disaster_id=disaster.id, disaster_name=disaster.name, scope=board.scope,
                          registrations=board.total, people=board.people, small_count_suppressed_below=service.SMALL_COUNT,
                          tables={name: [Row(label=label, count=count) for label, count in rows]

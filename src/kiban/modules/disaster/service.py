@@ -403,17 +403,24 @@ def _suppress(count: int, exact: bool) -> int | None:
     return count if exact or count >= SMALL_COUNT else None
 
 
-async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str) -> Dashboard:
+def may_see_national(viewer: Tenant) -> bool:
+    """内閣府 (and other national bodies) and every prefecture see the whole disaster in aggregate."""
+    return viewer.is_prefecture or viewer.type == OrgType.national.value
+
+
+async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, national: bool = False) -> Dashboard:
     """Counts by municipality, shelter, whereabouts, care needs and damage level, computed from
     the records as they are at the moment of asking. A municipality sees exact counts over the
     records it registered or that are shared with it; a prefecture its area and 内閣府 (or any
     other organisation) the whole disaster, both with counts under 10 suppressed."""
-    if viewer.is_prefecture:
-        scope, condition = "prefecture", _visible_to(viewer)
-    elif is_municipality(viewer):
-        scope, condition = "municipality", _visible_to(viewer)
-    else:
+    if national and not may_see_national(viewer):
+        raise NotFound("全国の集計は都道府県と国の機関が見られます。")
+    if national or viewer.type == OrgType.national.value:
         scope, condition = "national", and_(VictimRecord.disaster_id == disaster_id)
+    elif viewer.is_prefecture:
+        scope, condition = "prefecture", _visible_to(viewer)
+    else:
+        scope, condition = "municipality", _visible_to(viewer)
     async with unscoped(session, f"{LEGAL_BASIS}: 状況把握のための集計"):
         records = list((await session.scalars(select(VictimRecord).where(VictimRecord.disaster_id == disaster_id,
                                                                           condition))).all())

@@ -306,18 +306,20 @@ async def run_linkage(disaster_id: str, request: Request, session: DbSession, st
 # -- dashboard ---------------------------------------------------------------------------------------------------------
 
 @router.get("/t/{lg_code}/disasters/{disaster_id}/dashboard", response_class=HTMLResponse)
-async def dashboard_page(disaster_id: str, request: Request, session: DbSession, staff: Reader) -> HTMLResponse:
+async def dashboard_page(disaster_id: str, request: Request, session: DbSession, staff: Reader,
+                         view: str = "") -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
-    board = await service.dashboard(session, staff.tenant, disaster_id)
+    board = await service.dashboard(session, staff.tenant, disaster_id, national=view == "national")
     template = "disaster/_dashboard.html" if request.headers.get("HX-Request") else "disaster/dashboard.html"
     return templates.TemplateResponse(request, template, {
-        "tenant": staff.tenant, "disaster": disaster, "board": board, "small": service.SMALL_COUNT})
+        "tenant": staff.tenant, "disaster": disaster, "board": board, "small": service.SMALL_COUNT, "view": view,
+        "may_see_national": service.may_see_national(staff.tenant)})
 
 
 @router.get("/t/{lg_code}/disasters/{disaster_id}/dashboard.csv")
-async def dashboard_csv(disaster_id: str, session: DbSession, staff: Reader) -> Response:
+async def dashboard_csv(disaster_id: str, session: DbSession, staff: Reader, view: str = "") -> Response:
     disaster = await service.get_disaster(session, disaster_id)
-    board = await service.dashboard(session, staff.tenant, disaster_id)
+    board = await service.dashboard(session, staff.tenant, disaster_id, national=view == "national")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["区分", "項目", "人数"])
