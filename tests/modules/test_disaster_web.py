@@ -314,3 +314,28 @@ async def test_other_prefectures_see_the_whole_disaster_in_aggregate_only(staff)
     assert (await toyama.client.get(f"/t/{TOYAMA}/disasters/{disaster}/records/{record}")).status_code == 404
     refused = await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}/dashboard", params={"view": "national"})
     assert refused.status_code == 404
+
+
+async def test_a_municipality_updates_its_own_record_and_only_its_own(staff, session) -> None:
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    record = await _register(wajima, WAJIMA, disaster, whereabouts="home", damage_level="未調査")
+    form = await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}/records/{record}/edit")
+    assert form.status_code == 200 and 'value="高橋"' in form.text
+    moved = await wajima.client.post(f"/t/{WAJIMA}/disasters/{disaster}/records/{record}/edit", data={
+        **_person(whereabouts="wide_area", wide_area_lg_code=KANAZAWA, damage_level="大規模半壊", rebuild_plan="補修",
+                  supports="物資"), "expected_version": "1", "csrf_token": wajima.csrf})
+    assert moved.status_code == 303
+    page = await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}/records/{record}")
+    assert "広域避難先（金沢市）" in page.text and "1,500,000 円" in page.text  # 大規模半壊 50万 + 補修 100万
+    # Now in 金沢市: 金沢市 may read it, but it is still 輪島市's record to change.
+    kanazawa = await staff(KANAZAWA, "staff")
+    assert (await kanazawa.client.get(f"/t/{KANAZAWA}/disasters/{disaster}/records/{record}")).status_code == 200
+    assert (await kanazawa.client.get(f"/t/{KANAZAWA}/disasters/{disaster}/records/{record}/edit")).status_code == 404
+    stale = await wajima.client.post(f"/t/{WAJIMA}/disasters/{disaster}/records/{record}/edit", data={
+        **_person(whereabouts="home"), "expected_version": "1", "csrf_token": wajima.csrf})
+    assert stale.status_code == 409
+    async with unscoped(session, "test"):
+        stored = await session.get(VictimRecord, (WAJIMA, record))
+        await session.refresh(stored)
+    assert (stored.whereabouts, stored.current_lg_code, stored.version) == ("wide_area", KANAZAWA, 2)

@@ -202,8 +202,8 @@ async def _municipality(session: AsyncSession, code: str, what: str) -> Organiza
     return org
 
 
-async def register(session: AsyncSession, tenant: Tenant, disaster: Disaster, data: RecordInput, *, actor: str) -> VictimRecord:
-    """Add a record to the tenant's 被災者台帳. A repeated import key returns the existing record."""
+async def _validated(session: AsyncSession, tenant: Tenant, disaster: Disaster, data: RecordInput) -> dict:
+    """The record's stored fields from validated input (Japanese errors for anything wrong)."""
     if disaster.closed_at is not None:
         raise Conflict("この災害の対応は終了しています。")
     if not is_municipality(tenant):
@@ -226,6 +226,8 @@ async def register(session: AsyncSession, tenant: Tenant, disaster: Disaster, da
         raise InvalidInput(f"選べない項目があります: {'、'.join(bad)}")
     if not 1 <= data.household_size <= 30:
         raise InvalidInput("世帯人数は1〜30で入力してください。")
+    if len(data.note) > 400 or len(data.home_address) > 300:
+        raise InvalidInput("住所は300文字、備考は400文字以内で入力してください。")
     home = await _municipality(session, data.home_lg_code, "住所地の団体コード")
     current_code = home.code
     shelter_id = None
@@ -239,6 +241,21 @@ async def register(session: AsyncSession, tenant: Tenant, disaster: Disaster, da
         current_code = (await _municipality(session, data.wide_area_lg_code or "", "広域避難先の団体コード")).code
     elif data.whereabouts in ("relatives", "temporary_housing") and tenant.lg_code != home.code:
         current_code = tenant.lg_code  # staying with relatives / in temporary housing where it registered
+    return dict(
+        family_name=data.family_name.strip(), given_name=data.given_name.strip(), family_kana=data.family_kana.strip(),
+        given_kana=data.given_kana.strip(), birth_date=data.birth_date, sex=data.sex,
+        home_address=data.home_address.strip(), home_lg_code=home.code, home_pref_code=prefecture_code(home.code),
+        whereabouts=data.whereabouts, shelter_id=shelter_id,
+        wide_area_lg_code=data.wide_area_lg_code if data.whereabouts == "wide_area" else None,
+        current_lg_code=current_code, current_pref_code=prefecture_code(current_code), phone=data.phone.strip(),
+        household_key=data.household_key.strip(), household_size=data.household_size, care_needs=list(data.care_needs),
+        damage_level=data.damage_level, risai_status=data.risai_status, rebuild_plan=data.rebuild_plan,
+        supports=list(data.supports), note=data.note.strip())
+
+
+async def register(session: AsyncSession, tenant: Tenant, disaster: Disaster, data: RecordInput, *, actor: str) -> VictimRecord:
+    """Add a record to the tenant's 被災者台帳. A repeated import key returns the existing record."""
+    fields = await _validated(session, tenant, disaster, data)
     repo = RecordRepository(session)
     if data.import_key:
         existing = await repo.first(repo.select().where(VictimRecord.disaster_id == disaster.id,
@@ -246,17 +263,27 @@ async def register(session: AsyncSession, tenant: Tenant, disaster: Disaster, da
         if existing is not None:
             return existing
     now = utcnow()
-    record = repo.add(VictimRecord(
-        id=str(uuid.uuid4()), disaster_id=disaster.id, family_name=data.family_name.strip(),
-        given_name=data.given_name.strip(), family_kana=data.family_kana.strip(), given_kana=data.given_kana.strip(),
-        birth_date=data.birth_date, sex=data.sex, home_address=data.home_address.strip(), home_lg_code=home.code,
-        home_pref_code=prefecture_code(home.code), whereabouts=data.whereabouts, shelter_id=shelter_id,
-        wide_area_lg_code=data.wide_area_lg_code if data.whereabouts == "wide_area" else None,
-        current_lg_code=current_code, current_pref_code=prefecture_code(current_code), phone=data.phone.strip(),
-        household_key=data.household_key.strip(), household_size=data.household_size, care_needs=data.care_needs,
-        damage_level=data.damage_level, risai_status=data.risai_status, rebuild_plan=data.rebuild_plan,
-        supports=data.supports, note=data.note.strip(), resident_subject_id=data.resident_subject_id,
-        import_key=data.import_key, version=1, created_by=actor, created_at=now, updated_at=now))
+    record = repo.add(VictimRecord(id=str(uuid.uuid4()), disaster_id=disaster.id, **fields,
+                                   resident_subject_id=data.resident_subject_id, import_key=data.import_key, version=1,
+                                   created_by=actor, created_at=now, updated_at=now))
+    await session.flush()
+    return record
+
+
+async def update_record(session: AsyncSession, tenant: Tenant, disaster: Disaster, record_id: str, data: RecordInput, *,
+                        expected_version: int) -> VictimRecord:
+    """Change one of the tenant's own records (whereabouts move, damage is assessed, support is
+    given). Another municipality's record is not found here: each keeps its own 台帳."""
+    repo = RecordRepository(session)
+    record = await repo.first(repo.select().where(VictimRecord.id == record_id, VictimRecord.disaster_id == disaster.id))
+    if record is None:
+        raise NotFound("被災者の記録が見つかりません。")
+    if record.version != expected_version:
+        raise Conflict("ほかの職員が先にこの記録を更新しました。最新の内容を確認してから、もう一度保存してください。")
+    for key, value in (await _validated(session, tenant, disaster, data)).items():
+        setattr(record, key, value)
+    record.version += 1
+    record.updated_at = utcnow()
     await session.flush()
     return record
 

@@ -255,6 +255,63 @@ async def record_page(disaster_id: str, record_id: str, request: Request, sessio
         **CHOICES})
 
 
+def _form_of(record: VictimRecord) -> dict:
+    """A record as the form's values (for editing)."""
+    values = {k: getattr(record, k) or "" for k in (
+        "family_name", "given_name", "family_kana", "given_kana", "sex", "home_address", "home_lg_code", "whereabouts",
+        "shelter_id", "wide_area_lg_code", "phone", "household_key", "damage_level", "risai_status", "rebuild_plan", "note")}
+    values["birth_date"] = record.birth_date.isoformat() if record.birth_date else ""
+    values["household_size"] = str(record.household_size)
+    return values
+
+
+class _Prefilled(dict):
+    """Form values for the edit page: ``getlist`` gives the record's lists (care needs, support)."""
+
+    def __init__(self, values: dict, lists: dict) -> None:
+        super().__init__(values)
+        self.lists = lists
+
+    def getlist(self, key):
+        return self.lists.get(key, [])
+
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/records/{record_id}/edit", response_class=HTMLResponse)
+async def edit_record_page(disaster_id: str, record_id: str, request: Request, session: DbSession,
+                           staff: Writer) -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    repo = service.RecordRepository(session)
+    record = await repo.first(repo.select().where(VictimRecord.id == record_id, VictimRecord.disaster_id == disaster_id))
+    if record is None:
+        raise NotFound("被災者の記録が見つかりません。")
+    form = _Prefilled(_form_of(record), {"care_needs": record.care_needs or [], "supports": record.supports or []})
+    return templates.TemplateResponse(request, "disaster/record_form.html", {
+        "tenant": staff.tenant, "disaster": disaster, "form": form, "error": None, "record": record,
+        "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES})
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/records/{record_id}/edit", dependencies=[Depends(verify_csrf)])
+async def edit_record(disaster_id: str, record_id: str, request: Request, session: DbSession, staff: Writer) -> Response:
+    form = await request.form()
+    disaster = await service.get_disaster(session, disaster_id)
+    try:
+        version = str(form.get("expected_version", "0"))
+        record = await service.update_record(session, staff.tenant, disaster, record_id, _record_input(form),
+                                             expected_version=int(version) if version.isdigit() else 0)
+    except (InvalidInput, Conflict) as exc:
+        await session.rollback()
+        disaster = await service.get_disaster(session, disaster_id)
+        return templates.TemplateResponse(request, "disaster/record_form.html", {
+            "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail,
+            "record": {"id": record_id, "version": form.get("expected_version", "0")},
+            "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES}, status_code=exc.status)
+    await audit.record(session, _actor(staff), "disaster.record.updated", target_type="victim_record",
+                       target_id=record.id, subject_id=record.resident_subject_id,
+                       details={"version": record.version, "whereabouts": record.whereabouts})
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/records/{record_id}", status_code=303)
+
+
 @router.post("/t/{lg_code}/disasters/{disaster_id}/matches", dependencies=[Depends(verify_csrf)])
 async def decide_match(disaster_id: str, request: Request, session: DbSession, staff: Writer,
                        record_id: Annotated[str, Form()] = "", other_id: Annotated[str, Form()] = "",
