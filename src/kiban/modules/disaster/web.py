@@ -28,6 +28,7 @@ from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.templating import templates
 from kiban.modules.disaster import matching, service
 from kiban.modules.disaster.models import DISASTER_KINDS, RosterImport, VictimRecord
+from kiban.modules.disaster.names import normalize_name
 from kiban.modules.disaster.roster import CARE_NEEDS, DAMAGE_LEVELS, RISAI_STATUSES, WHEREABOUTS, parse_roster
 from kiban.modules.disaster.support import REBUILD_PLANS, SupportInputError, estimate
 
@@ -120,8 +121,6 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
     disaster = await service.get_disaster(session, disaster_id)
     records = await service.visible_records(session, staff.tenant, disaster_id, actor=_actor(staff))
     if q.strip():
-        from kiban.modules.disaster.names import normalize_name
-
         key = normalize_name(q)
         records = [r for r in records if key in normalize_name(r.family_name + r.given_name)
                    or key in normalize_name(r.family_kana + r.given_kana)]
@@ -460,6 +459,10 @@ async def accept_import(disaster_id: str, batch_id: str, session: DbSession, sta
     if any(r["errors"] for r in rows) and valid_only != "yes":
         raise InvalidInput("誤りのある行があります。直したファイルを読み込み直すか、正しい行だけを取り込むことを選んでください。")
     added = 0
+    repo = service.RecordRepository(session)
+    known = set(await repo.all(select(VictimRecord.import_key).where(
+        VictimRecord.lg_code == staff.tenant.lg_code, VictimRecord.disaster_id == disaster_id,
+        VictimRecord.import_key.is_not(None))))
     for row in rows:
         if row["errors"] or not row["values"]:
             continue
@@ -471,16 +474,15 @@ async def accept_import(disaster_id: str, batch_id: str, session: DbSession, sta
             "family_name", "given_name", "family_kana", "given_kana", "birth_date", "sex", "home_address", "home_lg_code",
             "whereabouts", "shelter_id", "wide_area_lg_code", "phone", "household_key", "care_needs", "damage_level",
             "risai_status", "note") if k in v}, import_key=row["import_key"])
-        before = await service.RecordRepository(session).count(service.RecordRepository(session).select().where(
-            VictimRecord.disaster_id == disaster_id))
+        if row["import_key"] in known:
+            continue  # already registered (an earlier import of the same roster)
         try:
             await service.register(session, staff.tenant, disaster, data, actor=_label(staff))
         except InvalidInput as exc:
             await session.rollback()
             raise InvalidInput(f"{row['line']}行目: {exc.detail}") from None
-        after = await service.RecordRepository(session).count(service.RecordRepository(session).select().where(
-            VictimRecord.disaster_id == disaster_id))
-        added += after - before
+        known.add(row["import_key"])
+        added += 1
     batch.status, batch.imported_count = "imported", added
     await audit.record(session, _actor(staff), "disaster.roster.imported", target_type="roster_import",
                        target_id=batch.id, details={"added": added, "rows": len(rows), "valid_only": valid_only == "yes"})
