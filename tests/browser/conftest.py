@@ -112,3 +112,15 @@ async def create_committed_staff(test_database, lg_code: str, display_name: str)
     finally:
         await engine.dispose()
     return username, secret
+
+
+async def sign_in(page, username: str, secret: bytes) -> None:
+    """Sign in through the real pages: password, then the current TOTP code."""
+    from kiban.core.identity import credentials
+
+    await page.goto("/signin")
+    await page.get_by_label("ユーザー名").fill(username)
+    await page.get_by_label("パスワード").fill(STAFF_PASSWORD)
+    await page.get_by_role("button", name="次へ").click()
+    await page.get_by_label("確認コード（6桁）").fill(credentials.totp_code(secret))
+    await page.get_by_role("button", name="サインイン").click()

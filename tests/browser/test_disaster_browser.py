@@ -10,9 +10,7 @@ import re
 import pytest_asyncio
 from playwright.async_api import expect
 
-from kiban.core.identity import credentials
-from tests.browser.conftest import STAFF_PASSWORD as PASSWORD
-from tests.browser.conftest import create_committed_staff
+from tests.browser.conftest import create_committed_staff, sign_in
 
 ISHIKAWA, WAJIMA, KANAZAWA, TAKAOKA, CABINET_OFFICE = "170003", "172049", "172014", "162027", "000035"
 
@@ -26,13 +24,7 @@ async def cast(test_database) -> dict[str, tuple[str, bytes]]:
 async def _signed_in(browser, live_server, account) -> object:
     context = await browser.new_context(base_url=live_server, locale="ja-JP", viewport={"width": 390, "height": 844})
     page = await context.new_page()
-    username, secret = account
-    await page.goto("/signin")
-    await page.get_by_label("ユーザー名").fill(username)
-    await page.get_by_label("パスワード").fill(PASSWORD)
-    await page.get_by_role("button", name="次へ").click()
-    await page.get_by_label("確認コード（6桁）").fill(credentials.totp_code(secret))
-    await page.get_by_role("button", name="サインイン").click()
+    await sign_in(page, *account)
     await expect(page.get_by_role("button", name="サインアウト")).to_be_visible()
     return page
 

@@ -6,21 +6,14 @@ import pytest
 import pytest_asyncio
 from axe_playwright_python.async_playwright import Axe
 
-from kiban.core.identity import credentials
-from tests.browser.conftest import STAFF_PASSWORD as PASSWORD
-from tests.browser.conftest import create_committed_staff
+from tests.browser.conftest import create_committed_staff, sign_in
 TENANT = "454311"  # 宮崎県美郷町: no other test reads it
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def signed_in_page(page, test_database):
     username, secret = await create_committed_staff(test_database, TENANT, "美郷 点検")
-    await page.goto("/signin")
-    await page.get_by_label("ユーザー名").fill(username)
-    await page.get_by_label("パスワード").fill(PASSWORD)
-    await page.get_by_role("button", name="次へ").click()
-    await page.get_by_label("確認コード（6桁）").fill(credentials.totp_code(secret))
-    await page.get_by_role("button", name="サインイン").click()
+    await sign_in(page, username, secret)
     await page.wait_for_url(f"**/t/{TENANT}/")
     return page
 
