@@ -177,6 +177,8 @@ async def test_shelter_updates_from_a_phone_refuse_stale_versions(staff) -> None
     assert "輪島小学校" in public.text and "87／150" in public.text
     suzu = await staff(SUZU, "staff")
     assert (await suzu.client.get(f"/t/{SUZU}/disasters/{disaster}/shelters/{shelter}")).status_code == 404
+    phone_page = await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}/shelters/{shelter}")
+    assert "<svg" in phone_page.text and f"/shelters/{shelter}/register" in phone_page.text
 
 
 ROSTER = ("氏,名,氏（フリガナ）,名（フリガナ）,生年月日,性別,住所,団体コード,現在の居場所,避難所名,電話番号,世帯番号,要配慮者,住家の被害\r\n"

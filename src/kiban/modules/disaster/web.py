@@ -11,6 +11,7 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import quote
 
+import segno
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
@@ -169,8 +170,11 @@ async def shelter_page(disaster_id: str, shelter_id: str, request: Request, sess
     shelter = next((s for s in await service.shelters_of_tenant(session, disaster_id) if s.id == shelter_id), None)
     if shelter is None:
         raise NotFound("避難所が見つかりません。")
+    register_url = f"{str(request.base_url).rstrip('/')}/t/{staff.tenant.lg_code}/disasters/{disaster_id}/shelters/{shelter_id}/register"
+    qr = segno.make(register_url, error="m").svg_inline(scale=4, title=f"{shelter.name}で住民が自分で登録するためのQRコード")
     return templates.TemplateResponse(request, "disaster/shelter.html", {
-        "tenant": staff.tenant, "disaster": disaster, "shelter": shelter, "form": None, "error": None})
+        "tenant": staff.tenant, "disaster": disaster, "shelter": shelter, "form": None, "error": None,
+        "register_url": register_url, "qr": qr})
 
 
 # -- records ---------------------------------------------------------------------------------------------------
