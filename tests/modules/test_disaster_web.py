@@ -341,3 +341,25 @@ async def test_a_municipality_updates_its_own_record_and_only_its_own(staff, ses
         stored = await session.get(VictimRecord, (WAJIMA, record))
         await session.refresh(stored)
     assert (stored.whereabouts, stored.current_lg_code, stored.version) == ("wide_area", KANAZAWA, 2)
+
+
+async def test_a_weak_candidate_cannot_be_confirmed_to_widen_access(staff, monkeypatch) -> None:
+    from kiban.modules.disaster import service as disaster_service
+
+    monkeypatch.setattr(disaster_service, "MIN_CONFIRM_PROBABILITY", 0.9)
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    # Same name, a birth date one digit off, another address: the model says about 0.85.
+    other = await _register(wajima, WAJIMA, disaster, whereabouts="home", birth_date="1980-05-13", phone="",
+                            home_address="輪島市門前町1", household_key="Z")
+    kanazawa = await staff(KANAZAWA, "staff")
+    mine = await _register(kanazawa, KANAZAWA, disaster, whereabouts="relatives", phone="", household_key="K")
+    page = await kanazawa.client.get(f"/t/{KANAZAWA}/disasters/{disaster}/records/{mine}")
+    assert "生年月日が1文字違い" in page.text  # shown as a candidate, with its reasons
+    refused = await kanazawa.client.post(f"/t/{KANAZAWA}/disasters/{disaster}/matches", data={
+        "record_id": mine, "other_id": other, "decision": "confirmed", "csrf_token": kanazawa.csrf})
+    assert refused.status_code == 422 and "90% 未満の候補は、ここでは統合できません" in refused.text
+    assert (await kanazawa.client.get(f"/t/{KANAZAWA}/disasters/{disaster}/records/{other}")).status_code == 404
+    rejected = await kanazawa.client.post(f"/t/{KANAZAWA}/disasters/{disaster}/matches", data={
+        "record_id": mine, "other_id": other, "decision": "rejected", "csrf_token": kanazawa.csrf})
+    assert rejected.status_code == 303  # saying "not the same person" is always allowed

@@ -42,6 +42,9 @@ CABINET_OFFICE = "000035"  # 内閣府
 LEGAL_BASIS = "災害対策基本法 第90条の3・第90条の4"
 SHARE_PURPOSE = "被災者の援護（市町村の区域を越えた被災者情報の共有）"
 SMALL_COUNT = 10  # counts under this are suppressed outside the owning municipality
+# Confirming a match lets each side's readers see the other record, so only candidates the model
+# finds at least this probable may be confirmed from the candidate list.
+MIN_CONFIRM_PROBABILITY = 0.5
 MUNICIPAL_TYPES = {OrgType.designated_city.value, OrgType.city.value, OrgType.town.value, OrgType.village.value,
                    OrgType.special_ward.value}
 SUPPORT_KINDS = ("物資", "医療・保健", "見守り", "応急修理", "応急仮設住宅", "被災者生活再建支援金", "災害弔慰金", "生活福祉資金")

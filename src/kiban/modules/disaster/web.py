@@ -326,6 +326,10 @@ async def decide_match(disaster_id: str, request: Request, session: DbSession, s
         raise NotFound("照合する候補が見つかりません。")
     other = next(r for r in await service.all_records_for_matching(session, disaster_id) if r.id == other_id)
     candidate = candidates[other_id]
+    if decision == "confirmed" and candidate.probability < service.MIN_CONFIRM_PROBABILITY:
+        # Confirming widens who sees both records; a weak candidate needs the owner's own judgement.
+        raise InvalidInput(f"一致の確からしさが {service.MIN_CONFIRM_PROBABILITY:.0%} 未満の候補は、ここでは統合できません。"
+                           "登録した団体に連絡し、記録を直してから照合してください。")
     match = await service.decide(session, staff.tenant, disaster_id, record, other, decision=decision,
                                  probability=candidate.probability, reasons=list(candidate.reasons), actor=_label(staff))
     for owner_code in {record.lg_code, other.lg_code}:
