@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest_asyncio
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import expect
 
 from tests.browser.conftest import create_committed_staff, sign_in
@@ -27,6 +28,13 @@ async def _signed_in(browser, live_server, account) -> object:
     await sign_in(page, *account)
     await expect(page.get_by_role("button", name="サインアウト")).to_be_visible()
     return page
+
+
+async def _no_serious_violations(page) -> None:
+    results = await Axe().run(page)
+    blocking = [f"{v['id']} ({v['impact']}): {v['help']}" for v in results.response["violations"]
+                if v["impact"] in {"serious", "critical"}]
+    assert blocking == [], (page.url, blocking)
 
 
 async def _register(page, fields: dict[str, str], shelter: str) -> None:
@@ -80,6 +88,7 @@ async def test_a_family_is_found_across_municipal_borders(browser, live_server, 
     await expect(candidate).to_contain_text("生年月日が一致")
     await candidate.get_by_role("button", name=re.compile("同じ人として統合")).click()
     await expect(kanazawa.locator("#linked")).to_contain_text("輪島市が登録: 高橋 健太")
+    await _no_serious_violations(kanazawa)  # the record page with candidates, decisions and support
 
     # The home municipality sees where he is now.
     await wajima.goto(f"/t/{WAJIMA}{disaster_path}")
@@ -101,5 +110,8 @@ async def test_a_family_is_found_across_municipal_borders(browser, live_server, 
     await cabinet.goto(f"/t/{CABINET_OFFICE}{disaster_path}/dashboard")
     await expect(cabinet.locator("#dashboard-total")).to_have_text("登録 4 件・3 人（名寄せ後）")
     await expect(cabinet.get_by_text("10未満").first).to_be_visible()
+    await _no_serious_violations(cabinet)
+    await wajima.goto(f"/t/{WAJIMA}{disaster_path}")
+    await _no_serious_violations(wajima)  # the workspace at phone width
     for page in (ishikawa, wajima, kanazawa, takaoka, cabinet):
         await page.context.close()
