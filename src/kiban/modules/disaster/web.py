@@ -38,6 +38,7 @@ Reader = Annotated[StaffContext, require(Permission.disaster_record_read)]
 Writer = Annotated[StaffContext, require(Permission.disaster_record_write)]
 Opener = Annotated[StaffContext, require(Permission.disaster_disaster_manage)]
 MAX_UPLOAD = 5 * 1024 * 1024
+PAGE_SIZE = 100
 
 
 class RosterImportRepository(TenantRepository[RosterImport]):
@@ -118,18 +119,24 @@ async def open_disaster(request: Request, session: DbSession, staff: Opener) -> 
 
 @router.get("/t/{lg_code}/disasters/{disaster_id}", response_class=HTMLResponse)
 async def workspace(disaster_id: str, request: Request, session: DbSession, staff: Reader,
-                    q: str = "") -> HTMLResponse:
+                    q: str = "", page: int = 1) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
-    records = await service.visible_records(session, staff.tenant, disaster_id, actor=_actor(staff))
+    records = await service.visible_records(session, staff.tenant, disaster_id)
     if q.strip():
         key = normalize_name(q)
         records = [r for r in records if key in normalize_name(r.family_name + r.given_name)
                    or key in normalize_name(r.family_kana + r.given_kana)]
-    await session.commit()  # the audit entries of the reads above
+    total, pages = len(records), max(1, -(-len(records) // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    records = records[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+    # Only the rows shown are read: each other municipality's row on this page is audited.
+    await service.audit_reads(session, staff.tenant, _actor(staff), [r for r in records if r.lg_code != staff.tenant.lg_code])
+    await session.commit()
     names = {code: org.name for code, org in (await registry.organizations_by_code(
         session, {r.lg_code for r in records} | {r.current_lg_code for r in records} | {r.home_lg_code for r in records})).items()}
     return templates.TemplateResponse(request, "disaster/workspace.html", {
         "tenant": staff.tenant, "staff": staff, "disaster": disaster, "records": records, "names": names, "q": q,
+        "total": total, "page": page, "pages": pages,
         "areas": await service.areas(session, disaster_id),
         "shelters": await service.shelters_of_tenant(session, disaster_id),
         "is_municipality": service.is_municipality(staff.tenant),
