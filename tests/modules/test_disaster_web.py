@@ -383,3 +383,23 @@ async def test_long_lists_are_paged_and_only_rows_shown_are_audited(staff, sessi
     assert reads == 2
     second = await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}", params={"page": 2})
     assert "2 / 2 ページ" in second.text
+
+
+async def test_the_opener_closes_a_disaster_and_registration_stops(staff) -> None:
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    record = await _register(wajima, WAJIMA, disaster, whereabouts="home")
+    assert (await wajima.client.post(f"/t/{WAJIMA}/disasters/{disaster}/close",
+                                     data={"csrf_token": wajima.csrf})).status_code == 404
+    toyama = await staff(TOYAMA, "admin")  # another prefecture did not open it
+    assert (await toyama.client.post(f"/t/{TOYAMA}/disasters/{disaster}/close",
+                                     data={"csrf_token": toyama.csrf})).status_code == 404
+    ishikawa = await staff(ISHIKAWA, "admin")
+    closed = await ishikawa.client.post(f"/t/{ISHIKAWA}/disasters/{disaster}/close", data={"csrf_token": ishikawa.csrf})
+    assert closed.status_code == 303
+    refused = await wajima.client.post(f"/t/{WAJIMA}/disasters/{disaster}/records",
+                                       data={**_person(whereabouts="home", given_name="次郎"), "csrf_token": wajima.csrf})
+    assert refused.status_code == 409 and "対応は終了しています" in refused.text
+    assert (await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}/records/{record}")).status_code == 200
+    page = await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}")
+    assert "対応は" in page.text and "に終了しました" in page.text

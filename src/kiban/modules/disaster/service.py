@@ -103,6 +103,19 @@ async def open_disaster(session: AsyncSession, opener: Tenant, *, name: str, kin
     return disaster
 
 
+async def close_disaster(session: AsyncSession, closer: Tenant, disaster_id: str) -> Disaster:
+    """対応終了: the organisation that opened the disaster (or 内閣府) closes it; records stay
+    readable under the same rules, and nothing new can be registered."""
+    disaster = await get_disaster(session, disaster_id)
+    if closer.lg_code not in (disaster.opened_by_code, CABINET_OFFICE):
+        raise NotFound("ページが見つかりません。")
+    if disaster.closed_at is not None:
+        raise Conflict("この災害の対応はすでに終了しています。")
+    disaster.closed_at = utcnow()
+    await session.flush()
+    return disaster
+
+
 async def list_disasters(session: AsyncSession) -> list[Disaster]:
     return list((await session.scalars(select(Disaster).order_by(Disaster.occurred_on.desc(), Disaster.name))).all())
 

@@ -142,6 +142,8 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
         "is_municipality": service.is_municipality(staff.tenant),
         "may_write": staff.can(Permission.disaster_record_write),
         "may_link": service.may_open_disasters(staff.tenant) and staff.can(Permission.disaster_disaster_manage),
+        "may_close": disaster.closed_at is None and staff.tenant.lg_code in (disaster.opened_by_code, service.CABINET_OFFICE)
+        and staff.can(Permission.disaster_disaster_manage),
         **CHOICES})
 
 
@@ -357,6 +359,14 @@ async def revert_match(disaster_id: str, decision_id: str, session: DbSession, s
     await session.commit()
     target = back if back.startswith(f"/t/{staff.tenant.lg_code}/") else f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}"
     return RedirectResponse(target, status_code=303)
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/close", dependencies=[Depends(verify_csrf)])
+async def close_disaster(disaster_id: str, session: DbSession, staff: Opener) -> Response:
+    disaster = await service.close_disaster(session, staff.tenant, disaster_id)
+    await audit.record(session, _actor(staff), "disaster.closed", target_type="disaster", target_id=disaster.id)
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}", status_code=303)
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/linkage", dependencies=[Depends(verify_csrf)])
