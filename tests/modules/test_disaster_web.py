@@ -403,3 +403,15 @@ async def test_the_opener_closes_a_disaster_and_registration_stops(staff) -> Non
     assert (await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}/records/{record}")).status_code == 200
     page = await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}")
     assert "対応は" in page.text and "に終了しました" in page.text
+
+
+async def test_support_estimate_follows_the_act_and_the_demolition_flag(staff) -> None:
+    disaster = await _open_disaster(staff)  # the support act applies in 輪島市, not in 珠洲市
+    wajima = await staff(WAJIMA, "staff")
+    demolished = await _register(wajima, WAJIMA, disaster, whereabouts="home", damage_level="半壊", demolished="on")
+    page = await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}/records/{demolished}")
+    assert "3,000,000 円" in page.text and "解体" in page.text
+    suzu = await staff(SUZU, "staff")
+    outside = await _register(suzu, SUZU, disaster, whereabouts="home", home_lg_code=SUZU, home_address="珠洲市飯田町1")
+    page = await suzu.client.get(f"/t/{SUZU}/disasters/{disaster}/records/{outside}")
+    assert "対象外" in page.text and "適用がない" in page.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiban.core.tenancy.models import TenantScoped
@@ -88,6 +88,8 @@ class VictimRecord(TenantScoped, Base):
     damage_level: Mapped[str] = mapped_column(String(30), default="未調査")
     risai_status: Mapped[str] = mapped_column(String(10), default="未申請")
     rebuild_plan: Mapped[str] = mapped_column(String(20), default="未定")
+    demolished: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # やむを得ず解体
+    long_term_evacuation: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # 長期避難
     supports: Mapped[list] = mapped_column(JSON, default=list)
     note: Mapped[str] = mapped_column(String(400), default="")
     resident_subject_id: Mapped[str | None] = mapped_column(String(36), index=True)

@@ -205,6 +205,8 @@ class RecordInput:
     damage_level: str = "未調査"
     risai_status: str = "未申請"
     rebuild_plan: str = "未定"
+    demolished: bool = False
+    long_term_evacuation: bool = False
     supports: list[str] = field(default_factory=list)
     note: str = ""
     import_key: str | None = None
@@ -266,6 +268,7 @@ async def _validated(session: AsyncSession, tenant: Tenant, disaster: Disaster, 
         current_lg_code=current_code, current_pref_code=prefecture_code(current_code), phone=data.phone.strip(),
         household_key=data.household_key.strip(), household_size=data.household_size, care_needs=list(data.care_needs),
         damage_level=data.damage_level, risai_status=data.risai_status, rebuild_plan=data.rebuild_plan,
+        demolished=data.demolished, long_term_evacuation=data.long_term_evacuation,
         supports=list(data.supports), note=data.note.strip())
 
 
@@ -526,3 +529,10 @@ async def link_everything(session: AsyncSession, viewer: Tenant, disaster_id: st
                      probability=probability, reasons=["一括名寄せ（Fellegi–Sunter モデル、Splink）"], actor=actor)
         linked += 1
     return BatchRun(len(records), len(result.pairs), linked, kept)
+
+
+async def support_act_applies(session: AsyncSession, disaster_id: str, home_lg_code: str) -> bool:
+    """Whether 被災者生活再建支援法 applies to the home municipality in this disaster (recorded
+    when the disaster is opened, alongside 災害救助法)."""
+    area = await session.get(DisasterArea, (disaster_id, home_lg_code))
+    return bool(area and area.support_act)

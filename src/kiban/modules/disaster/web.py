@@ -203,6 +203,7 @@ def _record_input(form, *, resident_subject_id: str | None = None) -> service.Re
         household_key=str(form.get("household_key", "")), household_size=int(size),
         care_needs=[str(v) for v in form.getlist("care_needs")], damage_level=str(form.get("damage_level", "未調査")),
         risai_status=str(form.get("risai_status", "未申請")), rebuild_plan=str(form.get("rebuild_plan", "未定")),
+        demolished=form.get("demolished") == "on", long_term_evacuation=form.get("long_term_evacuation") == "on",
         supports=[str(v) for v in form.getlist("supports")], note=str(form.get("note", "")),
         resident_subject_id=resident_subject_id)
 
@@ -255,8 +256,10 @@ async def record_page(disaster_id: str, record_id: str, request: Request, sessio
         r.lg_code for r in linked} | {r.current_lg_code for r in linked}
     names = {code: org.name for code, org in (await registry.organizations_by_code(session, codes)).items()}
     try:
-        support = estimate(record.damage_level, household_size=record.household_size,
-                           rebuild_plan=record.rebuild_plan) if record.damage_level != "未調査" else None
+        support = estimate(record.damage_level, household_size=record.household_size, rebuild_plan=record.rebuild_plan,
+                           demolished=record.demolished, long_term_evacuation=record.long_term_evacuation,
+                           act_applies=await service.support_act_applies(session, disaster.id, record.home_lg_code)
+                           ) if record.damage_level != "未調査" else None
     except SupportInputError as exc:
         support = exc
     decided = {"|".join(sorted((d.record_a_id, d.record_b_id))): d for d in made if d.reverted_at is None}
@@ -274,6 +277,8 @@ def _form_of(record: VictimRecord) -> dict:
         "shelter_id", "wide_area_lg_code", "phone", "household_key", "damage_level", "risai_status", "rebuild_plan", "note")}
     values["birth_date"] = record.birth_date.isoformat() if record.birth_date else ""
     values["household_size"] = str(record.household_size)
+    values["demolished"] = "on" if record.demolished else ""
+    values["long_term_evacuation"] = "on" if record.long_term_evacuation else ""
     return values
 
 
