@@ -353,3 +353,20 @@ async def test_demo_data_is_idempotent_and_fills_the_cost_pages(session, client)
     assert users["aichi-shisetsu-yoyaku"] == 28 and users["aichi-ai-chatbot"] == 33 and users["aichi-ai-ocr"] == 47
     page = await client.get("/costs")
     assert "3団体未満" not in page.text.split("サービスごとの比較")[1].split("窓口DXSaaS")[1].split("</tr>")[0]
+
+
+async def test_adoption_api_writes_with_versions_and_refuses_bad_input(staff) -> None:
+    ichinomiya = await staff(ICHINOMIYA, "staff")
+    url = f"/api/v1/t/{ICHINOMIYA}/adoptions/gov-cloud"
+    created = await ichinomiya.client.put(url, json={"status": "in_use", "renewal_on": "2028-03-31",
+                                                     "replaced_annual_cost": 5_000_000, "annual_cost": 3_000_000})
+    assert created.status_code == 200 and created.json()["version"] == 1
+    stale = await ichinomiya.client.put(url, json={"status": "ended", "expected_version": 0})
+    assert stale.status_code == 409 and stale.headers["content-type"].startswith("application/problem+json")
+    bad = await ichinomiya.client.put(url, json={"status": "in_use", "annual_cost": -1, "expected_version": 1})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    backwards = await ichinomiya.client.put(url, json={"status": "in_use", "since": "2029-01-01",
+                                                       "renewal_on": "2028-03-31", "expected_version": 1})
+    assert backwards.status_code == 422 and "更改時期が利用開始日より前" in backwards.json()["detail"]
+    listed = await ichinomiya.client.get(f"/api/v1/t/{ICHINOMIYA}/adoptions")
+    assert [(a["service_id"], a["status"], a["version"]) for a in listed.json()] == [("gov-cloud", "in_use", 1)]
