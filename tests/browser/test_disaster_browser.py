@@ -111,7 +111,8 @@ async def test_a_family_is_found_across_municipal_borders(browser, live_server, 
     await expect(cabinet.locator("#dashboard-total")).to_have_text("登録 4 件・3 人（名寄せ後）")
     await expect(cabinet.get_by_text("10未満").first).to_be_visible()
     await _no_serious_violations(cabinet)
-    await wajima.goto(f"/t/{WAJIMA}{disaster_path}")
-    await _no_serious_violations(wajima)  # the workspace at phone width
+    for path in ("", "/imports", "/records/new", "/dashboard"):  # workspace, import, registration form at phone width
+        await wajima.goto(f"/t/{WAJIMA}{disaster_path}{path}")
+        await _no_serious_violations(wajima)
     for page in (ishikawa, wajima, kanazawa, takaoka, cabinet):
         await page.context.close()
