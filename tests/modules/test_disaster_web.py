@@ -416,3 +416,17 @@ async def test_support_estimate_follows_the_act_and_the_demolition_flag(staff) -
     outside = await _register(suzu, SUZU, disaster, whereabouts="home", home_lg_code=SUZU, home_address="珠洲市飯田町1")
     page = await suzu.client.get(f"/t/{SUZU}/disasters/{disaster}/records/{outside}")
     assert "対象外" in page.text and "適用がない" in page.text
+
+
+async def test_the_matcher_catches_up_in_a_thread_for_large_batches(staff, monkeypatch) -> None:
+    monkeypatch.setattr(matching, "THREAD_THRESHOLD", 1)  # force the worker-thread path
+    matching.forget()
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    father = await _register(wajima, WAJIMA, disaster, whereabouts="home")
+    await _register(wajima, WAJIMA, disaster, whereabouts="home", given_name="美咲", given_kana="ミサキ",
+                    birth_date="1982-08-03", sex="female")
+    kanazawa = await staff(KANAZAWA, "staff")
+    again = await _register(kanazawa, KANAZAWA, disaster, whereabouts="relatives", family_name="髙橋", phone="")
+    page = await kanazawa.client.get(f"/t/{KANAZAWA}/disasters/{disaster}/records/{again}")
+    assert f'name="other_id" value="{father}"' in page.text

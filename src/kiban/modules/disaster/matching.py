@@ -29,7 +29,19 @@ class _Entry:
 _MATCHERS: dict[str, _Entry] = {}
 
 
-async def matcher_for(session: AsyncSession, disaster_id: str) -> Matcher:
+# Catching up on more rows than this happens in a worker thread (a first build over a million
+# registrations takes ~20 s), so the event loop keeps serving other requests meanwhile.
+THREAD_THRESHOLD = 2_000
+
+
+def _add_all(matcher: Matcher, mappings: list[dict]) -> None:
+    for mapping in mappings:
+        matcher.add(mapping)
+
+
+async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
+    """The disaster's matcher, caught up with the database. Use it under ``entry.lock``: the
+    matcher is not thread-safe and a catch-up may run in a worker thread."""
     entry = _MATCHERS.setdefault(disaster_id, _Entry())
     async with entry.lock:
         statement = select(VictimRecord).where(VictimRecord.disaster_id == disaster_id)
@@ -37,16 +49,18 @@ async def matcher_for(session: AsyncSession, disaster_id: str) -> Matcher:
             statement = statement.where(VictimRecord.updated_at >= entry.seen_until)
         async with unscoped(session, f"{LEGAL_BASIS}: 名寄せ（同じ人の重複登録の照合）"):
             rows = (await session.scalars(statement.order_by(VictimRecord.updated_at))).all()
-        for record in rows:
-            if record.updated_at == entry.seen_until and record.id in entry.seen_ids_at_edge:
-                continue
-            entry.matcher.add(record_mapping(record))
+        fresh = [record_mapping(r) for r in rows
+                 if not (r.updated_at == entry.seen_until and r.id in entry.seen_ids_at_edge)]
+        if len(fresh) > THREAD_THRESHOLD:
+            await asyncio.to_thread(_add_all, entry.matcher, fresh)
+        else:
+            _add_all(entry.matcher, fresh)
         if rows:
             edge = rows[-1].updated_at
             entry.seen_ids_at_edge = {r.id for r in rows if r.updated_at == edge} | (
                 entry.seen_ids_at_edge if edge == entry.seen_until else set())
             entry.seen_until = edge
-        return entry.matcher
+    return entry
 
 
 def forget(disaster_id: str | None = None) -> None:
@@ -58,8 +72,10 @@ def forget(disaster_id: str | None = None) -> None:
 
 
 async def candidates_for(session: AsyncSession, record: VictimRecord, limit: int = 10) -> list[Candidate]:
-    matcher = await matcher_for(session, record.disaster_id)
-    return [c for c in matcher.candidates(record_mapping(record), limit=limit + 1) if c.record_id != record.id][:limit]
+    entry = await matcher_for(session, record.disaster_id)
+    async with entry.lock:
+        found = entry.matcher.candidates(record_mapping(record), limit=limit + 1)
+    return [c for c in found if c.record_id != record.id][:limit]
 
 
 def explain(a: VictimRecord, b: VictimRecord):
