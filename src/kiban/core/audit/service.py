@@ -41,6 +41,11 @@ class Actor:
     label: str
     id: str | None = None
 
+    @classmethod
+    def of_staff(cls, staff) -> Actor:
+        """The actor for a ``StaffContext``: a staff member, or a system using an API key."""
+        return cls("api_client" if staff.api_key else "staff", staff.label, staff.principal.id)
+
 
 SYSTEM = Actor(kind="system", label="Kiban")
 

@@ -57,6 +57,12 @@ class StaffContext:
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
 
+    @property
+    def label(self) -> str:
+        """「氏名（団体名）」 (or the API key's name) for the records of who did something."""
+        who = self.api_key.name if self.api_key else self.principal.display_name
+        return f"{who}（{self.tenant.name}）"
+
 
 async def _public() -> None:
     """Marks a route as deliberately open to anyone (the route walker looks for it)."""

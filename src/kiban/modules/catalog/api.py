@@ -97,10 +97,9 @@ async def list_adoptions(staff: AdoptionReader, session: DbSession) -> list[Adop
 
 @tenant.put("/adoptions/{service_id}", summary="利用状況の登録・更新", response_model=AdoptionRead)
 async def put_adoption(service_id: str, body: AdoptionWrite, staff: AdoptionWriter, session: DbSession) -> AdoptionRead:
-    actor = staff.api_key.name if staff.api_key else staff.principal.display_name
     adoption = await service.save_adoption(session, service.AdoptionInput(service_id=service_id, **body.model_dump()),
-                                           actor=f"{actor}（{staff.tenant.name}）")
-    await audit.record(session, audit.Actor("api_client" if staff.api_key else "staff", actor, staff.principal.id),
+                                           actor=staff.label)
+    await audit.record(session, audit.Actor.of_staff(staff),
                        "catalog.adoption.saved", target_type="catalog_adoption", target_id=service_id,
                        details={"status": adoption.status, "version": adoption.version})
     await session.commit()

@@ -41,14 +41,6 @@ def _enum_or_none(enum, value: str | None) -> str | None:
         raise InvalidInput("絞り込みの条件が正しくありません。一覧から選んでください。") from None
 
 
-def _actor(staff: StaffContext) -> audit.Actor:
-    return audit.Actor("staff", staff.principal.display_name, staff.principal.id)
-
-
-def _actor_label(staff: StaffContext) -> str:
-    return f"{staff.principal.display_name}（{staff.tenant.name}）"
-
-
 # -- public ------------------------------------------------------------------------------------------
 
 @router.get("/catalog", response_class=HTMLResponse, dependencies=[PUBLIC])
@@ -136,13 +128,13 @@ async def edit_service(service_id: str, request: Request, session: DbSession, st
                        expected_version: Annotated[int, Form()] = 0) -> Response:
     _platform_only(staff)
     try:
-        item = await service.update_service(session, service_id, actor=_actor_label(staff),
+        item = await service.update_service(session, service_id, actor=staff.label,
                                             expected_version=expected_version, lifecycle=lifecycle,
                                             description=description, annual_cost=annual_cost, owner=owner)
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
         return await _edit_page(request, session, staff, service_id, error=exc.detail, status=exc.status)
-    await audit.record(session, _actor(staff), "catalog.service.updated", target_type="catalog_service",
+    await audit.record(session, audit.Actor.of_staff(staff), "catalog.service.updated", target_type="catalog_service",
                        target_id=item.id, details={"lifecycle": item.lifecycle, "annual_cost": item.annual_cost})
     await session.commit()
     return RedirectResponse(f"/catalog/{item.id}", status_code=303)
@@ -157,7 +149,7 @@ async def add_vendor(service_id: str, request: Request, session: DbSession, staf
     except InvalidInput as exc:
         await session.rollback()
         return await _edit_page(request, session, staff, service_id, error=exc.detail, status=exc.status)
-    await audit.record(session, _actor(staff), "catalog.vendor.added", target_type="catalog_vendor",
+    await audit.record(session, audit.Actor.of_staff(staff), "catalog.vendor.added", target_type="catalog_vendor",
                        target_id=vendor.id, details={"service": service_id, "name": vendor.name})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/catalog/{service_id}/edit", status_code=303)
@@ -230,12 +222,12 @@ async def save_adoption(service_id: str, request: Request, session: DbSession, s
             since=_date(since, "利用開始日"), renewal_on=_date(renewal_on, "更改時期"),
             replaced_annual_cost=service.parse_yen(replaced_annual_cost, "置き換える（置き換えた）システムの年間経費"),
             annual_cost=service.parse_yen(annual_cost, "現在の年間経費"), note=note, expected_version=expected_version)
-        adoption = await service.save_adoption(session, data, actor=_actor_label(staff))
+        adoption = await service.save_adoption(session, data, actor=staff.label)
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
         return await _adoption_form(request, session, staff, service_id, error=exc.detail, values=values,
                                     status=exc.status)
-    await audit.record(session, _actor(staff), "catalog.adoption.saved", target_type="catalog_adoption",
+    await audit.record(session, audit.Actor.of_staff(staff), "catalog.adoption.saved", target_type="catalog_adoption",
                        target_id=service_id, details={"status": adoption.status, "version": adoption.version})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/adoptions?saved={service_id}", status_code=303)

@@ -28,10 +28,6 @@ ScheduleManager = Annotated[StaffContext, require(Permission.costs_schedule_mana
 StatementReader = Annotated[StaffContext, require(Permission.costs_statement_read)]
 
 
-def _actor(staff: StaffContext) -> audit.Actor:
-    return audit.Actor("staff", staff.principal.display_name, staff.principal.id)
-
-
 def _this_fiscal_year() -> int:
     today = date.today()
     return today.year if today.month >= 4 else today.year - 1
@@ -135,12 +131,12 @@ async def decide_schedule(consortium_id: str, request: Request, session: DbSessi
             raise InvalidInput("年度は西暦の数字で入力してください（例: 2026）。")
         schedule = await service.save_schedule(
             session, staff.tenant, consortium_id, form["service"], fiscal_year=int(form["fiscal_year"]),
-            amount=amount, spec=spec, actor=f"{staff.principal.display_name}（{staff.tenant.name}）")
+            amount=amount, spec=spec, actor=staff.label)
     except (InvalidInput, NotFound) as exc:
         await session.rollback()
         return await _consortium_page(request, session, staff, consortium_id, form=form, error=exc.detail,
                                       status=exc.status)
-    await audit.record(session, _actor(staff), "costs.schedule.decided", target_type="fee_schedule",
+    await audit.record(session, audit.Actor.of_staff(staff), "costs.schedule.decided", target_type="fee_schedule",
                        target_id=schedule.id, details={"consortium": consortium_id, "service": form["service"],
                                                        "amount": amount, "method": spec.describe(),
                                                        "members": len(schedule.lines)})
@@ -159,7 +155,7 @@ async def set_users(consortium_id: str, service_id: str, request: Request, sessi
     except (InvalidInput, NotFound) as exc:
         await session.rollback()
         return await _consortium_page(request, session, staff, consortium_id, error=exc.detail, status=exc.status)
-    await audit.record(session, _actor(staff), "catalog.consortium.users_set", target_type="consortium_system",
+    await audit.record(session, audit.Actor.of_staff(staff), "catalog.consortium.users_set", target_type="consortium_system",
                        target_id=f"{consortium_id}/{service_id}", details={"users": count})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/consortia/{consortium_id}#system-{service_id}", status_code=303)

@@ -155,7 +155,7 @@ async def save_shelter(session: AsyncSession, disaster: Disaster, *, shelter_id:
     cap, occ = _count(capacity, "収容人数"), _count(occupancy, "避難者数")
     repo = ShelterRepository(session)
     if shelter_id:
-        shelter = await repo.first(repo.select().where(Shelter.id == shelter_id, Shelter.disaster_id == disaster.id))
+        shelter = await get_shelter(session, disaster.id, shelter_id)
         if shelter is None:
             raise NotFound("避難所が見つかりません。")
         if shelter.version != expected_version:
@@ -168,6 +168,14 @@ async def save_shelter(session: AsyncSession, disaster: Disaster, *, shelter_id:
     shelter.updated_by, shelter.updated_at = actor, utcnow()
     await session.flush()
     return shelter
+
+
+async def get_shelter(session: AsyncSession, disaster_id: str, shelter_id: str | None, *,
+                      open_only: bool = False) -> Shelter | None:
+    """One of the tenant's shelters for this disaster (None if it has no such shelter)."""
+    repo = ShelterRepository(session)
+    shelter = await repo.first(repo.select().where(Shelter.id == (shelter_id or ""), Shelter.disaster_id == disaster_id))
+    return None if shelter is None or (open_only and not shelter.is_open) else shelter
 
 
 async def shelters_of_tenant(session: AsyncSession, disaster_id: str) -> list[Shelter]:
@@ -250,8 +258,7 @@ async def _validated(session: AsyncSession, tenant: Tenant, disaster: Disaster, 
     current_code = home.code
     shelter_id = None
     if data.whereabouts == "shelter":
-        shelter = await ShelterRepository(session).first(ShelterRepository(session).select().where(
-            Shelter.id == (data.shelter_id or ""), Shelter.disaster_id == disaster.id))
+        shelter = await get_shelter(session, disaster.id, data.shelter_id)
         if shelter is None:
             raise InvalidInput("避難所を選んでください（この団体が開設した避難所）。")
         shelter_id, current_code = shelter.id, tenant.lg_code
@@ -289,14 +296,20 @@ async def register(session: AsyncSession, tenant: Tenant, disaster: Disaster, da
     return record
 
 
-async def update_record(session: AsyncSession, tenant: Tenant, disaster: Disaster, record_id: str, data: RecordInput, *,
-                        expected_version: int) -> VictimRecord:
-    """Change one of the tenant's own records (whereabouts move, damage is assessed, support is
-    given). Another municipality's record is not found here: each keeps its own 台帳."""
+async def own_record(session: AsyncSession, disaster_id: str, record_id: str) -> VictimRecord:
+    """One of the tenant's own records. Another municipality's record is not found here: each
+    keeps (and corrects) its own 台帳."""
     repo = RecordRepository(session)
-    record = await repo.first(repo.select().where(VictimRecord.id == record_id, VictimRecord.disaster_id == disaster.id))
+    record = await repo.first(repo.select().where(VictimRecord.id == record_id, VictimRecord.disaster_id == disaster_id))
     if record is None:
         raise NotFound("被災者の記録が見つかりません。")
+    return record
+
+
+async def update_record(session: AsyncSession, tenant: Tenant, disaster: Disaster, record_id: str, data: RecordInput, *,
+                        expected_version: int) -> VictimRecord:
+    """Change one of the tenant's own records (whereabouts move, damage is assessed, support is given)."""
+    record = await own_record(session, disaster.id, record_id)
     if record.version != expected_version:
         raise Conflict("ほかの職員が先にこの記録を更新しました。最新の内容を確認してから、もう一度保存してください。")
     for key, value in (await _validated(session, tenant, disaster, data)).items():
@@ -318,19 +331,25 @@ async def visible_records(session: AsyncSession, viewer: Tenant, disaster_id: st
                           actor: audit.Actor | None = None, record_ids: list[str] | None = None) -> list[VictimRecord]:
     """Records the viewer may see under the sharing rules: its own, those whose home or current
     municipality (or their prefecture) is the viewer, and every record confirmed to be the same
-    person as one of those (the person is then where any of their registrations says). Reads of
-    other municipalities' records are audited on their chains (pass ``actor``)."""
-    statement = select(VictimRecord).where(VictimRecord.disaster_id == disaster_id, _visible_to(viewer))
+    person as one of those (the person is then where any of their registrations says). With
+    ``record_ids``, only those are looked at (a detail page reads one record, not the area).
+    Reads of other municipalities' records are audited on their chains (pass ``actor``)."""
     async with unscoped(session, f"{LEGAL_BASIS}: 住所地・所在地の市町村とその都道府県への被災者情報の共有"):
-        records = {r.id: r for r in (await session.scalars(statement)).all()}
         person = clusters(await decisions(session, disaster_id))
-        if person:
-            reachable = {person[r] for r in records if r in person}
-            extra = [rid for rid, root in person.items() if root in reachable and rid not in records]
-            if extra:
-                for r in (await session.scalars(select(VictimRecord).where(VictimRecord.id.in_(extra)))).all():
-                    records[r.id] = r
-    chosen = [r for r in records.values() if record_ids is None or r.id in record_ids]
+        statement = select(VictimRecord).where(VictimRecord.disaster_id == disaster_id, _visible_to(viewer))
+        if record_ids is not None:  # the requested records and the other registrations of the same persons
+            roots = {person.get(rid, rid) for rid in record_ids}
+            statement = statement.where(VictimRecord.id.in_(
+                set(record_ids) | {rid for rid, root in person.items() if root in roots}))
+        records = {r.id: r for r in (await session.scalars(statement)).all()}
+        reachable = {person[r] for r in records if r in person}
+        wanted = set(record_ids) if record_ids is not None else None
+        extra = [rid for rid, root in person.items() if root in reachable and rid not in records
+                 and (wanted is None or rid in wanted)]
+        if extra:
+            for r in (await session.scalars(select(VictimRecord).where(VictimRecord.id.in_(extra)))).all():
+                records[r.id] = r
+    chosen = [r for r in records.values() if wanted is None or r.id in wanted]
     chosen.sort(key=lambda r: (r.family_kana, r.given_kana, r.created_at))
     if actor is not None:
         await audit_reads(session, viewer, actor, [r for r in chosen if r.lg_code != viewer.lg_code])
@@ -368,6 +387,16 @@ def record_mapping(record: VictimRecord) -> dict:
             "phone": record.phone, "registered_by": record.lg_code}
 
 
+async def records_for_matching(session: AsyncSession, disaster_id: str, record_ids: set[str]) -> dict[str, VictimRecord]:
+    """The candidates a match list names, by id (the matcher holds the rest in memory)."""
+    if not record_ids:
+        return {}
+    async with unscoped(session, f"{LEGAL_BASIS}: 名寄せ（同じ人の重複登録の照合）"):
+        rows = await session.scalars(select(VictimRecord).where(VictimRecord.disaster_id == disaster_id,
+                                                                VictimRecord.id.in_(record_ids)))
+        return {r.id: r for r in rows}
+
+
 async def all_records_for_matching(session: AsyncSession, disaster_id: str) -> list[VictimRecord]:
     async with unscoped(session, f"{LEGAL_BASIS}: 名寄せ（同じ人の重複登録の照合）"):
         return list((await session.scalars(select(VictimRecord).where(VictimRecord.disaster_id == disaster_id))).all())
@@ -398,6 +427,14 @@ def clusters(active: list[MatchDecision]) -> dict[str, str]:
     return {x: find(x) for x in list(parent)}
 
 
+def _decision(disaster_id: str, first: VictimRecord, second: VictimRecord, decision: str, probability: float | None,
+              reasons: list[str], viewer: Tenant, actor: str) -> MatchDecision:
+    return MatchDecision(id=str(uuid.uuid4()), disaster_id=disaster_id, record_a_code=first.lg_code,
+                         record_a_id=first.id, record_b_code=second.lg_code, record_b_id=second.id,
+                         decision=decision, probability="" if probability is None else f"{probability:.6f}",
+                         reasons=reasons, decided_by_code=viewer.lg_code, decided_by=actor, decided_at=utcnow())
+
+
 async def decide(session: AsyncSession, viewer: Tenant, disaster_id: str, a: VictimRecord, b: VictimRecord, *,
                  decision: str, probability: float | None, reasons: list[str], actor: str) -> MatchDecision:
     if decision not in ("confirmed", "rejected", "auto"):
@@ -412,10 +449,7 @@ async def decide(session: AsyncSession, viewer: Tenant, disaster_id: str, a: Vic
             if d.decision == decision:
                 return d  # the same decision again changes nothing
             d.reverted_at, d.reverted_by = utcnow(), actor  # a new decision replaces the old one
-    match = MatchDecision(id=str(uuid.uuid4()), disaster_id=disaster_id, record_a_code=first.lg_code,
-                          record_a_id=first.id, record_b_code=second.lg_code, record_b_id=second.id,
-                          decision=decision, probability="" if probability is None else f"{probability:.6f}",
-                          reasons=reasons, decided_by_code=viewer.lg_code, decided_by=actor, decided_at=utcnow())
+    match = _decision(disaster_id, first, second, decision, probability, reasons, viewer, actor)
     session.add(match)
     await session.flush()
     return match
@@ -525,9 +559,11 @@ async def link_everything(session: AsyncSession, viewer: Tenant, disaster_id: st
         if frozenset((left, right)) in decided:
             kept += 1
             continue
-        await decide(session, viewer, disaster_id, by_id[left], by_id[right], decision="auto",
-                     probability=probability, reasons=["一括名寄せ（Fellegi–Sunter モデル、Splink）"], actor=actor)
+        # Splink orders each pair by id, as decide() does; the decided set makes decide()'s own lookup redundant.
+        session.add(_decision(disaster_id, by_id[left], by_id[right], "auto", probability,
+                              ["一括名寄せ（Fellegi–Sunter モデル、Splink）"], viewer, actor))
         linked += 1
+    await session.flush()
     return BatchRun(len(records), len(result.pairs), linked, kept)
 
 

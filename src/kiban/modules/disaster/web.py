@@ -45,14 +45,6 @@ class RosterImportRepository(TenantRepository[RosterImport]):
     model = RosterImport
 
 
-def _actor(staff: StaffContext) -> audit.Actor:
-    return audit.Actor("staff", f"{staff.principal.display_name}（{staff.tenant.name}）", staff.principal.id)
-
-
-def _label(staff: StaffContext) -> str:
-    return f"{staff.principal.display_name}（{staff.tenant.name}）"
-
-
 def _date(value: str, what: str) -> date | None:
     value = (value or "").strip()
     if not value:
@@ -103,13 +95,13 @@ async def open_disaster(request: Request, session: DbSession, staff: Opener) -> 
             occurred_on=_date(str(form.get("occurred_on", "")), "発生日"), description=str(form.get("description", "")),
             affected=[c for v in form.getlist("affected") for c in str(v).replace("、", ",").split(",")],
             relief_act=[c.strip() for v in [*form.getlist("relief_act"), form.get("relief_act_text", "")]
-                        for c in str(v).replace("、", ",").split(",") if c.strip()], actor=_label(staff))
+                        for c in str(v).replace("、", ",").split(",") if c.strip()], actor=staff.label)
     except InvalidInput as exc:
         await session.rollback()
         return templates.TemplateResponse(request, "disaster/list.html", {
             "tenant": staff.tenant, "staff": staff, "disasters": await service.list_disasters(session),
             "may_open": True, "error": exc.detail, **CHOICES}, status_code=exc.status)
-    await audit.record(session, _actor(staff), "disaster.opened", target_type="disaster", target_id=disaster.id,
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.opened", target_type="disaster", target_id=disaster.id,
                        details={"name": disaster.name})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster.id}", status_code=303)
@@ -130,7 +122,7 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
     page = min(max(page, 1), pages)
     records = records[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     # Only the rows shown are read: each other municipality's row on this page is audited.
-    await service.audit_reads(session, staff.tenant, _actor(staff), [r for r in records if r.lg_code != staff.tenant.lg_code])
+    await service.audit_reads(session, staff.tenant, audit.Actor.of_staff(staff), [r for r in records if r.lg_code != staff.tenant.lg_code])
     await session.commit()
     names = {code: org.name for code, org in (await registry.organizations_by_code(
         session, {r.lg_code for r in records} | {r.current_lg_code for r in records} | {r.home_lg_code for r in records})).items()}
@@ -160,14 +152,14 @@ async def save_shelter(disaster_id: str, request: Request, session: DbSession, s
             address=str(form.get("address", "")), capacity=str(form.get("capacity", "0")),
             occupancy=str(form.get("occupancy", "0")), is_open=form.get("is_open") == "on",
             needs=str(form.get("needs", "")), expected_version=int(str(form.get("expected_version", "0")) or 0),
-            actor=_label(staff))
+            actor=staff.label)
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
         disaster = await service.get_disaster(session, disaster_id)
         return templates.TemplateResponse(request, "disaster/shelter.html", {
             "tenant": staff.tenant, "disaster": disaster, "shelter": None, "form": form, "error": exc.detail},
             status_code=exc.status)
-    await audit.record(session, _actor(staff), "disaster.shelter.saved", target_type="shelter", target_id=shelter.id,
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.shelter.saved", target_type="shelter", target_id=shelter.id,
                        details={"name": shelter.name, "occupancy": shelter.occupancy, "open": shelter.is_open})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}#shelters", status_code=303)
@@ -176,7 +168,7 @@ async def save_shelter(disaster_id: str, request: Request, session: DbSession, s
 @router.get("/t/{lg_code}/disasters/{disaster_id}/shelters/{shelter_id}", response_class=HTMLResponse)
 async def shelter_page(disaster_id: str, shelter_id: str, request: Request, session: DbSession, staff: Writer) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
-    shelter = next((s for s in await service.shelters_of_tenant(session, disaster_id) if s.id == shelter_id), None)
+    shelter = await service.get_shelter(session, disaster_id, shelter_id)
     if shelter is None:
         raise NotFound("避難所が見つかりません。")
     register_url = f"{str(request.base_url).rstrip('/')}/t/{staff.tenant.lg_code}/disasters/{disaster_id}/shelters/{shelter_id}/register"
@@ -221,14 +213,14 @@ async def create_record(disaster_id: str, request: Request, session: DbSession, 
     form = await request.form()
     disaster = await service.get_disaster(session, disaster_id)
     try:
-        record = await service.register(session, staff.tenant, disaster, _record_input(form), actor=_label(staff))
+        record = await service.register(session, staff.tenant, disaster, _record_input(form), actor=staff.label)
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
         disaster = await service.get_disaster(session, disaster_id)
         return templates.TemplateResponse(request, "disaster/record_form.html", {
             "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail,
             "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES}, status_code=exc.status)
-    await audit.record(session, _actor(staff), "disaster.record.registered", target_type="victim_record",
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.record.registered", target_type="victim_record",
                        target_id=record.id, subject_id=record.resident_subject_id)
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/records/{record.id}", status_code=303)
@@ -237,19 +229,18 @@ async def create_record(disaster_id: str, request: Request, session: DbSession, 
 @router.get("/t/{lg_code}/disasters/{disaster_id}/records/{record_id}", response_class=HTMLResponse)
 async def record_page(disaster_id: str, record_id: str, request: Request, session: DbSession, staff: Reader) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
-    record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, _actor(staff))
+    record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, audit.Actor.of_staff(staff))
     # Candidate matches from the whole disaster, shown at once, with the reasons.
     found = await matching.candidates_for(session, record)
-    others = {r.id: r for r in await service.all_records_for_matching(session, disaster_id)
-              if r.id in {c.record_id for c in found}}
+    others = await service.records_for_matching(session, disaster_id, {c.record_id for c in found})
     candidates = [(c, others[c.record_id]) for c in found if c.record_id in others]
     if candidates:
-        await service.audit_reads(session, staff.tenant, _actor(staff),
+        await service.audit_reads(session, staff.tenant, audit.Actor.of_staff(staff),
                                   [r for _, r in candidates if r.lg_code != staff.tenant.lg_code], "disaster.record.match_viewed")
     made = await service.decisions(session, disaster_id, {record.id})
     linked_ids = {d.record_b_id if d.record_a_id == record.id else d.record_a_id for d in made
                   if d.reverted_at is None and d.decision in ("confirmed", "auto")}
-    linked = await service.visible_records(session, staff.tenant, disaster_id, actor=_actor(staff),
+    linked = await service.visible_records(session, staff.tenant, disaster_id, actor=audit.Actor.of_staff(staff),
                                            record_ids=sorted(linked_ids)) if linked_ids else []
     await session.commit()
     codes = {record.lg_code, record.home_lg_code, record.current_lg_code} | {r.lg_code for _, r in candidates} | {
@@ -283,7 +274,8 @@ def _form_of(record: VictimRecord) -> dict:
 
 
 class _Prefilled(dict):
-    """Form values for the edit page: ``getlist`` gives the record's lists (care needs, support)."""
+    """Form values set by the page rather than posted (a record being edited, the shelter a
+    resident registers at), with ``getlist`` for the multi-valued fields like a real form."""
 
     def __init__(self, values: dict, lists: dict) -> None:
         super().__init__(values)
@@ -297,10 +289,7 @@ class _Prefilled(dict):
 async def edit_record_page(disaster_id: str, record_id: str, request: Request, session: DbSession,
                            staff: Writer) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
-    repo = service.RecordRepository(session)
-    record = await repo.first(repo.select().where(VictimRecord.id == record_id, VictimRecord.disaster_id == disaster_id))
-    if record is None:
-        raise NotFound("被災者の記録が見つかりません。")
+    record = await service.own_record(session, disaster_id, record_id)
     form = _Prefilled(_form_of(record), {"care_needs": record.care_needs or [], "supports": record.supports or []})
     return templates.TemplateResponse(request, "disaster/record_form.html", {
         "tenant": staff.tenant, "disaster": disaster, "form": form, "error": None, "record": record,
@@ -322,7 +311,7 @@ async def edit_record(disaster_id: str, record_id: str, request: Request, sessio
             "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail,
             "record": {"id": record_id, "version": form.get("expected_version", "0")},
             "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES}, status_code=exc.status)
-    await audit.record(session, _actor(staff), "disaster.record.updated", target_type="victim_record",
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.record.updated", target_type="victim_record",
                        target_id=record.id, subject_id=record.resident_subject_id,
                        details={"version": record.version, "whereabouts": record.whereabouts})
     await session.commit()
@@ -334,20 +323,20 @@ async def decide_match(disaster_id: str, request: Request, session: DbSession, s
                        record_id: Annotated[str, Form()] = "", other_id: Annotated[str, Form()] = "",
                        decision: Annotated[str, Form()] = "") -> Response:
     await service.get_disaster(session, disaster_id)
-    record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, _actor(staff))
+    record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, audit.Actor.of_staff(staff))
     candidates = {c.record_id: c for c in await matching.candidates_for(session, record, limit=50)}
     if other_id not in candidates:
         raise NotFound("照合する候補が見つかりません。")
-    other = next(r for r in await service.all_records_for_matching(session, disaster_id) if r.id == other_id)
+    other = (await service.records_for_matching(session, disaster_id, {other_id}))[other_id]
     candidate = candidates[other_id]
     if decision == "confirmed" and candidate.probability < service.MIN_CONFIRM_PROBABILITY:
         # Confirming widens who sees both records; a weak candidate needs the owner's own judgement.
         raise InvalidInput(f"一致の確からしさが {service.MIN_CONFIRM_PROBABILITY:.0%} 未満の候補は、ここでは統合できません。"
                            "登録した団体に連絡し、記録を直してから照合してください。")
     match = await service.decide(session, staff.tenant, disaster_id, record, other, decision=decision,
-                                 probability=candidate.probability, reasons=list(candidate.reasons), actor=_label(staff))
+                                 probability=candidate.probability, reasons=list(candidate.reasons), actor=staff.label)
     for owner_code in {record.lg_code, other.lg_code}:
-        await audit.record(session, _actor(staff), f"disaster.match.{decision}", target_type="match_decision",
+        await audit.record(session, audit.Actor.of_staff(staff), f"disaster.match.{decision}", target_type="match_decision",
                            target_id=match.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
                            details={"records": [record.id, other.id]},
                            tenant=await registry.tenant_for(session, owner_code))
@@ -358,8 +347,8 @@ async def decide_match(disaster_id: str, request: Request, session: DbSession, s
 @router.post("/t/{lg_code}/disasters/{disaster_id}/matches/{decision_id}/revert", dependencies=[Depends(verify_csrf)])
 async def revert_match(disaster_id: str, decision_id: str, session: DbSession, staff: Writer,
                        back: Annotated[str, Form()] = "") -> Response:
-    match = await service.revert(session, staff.tenant, disaster_id, decision_id, _label(staff))
-    await audit.record(session, _actor(staff), "disaster.match.reverted", target_type="match_decision",
+    match = await service.revert(session, staff.tenant, disaster_id, decision_id, staff.label)
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.match.reverted", target_type="match_decision",
                        target_id=match.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS)
     await session.commit()
     target = back if back.startswith(f"/t/{staff.tenant.lg_code}/") else f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}"
@@ -369,7 +358,7 @@ async def revert_match(disaster_id: str, decision_id: str, session: DbSession, s
 @router.post("/t/{lg_code}/disasters/{disaster_id}/close", dependencies=[Depends(verify_csrf)])
 async def close_disaster(disaster_id: str, session: DbSession, staff: Opener) -> Response:
     disaster = await service.close_disaster(session, staff.tenant, disaster_id)
-    await audit.record(session, _actor(staff), "disaster.closed", target_type="disaster", target_id=disaster.id)
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.closed", target_type="disaster", target_id=disaster.id)
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}", status_code=303)
 
@@ -380,8 +369,8 @@ async def run_linkage(disaster_id: str, request: Request, session: DbSession, st
     if not service.may_open_disasters(staff.tenant):
         raise NotFound("ページが見つかりません。")
     disaster = await service.get_disaster(session, disaster_id)
-    run = await service.link_everything(session, staff.tenant, disaster.id, _label(staff))
-    await audit.record(session, _actor(staff), "disaster.linkage.batch", target_type="disaster", target_id=disaster.id,
+    run = await service.link_everything(session, staff.tenant, disaster.id, staff.label)
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.linkage.batch", target_type="disaster", target_id=disaster.id,
                        purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
                        details={"records": run.records, "pairs": run.pairs, "linked": run.linked, "kept": run.kept})
     await session.commit()
@@ -443,7 +432,7 @@ async def upload_roster(disaster_id: str, request: Request, session: DbSession, 
     report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__)
     batch = RosterImportRepository(session).add(RosterImport(
         id=str(uuid.uuid4()), disaster_id=disaster_id, filename=(file.filename or "roster.csv")[:200],
-        encoding=report.encoding, report=_report_json(report), status="staged", created_by=_label(staff),
+        encoding=report.encoding, report=_report_json(report), status="staged", created_by=staff.label,
         created_at=utcnow()))
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/imports/{batch.id}", status_code=303)
@@ -507,14 +496,14 @@ async def accept_import(disaster_id: str, batch_id: str, session: DbSession, sta
         if row["import_key"] in known:
             continue  # already registered (an earlier import of the same roster)
         try:
-            await service.register(session, staff.tenant, disaster, data, actor=_label(staff))
+            await service.register(session, staff.tenant, disaster, data, actor=staff.label)
         except InvalidInput as exc:
             await session.rollback()
             raise InvalidInput(f"{row['line']}行目: {exc.detail}") from None
         known.add(row["import_key"])
         added += 1
     batch.status, batch.imported_count = "imported", added
-    await audit.record(session, _actor(staff), "disaster.roster.imported", target_type="roster_import",
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.roster.imported", target_type="roster_import",
                        target_id=batch.id, details={"added": added, "rows": len(rows), "valid_only": valid_only == "yes"})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/imports/{batch_id}", status_code=303)
@@ -526,8 +515,8 @@ async def accept_import(disaster_id: str, batch_id: str, session: DbSession, sta
 async def self_register_page(disaster_id: str, shelter_id: str, tenant: CurrentTenant, request: Request,
                              session: DbSession, resident: CurrentResident) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
-    shelter = next((s for s in await service.shelters_of_tenant(session, disaster_id) if s.id == shelter_id), None)
-    if shelter is None or not shelter.is_open:
+    shelter = await service.get_shelter(session, disaster_id, shelter_id, open_only=True)
+    if shelter is None:
         raise NotFound("開設中の避難所が見つかりません。")
     return templates.TemplateResponse(request, "disaster/self_register.html", {
         "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": {}, "error": None, "done": None, **CHOICES})
@@ -539,19 +528,19 @@ async def self_register(disaster_id: str, shelter_id: str, tenant: CurrentTenant
                         session: DbSession, resident: CurrentResident) -> Response:
     disaster = await service.get_disaster(session, disaster_id)
     form = await request.form()
-    shelter = next((s for s in await service.shelters_of_tenant(session, disaster_id) if s.id == shelter_id), None)
-    if shelter is None or not shelter.is_open:
+    shelter = await service.get_shelter(session, disaster_id, shelter_id, open_only=True)
+    if shelter is None:
         raise NotFound("開設中の避難所が見つかりません。")
-    values = {k: form.get(k, "") for k in form.keys()}
-    values.update({"whereabouts": "shelter", "shelter_id": shelter.id})
+    values = {**{k: form.get(k, "") for k in form.keys()}, "whereabouts": "shelter", "shelter_id": shelter.id}
+    lists = {key: form.getlist(key) for key in ("care_needs", "supports")}
     try:
-        data = _record_input(_FormView(values, form), resident_subject_id=resident.principal.id)
+        data = _record_input(_Prefilled(values, lists), resident_subject_id=resident.principal.id)
         data.import_key = f"resident:{resident.principal.id}"  # registering twice changes nothing
         record = await service.register(session, tenant, disaster, data, actor="本人（マイナンバーカード）")
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
         disaster = await service.get_disaster(session, disaster_id)
-        shelter = next(s for s in await service.shelters_of_tenant(session, disaster_id) if s.id == shelter_id)
+        shelter = await service.get_shelter(session, disaster_id, shelter_id)
         return templates.TemplateResponse(request, "disaster/self_register.html", {
             "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": form, "error": exc.detail, "done": None,
             **CHOICES}, status_code=exc.status)
@@ -560,16 +549,3 @@ async def self_register(disaster_id: str, shelter_id: str, tenant: CurrentTenant
     await session.commit()
     return templates.TemplateResponse(request, "disaster/self_register.html", {
         "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": {}, "error": None, "done": record, **CHOICES})
-
-
-class _FormView:
-    """A form with some fields fixed by the page (the shelter a resident registers at)."""
-
-    def __init__(self, values: dict, form) -> None:
-        self.values, self.form = values, form
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def getlist(self, key):
-        return self.form.getlist(key)
