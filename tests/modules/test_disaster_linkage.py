@@ -96,23 +96,53 @@ def test_batch_columns_equal_row_by_row_normalisation() -> None:
 # --------------------------------------------------------------------------- DuckDB's functions, in Python
 
 
-def test_string_distances_are_bit_for_bit_duckdbs() -> None:
+DISTANCE_COLUMNS = (linkage.FAM_R, linkage.GIV_R, linkage.FAM_RL, linkage.GIV_RL, linkage.DOB,
+                    linkage.PHONE, linkage.ADDR_NUM)
+
+
+def test_every_value_compared_by_distance_is_ascii_coded() -> None:
+    # bytes = characters on ASCII, so DuckDB 1.x (bytes) and 2.x (characters) agree with the twins
+    odd = [registration("x", family_kana="ヤマダ太郎ABC", given_kana="ﾀﾛｳ", phone="０７６８－２２－１２３４",
+                        home_address="輪島市河井町１丁目٣番")]
+    rows = [linkage._normalise(r) for r in [*generate(600, seed=5), *odd]]
+    for row in rows:
+        for i in DISTANCE_COLUMNS:
+            assert row[i] is None or row[i].isascii(), (linkage.COLUMNS[i], row[i])
+    assert rows[-1][linkage.FAM_R] == linkage._ascii("やまだ")
+
+
+def test_the_python_twins_refuse_values_that_are_not_ascii_coded() -> None:
+    for func in (levenshtein, jaro_winkler, within_one_edit_or_swap):
+        with pytest.raises(ValueError):
+            func("佐藤", "加藤")
+
+
+def test_string_distances_agree_with_duckdb_on_coded_values() -> None:
     rng = random.Random(3)
     rows = [linkage._normalise(r) for r in generate(600, seed=2)]
     pairs = [("".join(rng.choice("abcde") for _ in range(rng.randint(1, 9))),
               "".join(rng.choice("abcde") for _ in range(rng.randint(1, 9)))) for _ in range(3000)]
     for _ in range(3000):
         x, y = rng.choice(rows), rng.choice(rows)
-        pairs += [(x[i], y[i]) for i in (linkage.FAM_R, linkage.GIV_R, linkage.DOB, linkage.PHONE)
-                  if x[i] is not None and y[i] is not None]
-    pairs += [("佐藤", "加藤"), ("さとう", "さうと"), ("abcdef", "abcdfe")]
+        pairs += [(x[i], y[i]) for i in DISTANCE_COLUMNS if x[i] is not None and y[i] is not None]
+    pairs += [(linkage._ascii("さとう"), linkage._ascii("さうと")), ("abcdef", "abcdfe")]
     con = duckdb.connect()
     t = pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]})  # noqa: F841 (read by the SQL)
     got = con.sql("SELECT a, b, jaro_winkler_similarity(a, b), levenshtein(a, b), damerau_levenshtein(a, b) FROM t").fetchall()
+    # integers exactly; Jaro–Winkler on the same side of the threshold, and within rounding
     wrong = [(a, b) for a, b, jw, lev, dl in got
-             if jaro_winkler(a, b) != jw or levenshtein(a, b) != lev or within_one_edit_or_swap(a, b) != (dl <= 1)]
+             if levenshtein(a, b) != lev or within_one_edit_or_swap(a, b) != (dl <= 1)
+             or (jaro_winkler(a, b) >= linkage.JW_CLOSE) != (jw >= linkage.JW_CLOSE)
+             or abs(jaro_winkler(a, b) - jw) > 1e-12]
     assert wrong == []
-    assert levenshtein("佐藤", "加藤") == 3  # bytes, as DuckDB: why readings are stored one byte per kana
+
+
+def test_no_jaro_winkler_value_falls_between_the_threshold_and_0_9() -> None:
+    # exhaustive over short strings on a small alphabet: the gap the threshold relies on is real
+    from itertools import product
+    words = ["".join(w) for n in range(1, 6) for w in product("abc", repeat=n)]
+    near = [(a, b) for a in words for b in words if linkage.JW_CLOSE - 1e-6 <= jaro_winkler(a, b) < 0.9 - 1e-12]
+    assert near == []
 
 
 # --------------------------------------------------------------------------- explain_pair

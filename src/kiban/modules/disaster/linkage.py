@@ -13,7 +13,7 @@ Three ways in:
 Batch and online agree: both read the trained parameters (``data/linkage_model.json``), block
 with the same rules and put a pair into the same comparison levels (each level is written here
 twice, as Splink SQL and as Python; loading a model checks that its SQL is exactly this code's).
-DuckDB's Jaro–Winkler, Levenshtein and Damerau–Levenshtein are reproduced bit for bit. The
+DuckDB's Jaro–Winkler, Levenshtein and Damerau–Levenshtein are reproduced on ASCII-coded values. The
 probabilities agree to floating-point rounding (the tests check every pair of a batch).
 
 Normalisation (``normalise_record``): 異体字 folded with ``names.normalize_kanji`` (髙→高);
@@ -23,7 +23,8 @@ key without long vowels or voicing marks (さとう/さと, ゆうこ/ゆこ, �
 ``YYYYMMDD`` whatever the input; addresses folded (width, spaces, dashes, kanji numerals before
 丁目/番/号, ``1丁目2番3号`` → ``1-2-3``, prefecture/郡/municipality prefix dropped because the home
 code says it) and split into town and block numbers; phone numbers as digits. Readings are
-stored one ASCII byte per kana, because DuckDB's string distances count bytes, not characters.
+stored one ASCII byte per kana, so that string distances mean the same on any engine (bytes =
+characters; see "string distances" below).
 A batch is normalised column by column, each distinct value once (``_normalise_columns``); one
 registration row by row (``_normalise``); both give the same values.
 
@@ -110,8 +111,13 @@ def _loose_reading(reading: str) -> str:
     return "".join(out)
 
 
+_NOT_HIRAGANA = re.compile(r"[^\u3041-\u3096]+")
+
+
 def _ascii(reading: str) -> str:
-    return reading.translate(_HIRAGANA_TO_ASCII)
+    """The reading coded one ASCII byte per hiragana; anything else typed in a kana field (kanji,
+    Latin letters, marks) is dropped, and the result is cut to ``JW_MAX_LEN``."""
+    return _NOT_HIRAGANA.sub("", reading).translate(_HIRAGANA_TO_ASCII)[:JW_MAX_LEN]
 
 
 @lru_cache(maxsize=1 << 17)
@@ -138,7 +144,8 @@ def _reading(kana: str, written: str) -> tuple[str | None, str | None]:
     reading = normalize_kana(source) if source else ""
     if not reading:
         return None, None
-    return _ascii(reading), _ascii(_loose_reading(reading))
+    coded = _ascii(reading)
+    return (coded, _ascii(_loose_reading(reading))) if coded else (None, None)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -184,9 +191,10 @@ def _place_names() -> dict[str, tuple[str, str]]:
 
 _KANJI_NUMERAL = re.compile(r"([〇一二三四五六七八九十百]+)(?=丁目|番地|番|号|の\d)")
 _DIGIT_DASH = re.compile(r"(?<=\d)[ー‐‑‒–—―−ｰ~〜の](?=\d)")
-_DIGITS = re.compile(r"\d+")
-_FIRST_DIGIT = re.compile(r"\d")
-_NON_DIGITS = re.compile(r"\D+")
+# ASCII digits only (NFKC has already folded full-width ones): compared values stay ASCII
+_DIGITS = re.compile(r"[0-9]+")
+_FIRST_DIGIT = re.compile(r"[0-9]")
+_NON_DIGITS = re.compile(r"[^0-9]+")
 _TOWN_SUFFIXES = ("番地", "丁目", "番", "号", "の")
 
 
@@ -384,11 +392,32 @@ def normalise_record(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- string distances
-# Python twins of DuckDB's functions. DuckDB works on UTF-8 bytes, so these do too.
+# Python twins of DuckDB's functions. They agree with the SQL engine by construction, not by
+# matching one release's internals:
+# * every value compared by distance is ASCII (readings coded one byte per kana, digits for dates,
+#   phones and block numbers), so "bytes" and "characters" are the same thing (DuckDB 1.x counted
+#   bytes, 2.x counts characters: on ASCII both give the same answer); the twins refuse anything else;
+# * Levenshtein and Damerau–Levenshtein are integers; Jaro–Winkler is a rational number whose
+#   floating-point rounding may differ between builds, so the threshold sits just below 0.9
+#   (``JW_CLOSE``): no pair of strings up to ``JW_MAX_LEN`` bytes has a true similarity in
+#   [JW_CLOSE, 0.9), and rounding moves a value by ~1e-16, far less than that gap.
+
+#: Longest reading compared by Jaro–Winkler (the similarity's denominator is at most 30·n³, so the
+#: gap below 0.9 is at least 1/(30·n³) > 1e-7 for n ≤ 64); longer readings are cut to this length.
+JW_MAX_LEN = 64
+JW_CLOSE = 0.8999999
+JW_CLOSE_SQL = "0.8999999"
+
+
+def _ascii_bytes(value: str) -> bytes:
+    try:
+        return value.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError(f"string distances compare ASCII-coded values only, not {value!r}") from None
 
 
 def levenshtein(a: str, b: str) -> int:
-    x, y = a.encode(), b.encode()
+    x, y = _ascii_bytes(a), _ascii_bytes(b)
     if len(x) < len(y):
         x, y = y, x
     previous = list(range(len(y) + 1))
@@ -402,7 +431,7 @@ def levenshtein(a: str, b: str) -> int:
 
 def within_one_edit_or_swap(a: str, b: str) -> bool:
     """``damerau_levenshtein(a, b) <= 1`` (one insertion, deletion, substitution or adjacent swap)."""
-    x, y = a.encode(), b.encode()
+    x, y = _ascii_bytes(a), _ascii_bytes(b)
     if x == y:
         return True
     if len(x) == len(y):
@@ -453,12 +482,12 @@ def _jaro(p: bytes, t: bytes) -> float:
 
 
 def jaro_winkler(a: str, b: str) -> float:
-    """DuckDB's ``jaro_winkler_similarity(a, b)`` (prefix weight 0.1, prefix up to 4 bytes).
+    """DuckDB's ``jaro_winkler_similarity(a, b)`` on ASCII (prefix weight 0.1, prefix up to 4).
 
-    Bit for bit: the algorithm of the rapidfuzz code DuckDB embeds (window, greedy matching,
-    original lengths), and the final multiply-add rounded once, as DuckDB's compiled code does.
+    The algorithm of the rapidfuzz code DuckDB embeds (window, greedy matching, original
+    lengths), the final multiply-add rounded once; compare it with ``JW_CLOSE``, not 0.9.
     """
-    p, t = a.encode(), b.encode()
+    p, t = _ascii_bytes(a), _ascii_bytes(b)
     max_prefix = min(len(p), len(t), 4)
     prefix = 0
     while prefix < max_prefix and p[prefix] == t[prefix]:
@@ -530,9 +559,9 @@ def _given_levels() -> tuple[Level, ...]:
         Level("kanji", "漢字一致・読み違い", "giv_k_l = giv_k_r", lambda a, b: a[GIV_K] == b[GIV_K]),
         Level("reading", "読み一致", "giv_yomi_l = giv_yomi_r", lambda a, b: a[GIV_R] is not None and a[GIV_R] == b[GIV_R]),
         Level("reading_close", "読みがほぼ一致",
-              "giv_yomi2_l = giv_yomi2_r OR jaro_winkler_similarity(giv_yomi_l, giv_yomi_r) >= 0.9",
+              "giv_yomi2_l = giv_yomi2_r OR jaro_winkler_similarity(giv_yomi_l, giv_yomi_r) >= " + JW_CLOSE_SQL,
               lambda a, b: a[GIV_R] is not None and b[GIV_R] is not None
-              and (a[GIV_RL] == b[GIV_RL] or jaro_winkler(a[GIV_R], b[GIV_R]) >= 0.9)),
+              and (a[GIV_RL] == b[GIV_RL] or jaro_winkler(a[GIV_R], b[GIV_R]) >= JW_CLOSE)),
         # one written in kana, the other in kanji without a reading: nothing to compare
         Level("incomparable", "かなと漢字（読みなし）",
               "(regexp_full_match(giv_k_l, '[ぁ-ゖ]+') OR regexp_full_match(giv_k_r, '[ぁ-ゖ]+')) "
@@ -561,7 +590,7 @@ def surname_agreement(a: tuple, b: tuple) -> str:
     if a[FAM_K] == b[FAM_K] or (a[FAM_R] is not None and a[FAM_R] == b[FAM_R]):
         return "same"
     if a[FAM_R] is not None and b[FAM_R] is not None and (
-            a[FAM_RL] == b[FAM_RL] or jaro_winkler(a[FAM_R], b[FAM_R]) >= 0.9):
+            a[FAM_RL] == b[FAM_RL] or jaro_winkler(a[FAM_R], b[FAM_R]) >= JW_CLOSE):
         return "close"
     ka, kb = a[FAM_K], b[FAM_K]
     if len(ka) == len(kb) and len(ka) >= 2 and (ka[0] == kb[0] or ka[-1] == kb[-1]):
@@ -606,7 +635,7 @@ def _household_agreement(a: tuple, b: tuple) -> tuple[str, str, str]:
 # takes the first that holds); the Python tests use the categories above. For every pair that
 # reaches a level, the two agree (tests/modules/test_disaster_linkage.py checks it on pairs).
 _S_SAME = "(fam_k_l = fam_k_r OR fam_yomi_l = fam_yomi_r)"
-_S_CLOSE = ("(fam_yomi2_l = fam_yomi2_r OR jaro_winkler_similarity(fam_yomi_l, fam_yomi_r) >= 0.9 "
+_S_CLOSE = (f"(fam_yomi2_l = fam_yomi2_r OR jaro_winkler_similarity(fam_yomi_l, fam_yomi_r) >= {JW_CLOSE_SQL} "
             "OR (length(fam_k_l) = length(fam_k_r) AND length(fam_k_l) >= 2 "
             "AND (left(fam_k_l, 1) = left(fam_k_r, 1) OR right(fam_k_l, 1) = right(fam_k_r, 1))))")
 _A_EXACT = "addr_l = addr_r"
