@@ -42,6 +42,42 @@ class Role(enum.StrEnum):
 
 ROLE_LABELS = {Role.admin: "団体管理者", Role.staff: "職員", Role.viewer: "閲覧者"}
 
+
+def role_label(role: str) -> str:
+    """The Japanese name of a role code for screens; an unknown code is never shown as is."""
+    try:
+        return ROLE_LABELS[Role(role)]
+    except ValueError:
+        return "（不明な役割）"
+
+
+# What a permission lets one do, in the words screens use (never show the code itself).
+PERMISSION_LABELS: dict[Permission, str] = {
+    Permission.tenancy_setting_read: "テナント設定と変更履歴の閲覧",
+    Permission.tenancy_setting_update: "テナント設定の変更",
+    Permission.audit_entry_read: "監査ログの閲覧",
+    Permission.identity_membership_read: "職員一覧の閲覧",
+    Permission.identity_membership_manage: "職員の管理（招待・役割の変更・停止）",
+    Permission.identity_apikey_manage: "API キーの管理",
+    Permission.tenancy_grant_manage: "ほかの団体への閲覧許可の管理",
+    Permission.catalog_adoption_read: "共通システムの利用状況と経費の閲覧",
+    Permission.catalog_adoption_write: "共通システムの利用状況と経費の登録",
+    Permission.catalog_service_manage: "共通サービスカタログの編集",
+    Permission.costs_schedule_manage: "負担金の算定と決定",
+    Permission.costs_statement_read: "負担金算定書の閲覧",
+    Permission.disaster_record_read: "被災者台帳の閲覧",
+    Permission.disaster_record_write: "被災者台帳の登録・更新",
+    Permission.disaster_disaster_manage: "災害の開設と終了",
+}
+
+
+def permission_label(permission: str) -> str:
+    """The Japanese name of a permission code; an unknown code is never shown as is."""
+    try:
+        return PERMISSION_LABELS[Permission(permission)]
+    except ValueError:
+        return "（不明な権限）"
+
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.viewer: frozenset({Permission.tenancy_setting_read, Permission.catalog_adoption_read,
                             Permission.costs_statement_read, Permission.disaster_record_read}),
