@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -104,6 +105,50 @@ def test_a_subsidy_is_taken_before_members_share() -> None:
     result = allocate(1_000_001, members, Equal(), subsidy_rate=Decimal("0.5"))
     assert result.subsidy == 500_000 and result.allocated == 500_001
     assert sorted(f.fee for f in result.fees) == [250_000, 250_001]
+
+
+fixed_shares = st.sampled_from([Fraction(1, 2), Fraction(1, 3), Fraction(2, 5), Fraction(1, 100), Fraction(99, 100)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(amounts, member_lists(min_size=2), methods, fixed_shares, st.sampled_from([Decimal(0), Decimal("0.5")]))
+def test_a_fixed_share_is_that_fraction_and_the_rest_is_shared_exactly(amount, members, method, share, rate) -> None:
+    prefecture = members[0]
+    result = allocate(amount, members, method, subsidy_rate=rate, fixed={prefecture.code: share})
+    assert sum(result.amounts) + result.subsidy == amount
+    assert abs(result.fee_of(prefecture.code) - result.allocated * share) <= 1
+    assert sum(f.percent for f in result.fees) == pytest.approx(100)
+    assert result.fee_for(prefecture.code).percent == pytest.approx(float(share) * 100)
+
+
+@settings(max_examples=200, deadline=None)
+@given(amounts, member_lists(min_size=2), populations, fixed_shares)
+def test_the_fixed_members_population_does_not_change_the_others_fees(amount, members, other_population, share) -> None:
+    method = WeightedPopulation(Decimal("1.5"))
+    prefecture = members[0]
+    moved = Member(prefecture.code, prefecture.name, other_population, usage=prefecture.usage)
+    first = allocate(amount, members, method, fixed={prefecture.code: share})
+    second = allocate(amount, [moved, *members[1:]], method, fixed={prefecture.code: share})
+    assert first.amounts == second.amounts
+
+
+def test_prefecture_half_and_the_municipalities_share_the_rest_by_weighted_population() -> None:
+    members = [Member("230006", "愛知県", 7_542_415), Member("000001", "A市", 100_000), Member("000002", "B市", 200_000)]
+    result = allocate(5_000_000, members, WeightedPopulation(Decimal("1.5")), fixed={"230006": Fraction(1, 2)})
+    assert [result.fee_of(code) for code in ("230006", "000001", "000002")] == [2_500_000, 1_000_000, 1_500_000]
+    assert result.fee_for("230006").explanation == "固定割合 1/2 → 総額の 50.00%"
+    assert "固定割合の団体を除いた残り 2,500,000 円の 40.00% → 総額の 20.00%" in result.fee_for("000001").explanation
+    assert result.method_label == "愛知県 1/2、残りを人口按分+重み係数"
+
+
+@pytest.mark.parametrize(("fixed", "fragment"), [
+    ({"1": Fraction(1)}, "1未満"), ({"1": Fraction(0)}, "0より大きく"), ({"9": Fraction(1, 2)}, "含まれていません"),
+    ({"1": Fraction(1, 2), "2": Fraction(1, 2)}, "合計が1以上"), ({"1": "半分"}, "分数"),
+])
+def test_bad_fixed_shares_are_refused(fixed, fragment) -> None:
+    members = [Member("1", "A県", 10), Member("2", "B市", 10), Member("3", "C町", 10)]
+    with pytest.raises(AllocationError, match=fragment):
+        allocate(100, members, Equal(), fixed=fixed)
 
 
 @pytest.mark.parametrize(("call", "fragment"), [

@@ -19,13 +19,20 @@ taken to six decimal places before apportioning.
 
 A national subsidy is taken first: 国の補助 = amount × rate, rounded down to the yen; members
 share the rest.
+
+固定割合 (``fixed``): a member may carry a fixed fraction of what the members share (「県 1/2、
+残りを市町村で按分」): a prefecture whose population already counts its municipalities' residents
+would otherwise pay on a double-counted base. Fixed members are taken out of the method (their
+population or usage is not read); the fixed fractions and "the rest" are apportioned first by the
+same divisor rule, then the rest is apportioned among the other members by the method. Every
+fee's percentage stays exact (rational), and the fees still sum exactly to the amount.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from decimal import Decimal, InvalidOperation
@@ -235,9 +242,33 @@ def apportion(amount: int, weights: Sequence[int], order: Sequence[str]) -> list
     return fees
 
 
-def allocate(amount, members: Sequence[Member], method, *, subsidy_rate=Decimal(0)) -> Allocation:
+def _check_fixed(fixed: Mapping[str, Fraction] | None, codes: list[str], names: dict[str, str]) -> dict[str, Fraction]:
+    if not fixed:
+        return {}
+    result = {}
+    for code, share in fixed.items():
+        if code not in names:
+            raise AllocationError(f"固定割合を指定した団体（{code}）は、負担する団体に含まれていません。")
+        try:
+            share = Fraction(share)
+        except (TypeError, ValueError):
+            raise AllocationError(f"{names[code]}の固定割合「{share}」は分数（例: 1/2）で指定してください。") from None
+        if not 0 < share < 1:
+            raise AllocationError(f"{names[code]}の固定割合は0より大きく1未満（例: 1/2）で指定してください。")
+        result[code] = share
+    if sum(result.values()) >= 1:
+        raise AllocationError("固定割合の合計が1以上です。残りを按分する団体の分が残るようにしてください。")
+    if len(result) == len(codes):
+        raise AllocationError("全団体に固定割合が指定されています。残りを按分する団体を1つ以上残してください。")
+    return result
+
+
+def allocate(amount, members: Sequence[Member], method, *, subsidy_rate=Decimal(0),
+             fixed: Mapping[str, Fraction] | None = None) -> Allocation:
     """Fees for ``members`` (whole yen, summing exactly to ``amount`` less the subsidy), each
-    with its explanation. Raises ``AllocationError`` with a Japanese message for bad input."""
+    with its explanation. ``fixed`` maps a member's code to its fixed fraction of the shared
+    amount (the others share the rest by ``method``). Raises ``AllocationError`` with a Japanese
+    message for bad input."""
     amount = _check_amount(amount)
     if not members:
         raise AllocationError("負担する団体を1つ以上指定してください。")
@@ -247,8 +278,11 @@ def allocate(amount, members: Sequence[Member], method, *, subsidy_rate=Decimal(
     rate = _decimal(subsidy_rate, "補助率")
     if not Decimal(0) <= rate < Decimal(1):
         raise AllocationError("国の補助率は0以上1未満（0%〜100%未満）で指定してください。")
+    shares = _check_fixed(fixed, codes, {m.code: m.name for m in members})
     subsidy = int(Decimal(amount) * rate)  # rounded down to the yen
     allocated = amount - subsidy
+    if shares:
+        return _allocate_with_fixed(amount, subsidy, list(members), method, shares)
     parts = method.parts if isinstance(method, Mixed) else ((method, Decimal(100)),)
     part_weights = []
     for part, _share in parts:
@@ -283,3 +317,49 @@ def allocate(amount, members: Sequence[Member], method, *, subsidy_rate=Decimal(
         method_label=getattr(method, "label", type(method).__name__),
         members=tuple(members), amounts=tuple(fees), _weights=tuple(combined), _explain=explain,
     )
+
+
+def _allocate_with_fixed(amount: int, subsidy: int, members: list[Member], method,
+                         shares: dict[str, Fraction]) -> Allocation:
+    allocated = amount - subsidy
+    fixed_members = [m for m in members if m.code in shares]
+    others = [m for m in members if m.code not in shares]
+    rest_share = 1 - sum(shares.values())
+    denominator = math.lcm(*(f.denominator for f in (*shares.values(), rest_share)))
+    # First the fixed fractions and "the rest" (the rest ranks last on equal claims), then the rest
+    # among the other members by the method.
+    first = apportion(allocated, [int(shares[m.code] * denominator) for m in fixed_members]
+                      + [int(rest_share * denominator)], [m.code for m in fixed_members] + ["\uffff"])
+    rest_amount = first[-1]
+    inner = allocate(rest_amount, others, method)
+    inner_weights = inner._weights
+    inner_grand = sum(inner_weights)
+    fee_of = {m.code: fee for m, fee in zip(fixed_members, first, strict=False)}
+    weight_of = {m.code: int(shares[m.code] * denominator) * inner_grand for m in fixed_members}
+    for i, m in enumerate(others):
+        fee_of[m.code] = inner.amounts[i]
+        weight_of[m.code] = int(rest_share * denominator) * inner_weights[i]
+    position = {m.code: i for i, m in enumerate(others)}
+    grand = sum(weight_of.values())
+    ordered = tuple(members)
+
+    def explain(i: int) -> str:
+        member = ordered[i]
+        total = f"総額の {weight_of[member.code] / grand * 100:.2f}%"
+        if member.code in shares:
+            return f"固定割合 {_fraction_text(shares[member.code])} → {total}"
+        text = inner._explain(position[member.code]).rsplit(" → 総額の ", 1)[0]
+        share_in_rest = inner_weights[position[member.code]] / inner_grand * 100
+        return (f"{text} → 固定割合の団体を除いた残り {rest_amount:,} 円の {share_in_rest:.2f}% → {total}")
+
+    label = getattr(method, "label", type(method).__name__)
+    fixed_text = "、".join(f"{m.name} {_fraction_text(shares[m.code])}" for m in fixed_members)
+    return Allocation(
+        amount=amount, subsidy=subsidy, allocated=allocated, method_label=f"{fixed_text}、残りを{label}",
+        members=ordered, amounts=tuple(fee_of[m.code] for m in ordered),
+        _weights=tuple(weight_of[m.code] for m in ordered), _explain=explain,
+    )
+
+
+def _fraction_text(share: Fraction) -> str:
+    return f"{share.numerator}/{share.denominator}"
