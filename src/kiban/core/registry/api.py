@@ -21,12 +21,12 @@ DbSession = Annotated[AsyncSession, Depends(get_session)]
 async def list_organizations(
     request: Request,
     session: DbSession,
-    q: Annotated[str | None, Query(description="名称または読み（ひらがな・カタカナ・半角カナ可）")] = None,
+    q: Annotated[str | None, Query(description="名称・読み（ひらがな・カタカナ・半角カナ可、異体字やケ/ヶ/がは同一視）、行政区名、または団体コード（6桁・5桁・先頭の数桁）")] = None,
     prefecture: Annotated[str | None, Query(description="2桁の都道府県番号（01〜47）")] = None,
     type: Annotated[list[str] | None, Query(description="団体の種類（複数指定可）")] = None,  # noqa: A002 - public API name
     include_retired: Annotated[bool, Query(description="合併などで廃止された団体も含める")] = False,
     include_wards: Annotated[bool, Query(description="政令市の行政区も含める")] = False,
-    sort: Annotated[str, Query(description="code / population_desc / population_asc / kana")] = "code",
+    sort: Annotated[str, Query(description="relevance（名称・コードが一致、先頭が一致、途中に含む の順。既定）/ code / population_desc / population_asc / kana")] = "relevance",
     limit: Annotated[int, Query(description="1〜2000")] = 50,
     offset: int = 0,
 ) -> Response:

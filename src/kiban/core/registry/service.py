@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiban.core.registry.codes import normalize_lg_code, prefecture_code
+from kiban.core.registry.codes import check_digit, normalize_lg_code, prefecture_code
 from kiban.core.registry.models import MUNICIPAL_TYPES, Organization, OrgType
 from kiban.core.registry.repository import OrganizationRepository
-from kiban.core.registry.snapshot import RegistryCache, load_snapshot
+from kiban.core.registry.snapshot import RegistryCache, RegistrySnapshot, code_query, load_snapshot
 from kiban.core.registry.schemas import (
     OrganizationDetail,
     OrganizationPage,
@@ -22,7 +23,7 @@ from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.wareki import wareki_with_seireki
 
 MAX_LIMIT = 2000
-SORTS = ("code", "population_desc", "population_asc", "kana")
+SORTS = ("relevance", "code", "population_desc", "population_asc", "kana")
 VALID_TYPES = tuple(t.value for t in OrgType)
 
 
@@ -33,7 +34,7 @@ class OrganizationQuery:
     types: tuple[str, ...] = ()
     include_retired: bool = False
     include_wards: bool = False
-    sort: str = "code"
+    sort: str = "relevance"
     limit: int = 50
     offset: int = 0
 
@@ -187,3 +188,92 @@ async def summary(session: AsyncSession) -> RegistrySummary:
 
 async def organizations_by_code(session: AsyncSession, codes: list[str]) -> dict[str, Organization]:
     return await OrganizationRepository(session).by_codes(codes)
+
+
+# Revalidated on the caller's session at every call (one small query; reloads only when the
+# registry changed), so code fields never answer from a stale registry.
+_INPUT_CACHE = RegistryCache(ttl=0)
+_MAX_LISTED = 8
+
+
+async def resolve_lg_code_input(session: AsyncSession, text: str, *, field: str = "code",
+                                label: str = "団体コード", allow_wards: bool = False,
+                                cache: RegistryCache | None = None) -> str:
+    """The 6-digit code of the current organisation a person meant by ``text`` in a code field.
+
+    Accepts a 6-digit code (full- or half-width; the check digit is verified), a 5-digit code
+    (the check digit is added), or a name: 「金沢市」「石川県金沢市」「かなざわし」「金沢」, folded as
+    the registry search folds it (width, kana, 異体字, ケ/ヶ/が). Fails with ``InvalidInput``
+    (422) whose Japanese message names ``label`` and whose ``errors`` entry names ``field``:
+    a wrong check digit (which digit it should be), an unknown code or name, an ambiguous name
+    (「府中市」: each candidate with its prefecture and code), a retired organisation (its
+    successor), or a ward of a designated city unless ``allow_wards`` (its city)."""
+    snapshot = await (cache or _INPUT_CACHE).get(session)
+    return resolve_lg_code_input_sync(snapshot, text, field=field, label=label, allow_wards=allow_wards)
+
+
+def resolve_lg_code_input_sync(snapshot: RegistrySnapshot, text: str, *, field: str = "code",
+                               label: str = "団体コード", allow_wards: bool = False) -> str:
+    """``resolve_lg_code_input`` from a registry snapshot already at hand (``RegistryCache.get``
+    or ``load_snapshot``), for code that has no session."""
+    def refuse(message: str) -> InvalidInput:
+        return InvalidInput(message, errors=[{"field": field, "message": message}])
+
+    raw = (text or "").strip()
+    if not raw:
+        raise refuse(f"{label}を入力してください（6桁の団体コードか団体名）。")
+    digits = code_query(raw)
+    if digits is None and any(ch.isdigit() for ch in unicodedata.normalize("NFKC", raw)):
+        # no organisation's name has a digit in it: this was meant as a code
+        raise refuse(f"{label}「{raw}」には数字以外の文字が含まれているか、桁が多すぎます。"
+                     f"6桁の数字（または団体名）で入力してください。")
+    if digits is not None:
+        code = _code_from_digits(digits, raw, label, refuse)
+        org = snapshot.get(code)
+        if org is None:
+            typed = "" if len(digits) == 6 else f"（検査数字を付けると {code}）"
+            raise refuse(f"{label}「{raw}」{typed}の団体は登録されていません。")
+        return _current_code(snapshot, org, raw, label, allow_wards, refuse)
+    found = snapshot.named(raw)
+    if not found:
+        raise refuse(f"{label}「{raw}」に当たる団体が見つかりません。6桁の団体コードか、"
+                     f"「石川県金沢市」のような団体名で入力してください。")
+    current = [o for o in found if o.retired_on is None]
+    if not allow_wards and any(o.type != OrgType.ward.value for o in current):
+        current = [o for o in current if o.type != OrgType.ward.value]
+    if len(current) > 1:
+        listed = "、".join(f"{o.name}（{_where(o)}{o.code}）" for o in current[:_MAX_LISTED])
+        more = f" ほか{len(current) - _MAX_LISTED}団体" if len(current) > _MAX_LISTED else ""
+        raise refuse(f"{label}「{raw}」に当たる団体が{len(current)}つあります: {listed}{more}。"
+                     f"都道府県名を付けるか（例:「{_where(current[0]).rstrip('・')}{current[0].name}」）、"
+                     f"団体コードで入力してください。")
+    return _current_code(snapshot, current[0] if current else found[0], raw, label, allow_wards, refuse)
+
+
+def _where(org) -> str:
+    return f"{org.prefecture_name}・" if org.prefecture_name and org.type != OrgType.prefecture.value else ""
+
+
+def _code_from_digits(digits: str, raw: str, label: str, refuse) -> str:
+    if len(digits) == 5:
+        return digits + check_digit(digits)
+    if len(digits) != 6:
+        raise refuse(f"{label}「{raw}」は{len(digits)}桁です。6桁（または検査数字を除く5桁）で入力してください。")
+    expected = check_digit(digits[:5])
+    if digits[5] != expected:
+        raise refuse(f"{label}「{raw}」の検査数字（6桁目）が正しくありません。"
+                     f"前5桁が {digits[:5]} なら6桁目は {expected} です。")
+    return digits
+
+
+def _current_code(snapshot: RegistrySnapshot, org, raw: str, label: str, allow_wards: bool, refuse) -> str:
+    if org.retired_on is not None:
+        successor = snapshot.get(org.successor_code) if org.successor_code else None
+        now = f"現在は{successor.name}（{successor.code}）です。" if successor else ""
+        raise refuse(f"{label}「{raw}」の{org.name}（{org.code}）は{wareki_with_seireki(org.retired_on)}に"
+                     f"廃止されました。{now}")
+    if org.type == OrgType.ward.value and not allow_wards:
+        city = snapshot.get(org.parent_code) if org.parent_code else None
+        instead = f"{city.name}（{city.code}）を入力してください。" if city else ""
+        raise refuse(f"{label}「{raw}」の{org.name}は政令市の行政区です。{instead}")
+    return org.code

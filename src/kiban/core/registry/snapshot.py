@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,23 +30,90 @@ _MISSING_LAST = float("inf")
 log = logging.getLogger("kiban.registry")
 
 
+# What a type's name ends with, written and read, so that 「那覇」「なは」 match 那覇市 exactly.
+_SUFFIXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    OrgType.prefecture.value: (("都", "道", "府", "県"), ("ト", "ドウ", "フ", "ケン")),
+    OrgType.designated_city.value: (("市",), ("シ",)),
+    OrgType.city.value: (("市",), ("シ",)),
+    OrgType.special_ward.value: (("区",), ("ク",)),
+    OrgType.ward.value: (("区",), ("ク",)),
+    OrgType.town.value: (("町",), ("マチ", "チョウ")),
+    OrgType.village.value: (("村",), ("ムラ", "ソン")),
+}
+_CODE_SEPARATORS = re.compile(r"[\s\-‐－ー]+")
+
+# Ranks of a match, best first: the whole name (or code), the start of a name, anywhere.
+EXACT, PREFIX, SUBSTRING = 0, 1, 2
+
+
+def _without_suffix(key: str, suffixes: tuple[str, ...]) -> str | None:
+    for suffix in suffixes:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            return key[: -len(suffix)]
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     item: OrganizationRead
-    key: str
+    key: str                 # every searchable form, joined by "|", for substring search
+    names: tuple[str, ...]   # name, prefecture + name, reading: exact and prefix matches
+    bare: frozenset[str]     # the names without 市/町/村... (「那覇」「なは」): exact too
+    reading: str             # what 読みの順 sorts by
     order: int
     json: bytes  # the item as the API sends it, serialised once per snapshot
+
+    @classmethod
+    def of(cls, org: Organization) -> _Entry:
+        item = OrganizationRead.of(org)
+        name = search_key(org.name)
+        full = search_key((org.prefecture_name or "") + org.name) if org.type != OrgType.prefecture.value else name
+        kana = search_key(org.kana)
+        names = tuple(dict.fromkeys(k for k in (name, full, kana) if k))
+        written, read = _SUFFIXES.get(org.type, ((), ()))
+        bare = {_without_suffix(name, written), _without_suffix(full, written), _without_suffix(kana, read)}
+        bare.discard(None)
+        return cls(item, "|".join(names), names, frozenset(bare), kana or name, org.sort_order,
+                   item.model_dump_json().encode())
+
+    def rank(self, key: str) -> int:
+        if key in self.names or key in self.bare:
+            return EXACT
+        if any(name.startswith(key) for name in self.names):
+            return PREFIX
+        return SUBSTRING
+
+
+def code_query(text: str | None) -> str | None:
+    """The digits of a query that is a code or its start (「011002」「０１１００」「01100-2」)."""
+    if not text:
+        return None
+    digits = _CODE_SEPARATORS.sub("", unicodedata.normalize("NFKC", text))
+    return digits if digits.isascii() and digits.isdigit() and len(digits) <= 6 else None
 
 
 class RegistrySnapshot:
     def __init__(self, revision: int, organizations: Sequence[Organization]) -> None:
         self.revision = revision
-        items = [(OrganizationRead.of(o), o) for o in sorted(organizations, key=lambda o: (o.sort_order, o.code))]
-        self._entries = tuple(_Entry(item, o.search_key, o.sort_order, item.model_dump_json().encode())
-                              for item, o in items)
+        self._entries = tuple(_Entry.of(o) for o in sorted(organizations, key=lambda o: (o.sort_order, o.code)))
+        self._by_code = {e.item.code: e for e in self._entries}
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def get(self, code: str) -> OrganizationRead | None:
+        entry = self._by_code.get(code)
+        return entry.item if entry is not None else None
+
+    def named(self, text: str) -> list[OrganizationRead]:
+        """Organisations whose whole name or reading is ``text`` (with or without the prefecture
+        in front, with or without 市/町/村...), folded as search folds it; retired and wards
+        included, in registry order. Whole names win: 「府中市」 does not also give 府中町."""
+        key = search_key(text)
+        if not key:
+            return []
+        whole = [e.item for e in self._entries if key in e.names]
+        return whole or [e.item for e in self._entries if key in e.bare]
 
     def search(self, *, limit: int, offset: int, **criteria) -> OrganizationPage:
         matches = self._matching(**criteria)
@@ -59,12 +128,21 @@ class RegistrySnapshot:
 
     def _matching(self, *, q: str | None, prefecture: str | None, types: Sequence[str],
                   include_retired: bool, include_wards: bool, sort: str) -> list[_Entry]:
-        key = search_key(q)
+        code = code_query(q)
+        key = "" if code else search_key(q)
         wanted_types = set(types)
         ward = OrgType.ward.value
+        # A query naming a ward (「札幌市中央区」「中央区」) or a whole code shows wards too.
+        include_wards = include_wards or "区" in key or (code is not None and len(code) >= 5)
+        if code:
+            def found(e: _Entry) -> bool:
+                return e.item.code.startswith(code)
+        else:
+            def found(e: _Entry) -> bool:
+                return not key or key in e.key
         matches = [
             e for e in self._entries
-            if (not key or key in e.key)
+            if found(e)
             and (not prefecture or e.item.prefecture == prefecture)
             and (e.item.type in wanted_types if wanted_types else (include_wards or e.item.type != ward))
             and (include_retired or e.item.retired_on is None)
@@ -74,7 +152,10 @@ class RegistrySnapshot:
         elif sort == "population_asc":
             matches.sort(key=lambda e: (e.item.population if e.item.population is not None else _MISSING_LAST, e.item.code))
         elif sort == "kana":
-            matches.sort(key=lambda e: (e.key, e.item.code))
+            matches.sort(key=lambda e: (e.reading, e.item.code))
+        elif sort == "relevance" and key:
+            # stable: registry order within each rank; a ward after the municipalities
+            matches.sort(key=lambda e: (e.rank(key), e.item.type == ward))
         return matches
 
 

@@ -21,7 +21,7 @@ router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 DbSession = Annotated[AsyncSession, Depends(get_session)]
 PAGE_SIZE = 50
 LISTED_TYPES = [t.value for t in OrgType if t is not OrgType.ward]
-SORT_LABELS = {"code": "団体コード順", "population_desc": "人口の多い順",
+SORT_LABELS = {"relevance": "一致する順", "code": "団体コード順", "population_desc": "人口の多い順",
                "population_asc": "人口の少ない順", "kana": "読みの順"}
 
 
@@ -32,7 +32,7 @@ async def organization_list(
     q: str | None = None,
     prefecture: str | None = None,
     type: Annotated[list[str] | None, Query()] = None,  # noqa: A002 - matches the API
-    sort: str = "code",
+    sort: str = "relevance",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> HTMLResponse:
     prefecture = prefecture or None
