@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -32,8 +33,10 @@ from kiban.kit.db import create_engine, make_sessionmaker
 from kiban.kit.csrf import CsrfCookieMiddleware
 from kiban.kit.errors import install_handlers
 from kiban.kit.requestid import RequestIdMiddleware, configure_logging
+from kiban.kit.security import BodyLimitMiddleware, SecurityHeadersMiddleware, policy_with_scripts, script_hash
 from kiban.kit.settings import Settings, get_settings
 from kiban.web import pages
+from kiban.web.viewer import load_viewer
 from kiban.modules.catalog import api as catalog_api
 from kiban.modules.catalog import web as catalog_web
 from kiban.modules.costs import api as costs_api
@@ -82,6 +85,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # Every page's header says who is signed in; loaded once, on the request's own session.
+        dependencies=[Depends(load_viewer)],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -89,18 +94,24 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.rate_limiter = RateLimiter()
     app.state.registry_cache = RegistryCache(app.state.sessionmaker, ttl=settings.registry_cache_seconds)
     app.add_middleware(CsrfCookieMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_handlers(app)
 
     @app.get("/api/v1/docs", include_in_schema=False, dependencies=[PUBLIC])
     async def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/api/v1/openapi.json",
             title="Kiban API ドキュメント",
             swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
             swagger_favicon_url="/static/favicon.svg",
         )
+        # Swagger UI starts from one inline script: allow exactly that script, by its hash
+        inline = re.findall(r"<script>(.*?)</script>", page.body.decode(), flags=re.S)
+        page.headers["content-security-policy"] = policy_with_scripts(*(script_hash(s) for s in inline))
+        return page
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router, dependencies=[PUBLIC])

@@ -1,0 +1,174 @@
+"""Two protections every response and request gets, whatever route serves it.
+
+``SecurityHeadersMiddleware`` adds the browser-side rules: a Content-Security-Policy that allows
+scripts only from our own origin (no inline script: a page that needs one sets its own policy
+with the script's hash, as the API docs page does), no framing, no MIME sniffing, a strict
+referrer policy, and HSTS when the request arrived over HTTPS.
+
+``BodyLimitMiddleware`` refuses a request body larger than its kind allows *before* the route
+reads it: from ``Content-Length`` at once, and for a body sent without one (chunked) as soon as
+the bytes received pass the limit. Limits per kind: JSON and forms are small, file uploads
+(multipart) larger. A refused request gets 413 with a Japanese message (problem+json under
+``/api``), and nothing it sent has been processed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kiban.kit.requestid import current_request_id
+
+#: The policy for every HTML page. Inline styles are allowed (server-rendered SVG charts and a
+#: few style attributes use them); scripts are not.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+
+def script_hash(script: str) -> str:
+    """The CSP source expression (``'sha256-…'``) that allows exactly this inline script."""
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+def policy_with_scripts(*hashes: str) -> str:
+    """``CONTENT_SECURITY_POLICY`` with the given inline-script hashes allowed as well."""
+    return CONTENT_SECURITY_POLICY.replace("script-src 'self'", "script-src 'self' " + " ".join(hashes))
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                present = {name.lower() for name, _ in headers}
+                wanted = [
+                    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"cross-origin-opener-policy", b"same-origin"),
+                    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+                ]
+                if https:
+                    wanted.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+                headers += [(name, value) for name, value in wanted if name not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+KIB = 1024
+MIB = 1024 * KIB
+
+#: Largest body per kind of request. Uploads are rosters and attachments; nothing else is big.
+BODY_LIMITS = {
+    "json": 1 * MIB,
+    "form": 1 * MIB,
+    "multipart": 20 * MIB,
+    "other": 1 * MIB,
+}
+
+
+def body_kind(content_type: str) -> str:
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return "json"
+    if ctype == "application/x-www-form-urlencoded":
+        return "form"
+    if ctype == "multipart/form-data":
+        return "multipart"
+    return "other"
+
+
+def _limit_label(limit: int) -> str:
+    return f"{limit // MIB} MB" if limit >= MIB else f"{limit // KIB} KB"
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, limits: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.limits = limits or BODY_LIMITS
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        limit = self.limits[body_kind(headers.get(b"content-type", b"").decode("latin-1"))]
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > limit
+            except ValueError:
+                too_large = False  # the server rejects a malformed length itself
+            if too_large:
+                await self._refuse(scope, send, limit)
+                return
+
+        received = 0
+        started = refused = False
+
+        async def counting_receive() -> Message:
+            # Past the limit: answer 413 at once and tell the app the client went away, so that
+            # whatever reads the body stops (frameworks turn a raised error into a 400)
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit and not started:
+                    refused = True
+                    await self._refuse(scope, send, limit)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 has been sent; drop what the app answers after it
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except Exception:
+            if not refused:
+                raise
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, limit: int) -> None:
+        title = "送信された内容が大きすぎます"
+        detail = f"この送信先で受け付ける大きさは {_limit_label(limit)} までです。ファイルを分けるなどして送り直してください。"
+        if scope["path"].startswith("/api/"):
+            body = json.dumps({"type": "https://kiban.example/problems/payload-too-large", "title": title,
+                               "status": 413, "detail": detail, "request_id": current_request_id()},
+                              ensure_ascii=False).encode()
+            content_type = b"application/problem+json"
+        else:
+            body = (f'<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>{title}</title>'
+                    f'<link rel="stylesheet" href="/static/app.css"></head><body><main id="main">'
+                    f'<h1>{title}</h1><p>{detail}</p><p><a href="/">トップページへ</a></p>'
+                    f'</main></body></html>').encode()
+            content_type = b"text/html; charset=utf-8"
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
