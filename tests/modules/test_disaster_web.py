@@ -264,9 +264,13 @@ async def test_the_prefecture_links_everything_in_one_run(staff, session) -> Non
                     given_kana="ｹﾝﾀ", phone="")
     ishikawa = await staff(ISHIKAWA, "admin")
     run = await ishikawa.client.post(f"/t/{ISHIKAWA}/disasters/{disaster}/linkage", data={"csrf_token": ishikawa.csrf})
-    assert run.status_code == 200 and "新たに 1 組を同じ人として結び付けました" in run.text
+    assert run.status_code == 303
+    applied = await ishikawa.client.post(f"{run.headers['location']}/apply", data={"csrf_token": ishikawa.csrf})
+    assert applied.status_code == 303
+    assert "1 組を同じ人として結び付けました" in (await ishikawa.client.get(applied.headers["location"])).text
     again = await ishikawa.client.post(f"/t/{ISHIKAWA}/disasters/{disaster}/linkage", data={"csrf_token": ishikawa.csrf})
-    assert "新たに 0 組" in again.text and "変更しなかった組: 1" in again.text
+    preview = await ishikawa.client.get(again.headers["location"])
+    assert "結び付ける組はありません" in preview.text and "判断済みのため変更しない組: 1" in preview.text
     async with unscoped(session, "test"):
         auto = (await session.scalars(select(MatchDecision).where(MatchDecision.disaster_id == disaster))).all()
     assert [d.decision for d in auto] == ["auto"]
@@ -280,11 +284,11 @@ async def test_dashboard_api_suppresses_small_counts_outside_the_municipality(st
     await _register(wajima, WAJIMA, disaster, whereabouts="home")
     own = await wajima.client.get(f"/api/v1/t/{WAJIMA}/disasters/{disaster}/dashboard")
     assert own.status_code == 200 and own.json()["scope"] == "municipality"
-    assert {"label": "在宅", "count": 1} in own.json()["tables"]["現在の居場所"]
+    assert {"label": "在宅", "count": 1, "registrations": 1, "people": 1} in own.json()["tables"]["現在の居場所"]
     national = await (await staff(CABINET_OFFICE, "viewer")).client.get(
         f"/api/v1/t/{CABINET_OFFICE}/disasters/{disaster}/dashboard")
     assert national.json()["scope"] == "national" and national.json()["registrations"] == 1
-    assert {"label": "在宅", "count": None} in national.json()["tables"]["現在の居場所"]
+    assert {"label": "在宅", "count": None, "registrations": None, "people": None} in national.json()["tables"]["現在の居場所"]
     other = await (await staff(HAKODATE, "admin")).client.get(f"/api/v1/t/{WAJIMA}/disasters/{disaster}/dashboard")
     assert other.status_code == 404 and other.headers["content-type"].startswith("application/problem+json")
     missing = await wajima.client.get(f"/api/v1/t/{WAJIMA}/disasters/no-such/dashboard")
@@ -430,3 +434,29 @@ async def test_the_matcher_catches_up_in_a_thread_for_large_batches(staff, monke
     again = await _register(kanazawa, KANAZAWA, disaster, whereabouts="relatives", family_name="髙橋", phone="")
     page = await kanazawa.client.get(f"/t/{KANAZAWA}/disasters/{disaster}/records/{again}")
     assert f'name="other_id" value="{father}"' in page.text
+
+
+async def test_a_municipality_outside_the_disaster_cannot_link_itself_in_with_auto(staff, session) -> None:
+    """Issue 10's critical finding: 札幌市, not part of the disaster, registered a look-alike and
+    posted decision=auto (meant for 一括名寄せ) to read 輪島市's record. Refused, nothing changes."""
+    matching.forget()
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    victim = await _register(wajima, WAJIMA, disaster, whereabouts="home")
+    sapporo = await staff("011002", "staff")
+    lookalike = await _register(sapporo, "011002", disaster, whereabouts="relatives", home_lg_code="011002",
+                                phone="", home_address="札幌市中央区北1条西2丁目", household_key="S")
+    page = await sapporo.client.get(f"/t/011002/disasters/{disaster}/records/{lookalike}")
+    assert f'name="other_id" value="{victim}"' in page.text  # a (weak) candidate, as in the report
+    assert (await sapporo.client.get(f"/t/011002/disasters/{disaster}/records/{victim}")).status_code == 404
+    for decision in ("auto", "AUTO", "", "merged"):
+        attack = await sapporo.client.post(f"/t/011002/disasters/{disaster}/matches", data={
+            "record_id": lookalike, "other_id": victim, "decision": decision, "csrf_token": sapporo.csrf})
+        assert attack.status_code in (400, 422), decision
+        assert "「同じ人」か「別の人」を選んでください" in attack.text
+    async with unscoped(session, "test"):
+        assert await session.scalar(select(func.count()).select_from(MatchDecision)
+                                    .where(MatchDecision.disaster_id == disaster)) == 0
+    assert (await sapporo.client.get(f"/t/011002/disasters/{disaster}/records/{victim}")).status_code == 404
+    listing = await sapporo.client.get(f"/t/011002/disasters/{disaster}")
+    assert "1 件" in listing.text and victim not in listing.text  # only its own look-alike

@@ -122,6 +122,35 @@ class MatchDecision(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reverted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reverted_by: Mapped[str | None] = mapped_column(String(200))
+    # The 一括名寄せ run that made an automatic link (undone together); None for staff decisions.
+    batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
+
+
+class LinkageBatch(Base):
+    """One 一括名寄せ run by a prefecture or 内閣府 (``run_by_code``; only it may apply or undo the
+    run): scored first and shown as a preview (``previewed``), then applied as automatic links
+    (``applied``), and undone as one batch (``undone``). ``pairs`` keeps what the preview showed:
+    each pair's record ids and owners, probability, reasons and what applying does to it
+    (``link`` / ``borderline`` / ``kept``); no names or contact details, so, like MatchDecision
+    which it feeds, it is platform-wide and read only through the disaster's sharing rules."""
+
+    __tablename__ = "linkage_batch"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"), index=True)
+    run_by_code: Mapped[str] = mapped_column(ForeignKey("organization.code"))
+    status: Mapped[str] = mapped_column(String(20), default="previewed")
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    threshold: Mapped[str] = mapped_column(String(20), default="")
+    pairs: Mapped[list] = mapped_column(JSON, default=list)
+    linked: Mapped[int] = mapped_column(Integer, default=0)
+    undone: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied_by: Mapped[str | None] = mapped_column(String(200))
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    undone_by: Mapped[str | None] = mapped_column(String(200))
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class RosterImport(TenantScoped, Base):

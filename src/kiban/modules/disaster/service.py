@@ -23,18 +23,22 @@ from kiban.core.audit import service as audit
 from kiban.core.registry import service as registry
 from kiban.core.registry.codes import prefecture_code
 from kiban.core.registry.models import Organization, OrgType
+from kiban.core.tenancy import settings_service
 from kiban.core.tenancy.context import Tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
+from kiban.core.tenancy.settings_definitions import SHELTER_WARNING_PERCENT
 from kiban.kit.db import utcnow
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.modules.disaster.models import (
     DISASTER_KINDS,
     Disaster,
     DisasterArea,
+    LinkageBatch,
     MatchDecision,
     Shelter,
     VictimRecord,
 )
+from kiban.modules.disaster.linkage import explain_pair
 from kiban.modules.disaster.roster import CARE_NEEDS, DAMAGE_LEVELS, RISAI_STATUSES, WHEREABOUTS
 from kiban.modules.disaster.support import REBUILD_PLANS
 
@@ -435,13 +439,21 @@ def _decision(disaster_id: str, first: VictimRecord, second: VictimRecord, decis
                          reasons=reasons, decided_by_code=viewer.lg_code, decided_by=actor, decided_at=utcnow())
 
 
+STAFF_DECISIONS = ("confirmed", "rejected")
+
+
 async def decide(session: AsyncSession, viewer: Tenant, disaster_id: str, a: VictimRecord, b: VictimRecord, *,
                  decision: str, probability: float | None, reasons: list[str], actor: str) -> MatchDecision:
-    if decision not in ("confirmed", "rejected", "auto"):
+    """A staff member's judgement on one pair: ``confirmed`` or ``rejected``, nothing else.
+    Automatic links (``auto``) come only from 一括名寄せ (``apply_batch``), run by the bodies
+    allowed to run it; accepting ``auto`` here would skip the probability rule and the
+    ownership check and let anyone link (and so read) any record. Fails with ``InvalidInput``
+    for any other decision and ``NotFound`` when neither record is the viewer's."""
+    if decision not in STAFF_DECISIONS:
         raise InvalidInput("判断は「同じ人」か「別の人」を選んでください。")
     if a.id == b.id:
         raise InvalidInput("同じ記録どうしは照合できません。")
-    if a.lg_code != viewer.lg_code and b.lg_code != viewer.lg_code and decision != "auto" and not viewer.is_prefecture:
+    if a.lg_code != viewer.lg_code and b.lg_code != viewer.lg_code and not viewer.is_prefecture:
         raise NotFound("被災者の記録が見つかりません。")
     first, second = sorted((a, b), key=lambda r: r.id)
     for d in await decisions(session, disaster_id, {first.id}):
@@ -471,12 +483,41 @@ async def revert(session: AsyncSession, viewer: Tenant, disaster_id: str, decisi
 # -- the situation (状況把握) ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Row:
+    """One line of a breakdown: registrations (登録件数) and persons after 名寄せ (人数). A person
+    registered by two municipalities is one person; in a breakdown they count once in every
+    row one of their registrations falls in (so persons may sum to more than the total)."""
+
+    label: str
+    registrations: int | None  # None: suppressed (fewer than SMALL_COUNT persons)
+    people: int | None
+
+
+@dataclass(frozen=True)
+class CrowdedShelter:
+    name: str
+    municipality: str
+    occupancy: int
+    capacity: int
+
+    @property
+    def percent(self) -> int:
+        return self.occupancy * 100 // self.capacity
+
+
+@dataclass(frozen=True)
 class Dashboard:
     scope: str  # "municipality" / "prefecture" / "national"
     total: int
     people: int  # after 名寄せ: distinct persons
-    tables: dict[str, list[tuple[str, int | None]]]  # name → rows (label, count or None when suppressed)
+    tables: dict[str, list[Row]]
     suppressed: bool
+    warning_percent: int = 90
+    crowded: list[CrowdedShelter] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return self.scope != "national"
 
 
 def _suppress(count: int, exact: bool) -> int | None:
@@ -488,11 +529,24 @@ def may_see_national(viewer: Tenant) -> bool:
     return viewer.is_prefecture or viewer.type == OrgType.national.value
 
 
+async def shelter_warning_percent(session: AsyncSession, viewer: Tenant) -> int:
+    """The viewer's 避難所の混雑警告 (its own value, else its prefecture's, else the national default)."""
+    return int(await settings_service.effective_value(session, viewer, SHELTER_WARNING_PERCENT.key))
+
+
+def is_crowded(shelter: Shelter, percent: int) -> bool:
+    """Open, with a known capacity (0 = 未設定), and at or above ``percent`` of it."""
+    return shelter.is_open and shelter.capacity > 0 and shelter.occupancy * 100 >= percent * shelter.capacity
+
+
 async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, national: bool = False) -> Dashboard:
-    """Counts by municipality, shelter, whereabouts, care needs and damage level, computed from
-    the records as they are at the moment of asking. A municipality sees exact counts over the
-    records it registered or that are shared with it; a prefecture its area and 内閣府 (or any
-    other organisation) the whole disaster, both with counts under 10 suppressed."""
+    """Counts by municipality, shelter, whereabouts, care needs and damage level, each as
+    registrations and as persons after 名寄せ, computed from the records as they are at the
+    moment of asking. A municipality sees exact counts over the records it registered or that
+    are shared with it; a prefecture exact counts over its own area (the records it holds under
+    第90条の3: a home or current municipality in the prefecture); the whole disaster (内閣府, or a
+    prefecture asking for it) is shown with rows of fewer than 10 persons suppressed. Shelters at
+    or above the viewer's 混雑警告 setting are listed (public figures: names and occupancy)."""
     if national and not may_see_national(viewer):
         raise NotFound("全国の集計は都道府県と国の機関が見られます。")
     if national or viewer.type == OrgType.national.value:
@@ -504,67 +558,173 @@ async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, 
     async with unscoped(session, f"{LEGAL_BASIS}: 状況把握のための集計"):
         records = list((await session.scalars(select(VictimRecord).where(VictimRecord.disaster_id == disaster_id,
                                                                           condition))).all())
-        shelter_names = dict((await session.execute(select(Shelter.id, Shelter.name).where(
-            Shelter.disaster_id == disaster_id))).all())
+        shelters = list((await session.scalars(select(Shelter).where(Shelter.disaster_id == disaster_id))).all())
         names = dict((await session.execute(select(Organization.code, Organization.name).where(
-            Organization.code.in_({r.lg_code for r in records} | {r.current_lg_code for r in records})))).all())
+            Organization.code.in_({r.lg_code for r in records} | {r.current_lg_code for r in records}
+                                  | {s.lg_code for s in shelters})))).all())
+    shelter_names = {s.id: s.name for s in shelters}
     person = clusters(await decisions(session, disaster_id))
-    exact = scope == "municipality"
+    exact = scope != "national"
 
-    def table(keyed: Counter, label=lambda k: k) -> list[tuple[str, int | None]]:
-        return [(label(k), _suppress(n, exact)) for k, n in sorted(keyed.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+    def table(keys_of, label=lambda k: k) -> list[Row]:
+        registrations: Counter = Counter()
+        persons: dict = defaultdict(set)
+        for r in records:
+            for key in keys_of(r):
+                registrations[key] += 1
+                persons[key].add(person.get(r.id, r.id))
+        rows = sorted(registrations, key=lambda k: (-len(persons[k]), -registrations[k], str(k)))
+        return [Row(str(label(k)), registrations[k] if _suppress(len(persons[k]), exact) is not None else None,
+                    _suppress(len(persons[k]), exact)) for k in rows]
 
-    care = Counter(need for r in records for need in (r.care_needs or []))
     tables = {
-        "現在いる市町村": table(Counter(r.current_lg_code for r in records), lambda c: names.get(c, c)),
-        "登録した市町村": table(Counter(r.lg_code for r in records), lambda c: names.get(c, c)),
-        "避難所": table(Counter(r.shelter_id for r in records if r.shelter_id), lambda s: shelter_names.get(s, s)),
-        "現在の居場所": table(Counter(r.whereabouts for r in records), lambda w: WHEREABOUTS.get(w, w)),
-        "要配慮者": table(care),
-        "住家の被害": table(Counter(r.damage_level for r in records)),
+        "現在いる市町村": table(lambda r: [r.current_lg_code], lambda c: names.get(c, c)),
+        "登録した市町村": table(lambda r: [r.lg_code], lambda c: names.get(c, c)),
+        "避難所": table(lambda r: [r.shelter_id] if r.shelter_id else [], lambda s: shelter_names.get(s, s)),
+        "現在の居場所": table(lambda r: [r.whereabouts], lambda w: WHEREABOUTS.get(w, w)),
+        "要配慮者": table(lambda r: sorted(set(r.care_needs or []))),
+        "住家の被害": table(lambda r: [r.damage_level]),
     }
     people = len({person.get(r.id, r.id) for r in records})
+    percent = await shelter_warning_percent(session, viewer)
+    if scope == "municipality":
+        in_scope = [s for s in shelters if s.lg_code == viewer.lg_code]
+    elif scope == "prefecture":
+        in_scope = [s for s in shelters if prefecture_code(s.lg_code) == viewer.lg_code]
+    else:
+        in_scope = shelters
+    crowded = sorted((CrowdedShelter(s.name, names.get(s.lg_code, s.lg_code), s.occupancy, s.capacity)
+                      for s in in_scope if is_crowded(s, percent)), key=lambda c: (-c.percent, c.municipality, c.name))
     return Dashboard(scope, len(records), people, tables,
-                     suppressed=any(c is None for rows in tables.values() for _, c in rows))
+                     suppressed=any(row.people is None for rows in tables.values() for row in rows),
+                     warning_percent=percent, crowded=crowded)
 
 
-@dataclass(frozen=True)
-class BatchRun:
-    records: int
-    pairs: int
-    linked: int  # new automatic links
-    kept: int  # pairs left alone because staff already decided them
+BORDERLINE_FROM = 0.5  # 一括名寄せ shows pairs from here up to its threshold as 境界 (not linked)
+PREVIEW_LIMIT = 500  # pairs listed on the preview page; the rest are counted
 
 
-async def link_everything(session: AsyncSession, viewer: Tenant, disaster_id: str, actor: str) -> BatchRun:
-    """一括名寄せ: Splink scores every blocked pair of the disaster; pairs at or above the
-    threshold become automatic links (reversible, like staff decisions), except pairs staff have
-    already decided either way."""
+async def may_run_linkage(session: AsyncSession, viewer: Tenant, disaster: Disaster) -> bool:
+    """一括名寄せ is run by the organisation that opened the disaster, 内閣府, or a prefecture with
+    an affected municipality; nobody else (a municipality never)."""
+    if viewer.lg_code in (disaster.opened_by_code, CABINET_OFFICE):
+        return True
+    if not viewer.is_prefecture:
+        return False
+    return any(prefecture_code(a.municipality_code) == viewer.lg_code for a, _ in await areas(session, disaster.id))
+
+
+async def _runnable(session: AsyncSession, viewer: Tenant, disaster_id: str) -> Disaster:
+    disaster = await get_disaster(session, disaster_id)
+    if not await may_run_linkage(session, viewer, disaster):
+        raise NotFound("ページが見つかりません。")
+    return disaster
+
+
+async def preview_batch(session: AsyncSession, viewer: Tenant, disaster_id: str, actor: str) -> LinkageBatch:
+    """一括名寄せ, step 1: Splink scores every blocked pair of the disaster, and the run is kept as
+    a preview: pairs at or above the threshold that applying would link, borderline pairs
+    (≥ 50 %, below the threshold: never linked automatically, left to staff), and pairs staff have
+    already decided (left alone). Nothing is linked yet."""
     import asyncio
 
-    from kiban.modules.disaster.linkage import link_batch
+    from kiban.modules.disaster.linkage import DEFAULT_THRESHOLD, link_batch
 
+    disaster = await _runnable(session, viewer, disaster_id)
+    if disaster.closed_at is not None:
+        raise Conflict("この災害の対応は終了しています。")
     records = await all_records_for_matching(session, disaster_id)
-    if len(records) < 2:
-        return BatchRun(len(records), 0, 0, 0)
-    mappings = [record_mapping(r) for r in records]
-    result = await asyncio.to_thread(link_batch, mappings)
     by_id = {r.id: r for r in records}
+    pairs: list[dict] = []
+    threshold = DEFAULT_THRESHOLD
+    if len(records) >= 2:
+        result = await asyncio.to_thread(link_batch, [record_mapping(r) for r in records],
+                                         min_pair_probability=BORDERLINE_FROM)
+        threshold = result.threshold
+        decided = {frozenset((d.record_a_id, d.record_b_id)) for d in await decisions(session, disaster_id)
+                   if d.reverted_at is None}
+        for left, right, probability in sorted(result.pairs, key=lambda p: (-p[2], p[0], p[1])):
+            if frozenset((left, right)) in decided:
+                action = "kept"
+            elif probability >= threshold:
+                action = "link"
+            else:
+                action = "borderline"
+            a, b = by_id[left], by_id[right]
+            pairs.append({"a": a.id, "a_code": a.lg_code, "b": b.id, "b_code": b.lg_code,
+                          "probability": round(float(probability), 6), "action": action,
+                          "reasons": list(explain_pair(record_mapping(a), record_mapping(b)).reasons)})
+    batch = LinkageBatch(id=str(uuid.uuid4()), disaster_id=disaster_id, run_by_code=viewer.lg_code, status="previewed",
+                         records=len(records), threshold=f"{threshold:.6f}", pairs=pairs, linked=0, undone=0,
+                         created_by=actor, created_at=utcnow())
+    session.add(batch)
+    await session.flush()
+    return batch
+
+
+async def get_batch(session: AsyncSession, viewer: Tenant, disaster_id: str, batch_id: str) -> LinkageBatch:
+    """A run of the viewer's own (another organisation's run does not exist for it: 404)."""
+    batch = await session.get(LinkageBatch, batch_id)
+    if batch is None or batch.disaster_id != disaster_id or batch.run_by_code != viewer.lg_code:
+        raise NotFound("一括名寄せの実行が見つかりません。")
+    return batch
+
+
+async def apply_batch(session: AsyncSession, viewer: Tenant, disaster_id: str, batch_id: str, actor: str) -> LinkageBatch:
+    """一括名寄せ, step 2: the previewed pairs marked ``link`` become automatic links of this batch,
+    except pairs staff decided since the preview (they become ``kept``). The only way an
+    ``auto`` decision is made."""
+    await _runnable(session, viewer, disaster_id)
+    batch = await get_batch(session, viewer, disaster_id, batch_id)
+    if batch.status != "previewed":
+        raise Conflict("この一括名寄せはすでに反映済みか、取り消し済みです。")
+    disaster = await get_disaster(session, disaster_id)
+    if disaster.closed_at is not None:
+        raise Conflict("この災害の対応は終了しています。")
     decided = {frozenset((d.record_a_id, d.record_b_id)) for d in await decisions(session, disaster_id)
                if d.reverted_at is None}
-    linked = kept = 0
-    for left, right, probability in result.pairs:
-        if probability < result.threshold:
-            continue
-        if frozenset((left, right)) in decided:
-            kept += 1
-            continue
-        # Splink orders each pair by id, as decide() does; the decided set makes decide()'s own lookup redundant.
-        session.add(_decision(disaster_id, by_id[left], by_id[right], "auto", probability,
-                              ["一括名寄せ（Fellegi–Sunter モデル、Splink）"], viewer, actor))
-        linked += 1
+    pairs, linked = [], 0
+    for pair in batch.pairs:
+        pair = dict(pair)
+        if pair["action"] == "link":
+            if frozenset((pair["a"], pair["b"])) in decided:
+                pair["action"] = "kept"
+            else:
+                session.add(MatchDecision(
+                    id=str(uuid.uuid4()), disaster_id=disaster_id, record_a_code=pair["a_code"], record_a_id=pair["a"],
+                    record_b_code=pair["b_code"], record_b_id=pair["b"], decision="auto",
+                    probability=f"{pair['probability']:.6f}", reasons=["一括名寄せ（Fellegi–Sunter モデル、Splink）", *pair["reasons"]],
+                    decided_by_code=viewer.lg_code, decided_by=actor, decided_at=utcnow(), batch_id=batch.id))
+                linked += 1
+        pairs.append(pair)
+    batch.pairs, batch.linked, batch.status = pairs, linked, "applied"
+    batch.applied_by, batch.applied_at = actor, utcnow()
     await session.flush()
-    return BatchRun(len(records), len(result.pairs), linked, kept)
+    return batch
+
+
+async def undo_batch(session: AsyncSession, viewer: Tenant, disaster_id: str, batch_id: str, actor: str) -> LinkageBatch:
+    """Take back every automatic link of one applied run at once. Links staff already replaced
+    or took back stay as they are; ``batch.undone`` says how many were taken back here."""
+    await _runnable(session, viewer, disaster_id)
+    batch = await get_batch(session, viewer, disaster_id, batch_id)
+    if batch.status != "applied":
+        raise Conflict("取り消せるのは反映済みの一括名寄せだけです。")
+    now, undone = utcnow(), 0
+    for match in (await session.scalars(select(MatchDecision).where(MatchDecision.batch_id == batch.id,
+                                                                    MatchDecision.reverted_at.is_(None)))).all():
+        match.reverted_at, match.reverted_by = now, f"{actor}（一括名寄せの取り消し）"
+        undone += 1
+    batch.status, batch.undone, batch.undone_by, batch.undone_at = "undone", undone, actor, now
+    await session.flush()
+    return batch
+
+
+async def batches(session: AsyncSession, viewer: Tenant, disaster_id: str) -> list[LinkageBatch]:
+    """The viewer's own runs for this disaster, newest first."""
+    return list((await session.scalars(select(LinkageBatch).where(
+        LinkageBatch.disaster_id == disaster_id, LinkageBatch.run_by_code == viewer.lg_code)
+        .order_by(LinkageBatch.created_at.desc()))).all())
 
 
 async def support_act_applies(session: AsyncSession, disaster_id: str, home_lg_code: str) -> bool:

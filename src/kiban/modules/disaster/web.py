@@ -133,7 +133,8 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
         "shelters": await service.shelters_of_tenant(session, disaster_id),
         "is_municipality": service.is_municipality(staff.tenant),
         "may_write": staff.can(Permission.disaster_record_write),
-        "may_link": service.may_open_disasters(staff.tenant) and staff.can(Permission.disaster_disaster_manage),
+        "may_link": staff.can(Permission.disaster_disaster_manage)
+        and await service.may_run_linkage(session, staff.tenant, disaster),
         "may_close": disaster.closed_at is None and staff.tenant.lg_code in (disaster.opened_by_code, service.CABINET_OFFICE)
         and staff.can(Permission.disaster_disaster_manage),
         **CHOICES})
@@ -322,6 +323,8 @@ async def edit_record(disaster_id: str, record_id: str, request: Request, sessio
 async def decide_match(disaster_id: str, request: Request, session: DbSession, staff: Writer,
                        record_id: Annotated[str, Form()] = "", other_id: Annotated[str, Form()] = "",
                        decision: Annotated[str, Form()] = "") -> Response:
+    if decision not in service.STAFF_DECISIONS:  # "auto" belongs to 一括名寄せ only
+        raise InvalidInput("判断は「同じ人」か「別の人」を選んでください。")
     await service.get_disaster(session, disaster_id)
     record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, audit.Actor.of_staff(staff))
     candidates = {c.record_id: c for c in await matching.candidates_for(session, record, limit=50)}
@@ -364,18 +367,63 @@ async def close_disaster(disaster_id: str, session: DbSession, staff: Opener) ->
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/linkage", dependencies=[Depends(verify_csrf)])
-async def run_linkage(disaster_id: str, request: Request, session: DbSession, staff: Opener) -> Response:
-    """一括名寄せ, run by the prefecture or 内閣府 for the whole disaster."""
-    if not service.may_open_disasters(staff.tenant):
-        raise NotFound("ページが見つかりません。")
-    disaster = await service.get_disaster(session, disaster_id)
-    run = await service.link_everything(session, staff.tenant, disaster.id, staff.label)
-    await audit.record(session, audit.Actor.of_staff(staff), "disaster.linkage.batch", target_type="disaster", target_id=disaster.id,
-                       purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
-                       details={"records": run.records, "pairs": run.pairs, "linked": run.linked, "kept": run.kept})
+async def run_linkage(disaster_id: str, session: DbSession, staff: Opener) -> Response:
+    """一括名寄せ, run by the prefecture or 内閣府 for the whole disaster: scores and shows a
+    preview first; nothing is linked until the preview is applied."""
+    batch = await service.preview_batch(session, staff.tenant, disaster_id, staff.label)
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.linkage.previewed", target_type="linkage_batch",
+                       target_id=batch.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
+                       details={"disaster": disaster_id, "records": batch.records, "pairs": len(batch.pairs)})
     await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/linkage/{batch.id}", status_code=303)
+
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/linkage/{batch_id}", response_class=HTMLResponse)
+async def linkage_page(disaster_id: str, batch_id: str, request: Request, session: DbSession, staff: Opener,
+                       done: str = "") -> HTMLResponse:
+    disaster = await service.get_disaster(session, disaster_id)
+    if not await service.may_run_linkage(session, staff.tenant, disaster):
+        raise NotFound("ページが見つかりません。")
+    batch = await service.get_batch(session, staff.tenant, disaster_id, batch_id)
+    shown = batch.pairs[:service.PREVIEW_LIMIT]
+    # Names only of records the viewer may see anyway (its area); each such read is audited.
+    visible = {r.id: r for r in await service.visible_records(
+        session, staff.tenant, disaster_id, actor=audit.Actor.of_staff(staff),
+        record_ids=sorted({p["a"] for p in shown} | {p["b"] for p in shown}))} if shown else {}
+    await session.commit()
+    names = {code: org.name for code, org in (await registry.organizations_by_code(
+        session, {p["a_code"] for p in shown} | {p["b_code"] for p in shown})).items()}
+    counts = {action: sum(1 for p in batch.pairs if p["action"] == action) for action in ("link", "borderline", "kept")}
     return templates.TemplateResponse(request, "disaster/linkage.html", {
-        "tenant": staff.tenant, "disaster": disaster, "run": run})
+        "tenant": staff.tenant, "disaster": disaster, "batch": batch, "pairs": shown, "visible": visible, "names": names,
+        "counts": counts, "done": done, "limit": service.PREVIEW_LIMIT,
+        "runs": await service.batches(session, staff.tenant, disaster_id)})
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/linkage/{batch_id}/apply", dependencies=[Depends(verify_csrf)])
+async def apply_linkage(disaster_id: str, batch_id: str, session: DbSession, staff: Opener) -> Response:
+    batch = await service.apply_batch(session, staff.tenant, disaster_id, batch_id, staff.label)
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.linkage.batch", target_type="linkage_batch",
+                       target_id=batch.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
+                       details={"disaster": disaster_id, "records": batch.records, "pairs": len(batch.pairs),
+                                "linked": batch.linked})
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/linkage/{batch_id}?done=applied",
+                            status_code=303)
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/linkage/{batch_id}/undo", dependencies=[Depends(verify_csrf)])
+async def undo_linkage(disaster_id: str, batch_id: str, session: DbSession, staff: Opener,
+                       confirm: Annotated[str, Form()] = "") -> Response:
+    if confirm != "yes":
+        raise InvalidInput("取り消す前に、確認のチェックを入れてください。")
+    batch = await service.undo_batch(session, staff.tenant, disaster_id, batch_id, staff.label)
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.linkage.undone", target_type="linkage_batch",
+                       target_id=batch.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
+                       details={"disaster": disaster_id, "undone": batch.undone})
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/linkage/{batch_id}?done=undone",
+                            status_code=303)
 
 
 # -- dashboard ---------------------------------------------------------------------------------------------------------
@@ -397,12 +445,15 @@ async def dashboard_csv(disaster_id: str, session: DbSession, staff: Reader, vie
     board = await service.dashboard(session, staff.tenant, disaster_id, national=view == "national")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["区分", "項目", "人数"])
-    writer.writerow(["合計", "登録件数", board.total])
-    writer.writerow(["合計", "人数（名寄せ後）", board.people])
+    writer.writerow(["区分", "項目", "登録件数", "人数（名寄せ後）"])
+    writer.writerow(["合計", "合計", board.total, board.people])
+
+    def shown(count):
+        return count if count is not None else f"{service.SMALL_COUNT}未満"
+
     for name, rows in board.tables.items():
-        for label, count in rows:
-            writer.writerow([name, label, count if count is not None else f"{service.SMALL_COUNT}未満"])
+        for row in rows:
+            writer.writerow([name, row.label, shown(row.registrations), shown(row.people)])
     filename = f"状況_{disaster.name}_{staff.tenant.name}.csv"
     return Response("\ufeff".encode() + buffer.getvalue().encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
