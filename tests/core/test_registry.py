@@ -64,6 +64,91 @@ async def test_search_by_name_or_reading_in_any_width_or_kana_finds_sapporo(clie
     assert "札幌市" in [o["name"] for o in found["items"]]
 
 
+@pytest.mark.parametrize(("query", "first"), [
+    ("なは", "那覇市"), ("ナハ", "那覇市"), ("那覇", "那覇市"),
+    ("かなざわ", "金沢市"), ("金沢", "金沢市"),
+    ("府中", "府中市"), ("いちのみやし", "一宮市"), ("札幌", "札幌市"),
+])
+async def test_whole_names_and_readings_come_before_names_that_merely_contain_them(client, query, first) -> None:
+    items = (await _all(client, q=query))["items"]
+    assert items[0]["name"] == first, [o["name"] for o in items[:5]]
+
+
+async def test_prefix_matches_come_before_substring_matches(client) -> None:
+    names = [o["name"] for o in (await _all(client, q="なか"))["items"]]
+    starts = [i for i, n in enumerate(names) if n.startswith(("中", "那珂", "長"))]
+    inside = names.index("田中町") if "田中町" in names else None
+    assert starts and (inside is None or max(starts) < inside)
+
+
+@pytest.mark.parametrize(("query", "name"), [
+    ("檜原村", "檜原村"), ("桧原村", "檜原村"), ("ひのはら", "檜原村"),
+    ("梼原町", "梼原町"), ("檮原町", "梼原町"),
+    ("竜ヶ崎", "龍ケ崎市"), ("龍が崎", "龍ケ崎市"), ("竜ケ崎市", "龍ケ崎市"), ("りゅうがさき", "龍ケ崎市"),
+    ("関が原", "関ケ原町"), ("六ケ所", "六ヶ所村"), ("鯵ヶ沢", "鰺ヶ沢町"), ("金澤", "金沢市"),
+])
+async def test_search_folds_kanji_variants_and_ke(client, query, name) -> None:
+    items = (await _all(client, q=query))["items"]
+    assert items and items[0]["name"] == name, [o["name"] for o in items[:5]]
+
+
+@pytest.mark.parametrize("query", ["472018", "４７２０１８", "47201", "４７２０１", "47201-8"])
+async def test_search_by_a_six_or_five_digit_code(client, query) -> None:
+    items = (await _all(client, q=query))["items"]
+    assert [o["code"] for o in items] == ["472018"]
+
+
+async def test_search_by_the_start_of_a_code_lists_that_prefecture(client) -> None:
+    items = (await _all(client, q="４７"))["items"]
+    assert items and all(o["code"].startswith("47") for o in items)
+    assert items[0]["name"] == "沖縄県"
+
+
+@pytest.mark.parametrize(("query", "code"), [("札幌市中央区", "011011"), ("北海道札幌市中央区", "011011"),
+                                            ("011011", "011011"), ("名古屋市中区", "231061")])
+async def test_search_finds_wards_by_name_or_code(client, query, code) -> None:
+    items = (await _all(client, q=query))["items"]
+    assert items and items[0]["code"] == code
+
+
+async def test_a_ward_name_lists_the_special_ward_first_then_the_wards(client) -> None:
+    items = (await _all(client, q="中央区"))["items"]
+    assert items[0]["name"] == "中央区" and items[0]["type"] == "特別区"
+    assert {"札幌市中央区", "千葉市中央区"} <= {o["name"] for o in items}
+
+
+async def test_an_explicit_sort_still_orders_the_whole_answer(client) -> None:
+    items = (await _all(client, q="なは", sort="code"))["items"]
+    assert [o["code"] for o in items] == sorted(o["code"] for o in items)
+
+
+async def test_the_search_page_lists_naha_first_for_its_reading(client) -> None:
+    page = (await client.get("/organizations", params={"q": "なは"})).text
+    first_row = page.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    assert "那覇市" in first_row and "472018" in first_row
+
+
+async def test_the_search_page_explains_a_code_with_a_wrong_check_digit(client) -> None:
+    page = (await client.get("/organizations", params={"q": "０１１００３"})).text
+    assert "6桁目は 2 です" in page
+
+
+@pytest.mark.parametrize(("typed", "code"), [("金沢市", "172014"), ("石川県金沢市", "172014"),
+                                            ("かなざわし", "172014"), ("17201", "172014"),
+                                            ("１７２０１", "172014"), ("札幌市中央区", "011011"),
+                                            ("桧原村", "133078")])
+async def test_a_detail_address_with_a_name_or_five_digits_opens_that_page(client, typed, code) -> None:
+    response = await client.get(f"/organizations/{typed}")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/organizations/{code}"
+
+
+async def test_a_detail_address_with_an_ambiguous_name_lists_the_candidates(client) -> None:
+    response = await client.get("/organizations/府中市")
+    assert response.status_code == 422
+    assert "府中市（東京都・132063）" in response.text and "府中市（広島県・342084）" in response.text
+
+
 async def test_search_results_carry_the_documented_fields(client) -> None:
     item = (await _all(client, q="札幌市"))["items"][0]
     assert {"code", "name", "kana", "type", "prefecture", "population"} <= item.keys()

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.registry import service
+from kiban.core.registry.codes import lg_code_problem
+from kiban.core.registry.snapshot import code_query
 from kiban.core.registry.models import OrgType
 from kiban.core.registry.repository import OrganizationRepository
 from kiban.kit.db import get_session
@@ -47,9 +49,12 @@ async def organization_list(
         result = await service.list_organizations(session, query, request.app.state.registry_cache)
     except InvalidInput as exc:
         error = exc.detail
+    code = code_query(q)
+    # 「011003」 finds nothing: say which digit is wrong rather than just 「0 件」
+    code_hint = lg_code_problem(code) if result is not None and not result.total and code and len(code) == 6 else None
     prefectures = await OrganizationRepository(session).prefectures()
     context = {
-        "form": form, "result": result, "error": error, "page": page, "page_size": PAGE_SIZE,
+        "form": form, "result": result, "error": error, "code_hint": code_hint, "page": page, "page_size": PAGE_SIZE,
         "prefectures": prefectures, "types": LISTED_TYPES, "sort_labels": SORT_LABELS,
     }
     partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "results"
@@ -59,5 +64,12 @@ async def organization_list(
 
 @router.get("/organizations/{code}", response_class=HTMLResponse)
 async def organization_detail(code: str, request: Request, session: DbSession) -> HTMLResponse:
+    digits = code_query(code)
+    if digits is None or len(digits) == 5:
+        # a name or a code without its check digit, typed into the address bar or linked:
+        # the page of what it names, or a page saying why it names nothing (or several)
+        resolved = await service.resolve_lg_code_input(session, code, allow_wards=True,
+                                                       cache=request.app.state.registry_cache)
+        return RedirectResponse(f"/organizations/{resolved}", status_code=303)
     detail = await service.get_detail(session, code)
     return templates.TemplateResponse(request, "registry/detail.html", {"org": detail})
