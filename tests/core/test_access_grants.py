@@ -72,3 +72,69 @@ async def test_a_grant_does_not_let_the_prefecture_write(staff) -> None:
     edit = await hokkaido.client.post(f"/t/{SAPPORO}/settings/childcare.application_deadline_day",
                                       data={"value": "3", "expected_version": "0", "csrf_token": hokkaido.csrf})
     assert edit.status_code == 404
+
+
+def _visible(html: str) -> str:
+    import re
+
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+async def _the_grant(session):
+    from kiban.core.tenancy.grants_models import AccessGrant
+
+    tenant = await registry_service.tenant_for(session, SAPPORO)
+    async with as_tenant(session, tenant):
+        return (await session.scalars(select(AccessGrant))).one()
+
+
+async def test_revoking_a_grant_asks_first_then_reports_what_happened(staff, session) -> None:
+    hokkaido = await staff(HOKKAIDO, "staff")
+    sapporo_admin = await staff(SAPPORO, name="札幌 管理者")
+    await _grant(sapporo_admin)
+    grant = await _the_grant(session)
+    listing = await sapporo_admin.client.get(f"/t/{SAPPORO}/grants")
+    text = _visible(listing.text)
+    assert "北海道" in text and HOKKAIDO not in text  # the organisation by name, not its code
+    assert f"/t/{SAPPORO}/grants/{grant.id}/revoke/confirm" in listing.text
+    assert f'action="/t/{SAPPORO}/grants/{grant.id}/revoke"' not in listing.text  # no one-click revoke
+
+    confirm = await sapporo_admin.client.get(f"/t/{SAPPORO}/grants/{grant.id}/revoke/confirm")
+    assert confirm.status_code == 200
+    text = _visible(confirm.text)
+    assert "北海道への「テナント設定と変更履歴の閲覧」の許可を取り消します。" in text
+    assert "北海道の職員は、すぐに札幌市の記録をこの範囲で閲覧できなくなります。" in text
+    assert ">取り消す</button>" in confirm.text and f'href="/t/{SAPPORO}/grants">戻る</a>' in confirm.text
+    assert (await hokkaido.client.get(HISTORY)).status_code == 200  # looking changes nothing
+
+    revoked = await sapporo_admin.client.post(f"/t/{SAPPORO}/grants/{grant.id}/revoke",
+                                              data={"csrf_token": sapporo_admin.csrf})
+    assert revoked.status_code == 303
+    result = await sapporo_admin.client.get(revoked.headers["location"])
+    assert "北海道への「テナント設定と変更履歴の閲覧」の許可を取り消しました。" in _visible(result.text)
+    assert (await hokkaido.client.get(HISTORY)).status_code == 404
+    async with as_tenant(session, await registry_service.tenant_for(session, SAPPORO)):
+        entries = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "tenancy.grant.revoked",
+                                                                 AuditEntry.target_id == grant.id))).all()
+    assert len(entries) == 1 and entries[0].actor_label.startswith("札幌 管理者")
+
+
+async def test_revoking_grants_is_for_this_organisations_admins_only(staff, session) -> None:
+    sapporo_admin = await staff(SAPPORO)
+    await _grant(sapporo_admin)
+    grant = await _the_grant(session)
+    hakodate_admin = await staff(HAKODATE)
+    clerk = await staff(SAPPORO, "staff")
+    confirm = f"/t/{SAPPORO}/grants/{grant.id}/revoke/confirm"
+    assert (await hakodate_admin.client.get(confirm)).status_code == 404
+    assert (await hakodate_admin.client.post(f"/t/{SAPPORO}/grants/{grant.id}/revoke",
+                                             data={"csrf_token": hakodate_admin.csrf})).status_code == 404
+    assert (await clerk.client.get(confirm)).status_code == 403
+    assert (await clerk.client.post(f"/t/{SAPPORO}/grants/{grant.id}/revoke",
+                                    data={"csrf_token": clerk.csrf})).status_code == 403
+    assert (await hakodate_admin.client.get(f"/t/{HAKODATE}/grants/{grant.id}/revoke/confirm")).status_code == 404
+    assert (await hakodate_admin.client.post(f"/t/{HAKODATE}/grants/{grant.id}/revoke",
+                                             data={"csrf_token": hakodate_admin.csrf})).status_code == 404
+    async with as_tenant(session, await registry_service.tenant_for(session, SAPPORO)):
+        await session.refresh(grant)
+    assert grant.revoked_at is None

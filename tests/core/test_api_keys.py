@@ -102,3 +102,72 @@ async def test_only_admins_manage_keys(staff) -> None:
     assert (await clerk.client.get(f"/t/{SAPPORO}/apikeys")).status_code == 403
     hakodate = await staff(HAKODATE)
     assert (await hakodate.client.get(f"/t/{SAPPORO}/apikeys")).status_code == 404
+
+
+def _visible(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+async def _revocations(session, key_id: str):
+    from kiban.core.audit.models import AuditEntry
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.context import as_tenant
+
+    async with as_tenant(session, await registry_service.tenant_for(session, SAPPORO)):
+        return (await session.scalars(select(AuditEntry).where(AuditEntry.action == "identity.apikey.revoked",
+                                                              AuditEntry.target_id == key_id))).all()
+
+
+async def test_revoking_a_key_asks_first_then_reports_what_happened(staff, client, session) -> None:
+    admin = await staff(SAPPORO)
+    token = await _create(admin)
+    key_id = token.split("_")[3]
+    listing = await admin.client.get(f"/t/{SAPPORO}/apikeys")
+    assert f"/t/{SAPPORO}/apikeys/{key_id}/revoke/confirm" in listing.text
+    assert f'action="/t/{SAPPORO}/apikeys/{key_id}/revoke"' not in listing.text  # no one-click revoke
+    text = _visible(listing.text)
+    assert "テナント設定と変更履歴の閲覧" in text and "tenancy.setting.read" not in text
+
+    confirm = await admin.client.get(f"/t/{SAPPORO}/apikeys/{key_id}/revoke/confirm")
+    assert confirm.status_code == 200
+    text = _visible(confirm.text)
+    assert "API キー「基幹連携」（本番）を失効させます。" in text
+    assert "すぐに API を呼び出せなくなります" in text and "元に戻せません" in text
+    assert ">失効させる</button>" in confirm.text and f'href="/t/{SAPPORO}/apikeys">戻る</a>' in confirm.text
+    assert (await client.get(HISTORY, headers=_bearer(token))).status_code == 200  # still works
+
+    revoked = await admin.client.post(f"/t/{SAPPORO}/apikeys/{key_id}/revoke", data={"csrf_token": admin.csrf})
+    assert revoked.status_code == 303
+    result = await admin.client.get(revoked.headers["location"])
+    assert "API キー「基幹連携」（本番）を失効させました。" in _visible(result.text)
+    assert (await client.get(HISTORY, headers=_bearer(token))).status_code == 401
+    again = await admin.client.get(f"/t/{SAPPORO}/apikeys/{key_id}/revoke/confirm")
+    assert "すでに失効しています" in again.text and "<button" not in again.text.split("<main", 1)[1]
+    entries = await _revocations(session, key_id)
+    assert len(entries) == 1 and entries[0].actor_kind == "staff"
+
+
+async def test_revoking_keys_is_for_this_organisations_admins_only(staff, client) -> None:
+    admin = await staff(SAPPORO)
+    token = await _create(admin)
+    key_id = token.split("_")[3]
+    hakodate = await staff(HAKODATE)
+    clerk = await staff(SAPPORO, "staff")
+    confirm = f"/t/{SAPPORO}/apikeys/{key_id}/revoke/confirm"
+    assert (await hakodate.client.get(confirm)).status_code == 404
+    assert (await hakodate.client.post(f"/t/{SAPPORO}/apikeys/{key_id}/revoke",
+                                       data={"csrf_token": hakodate.csrf})).status_code == 404
+    assert (await clerk.client.get(confirm)).status_code == 403
+    assert (await clerk.client.post(f"/t/{SAPPORO}/apikeys/{key_id}/revoke",
+                                    data={"csrf_token": clerk.csrf})).status_code == 403
+    # Our key under their URL: not theirs, so not there.
+    assert (await hakodate.client.get(f"/t/{HAKODATE}/apikeys/{key_id}/revoke/confirm")).status_code == 404
+    assert (await hakodate.client.post(f"/t/{HAKODATE}/apikeys/{key_id}/revoke",
+                                       data={"csrf_token": hakodate.csrf})).status_code == 404
+    assert (await client.get(HISTORY, headers=_bearer(token))).status_code == 200  # nothing was revoked
+
+
+def test_every_permission_has_a_japanese_label() -> None:
+    from kiban.core.identity.permissions import PERMISSION_LABELS, Permission
+
+    assert set(PERMISSION_LABELS) == set(Permission)

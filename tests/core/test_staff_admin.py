@@ -74,3 +74,140 @@ async def test_an_admin_cannot_lock_themselves_out(staff) -> None:
     response = await admin.client.post(f"/t/{SAPPORO}/staff/{admin.principal_id}/revoke",
                                        data={"csrf_token": admin.csrf})
     assert response.status_code == 422 and "自分自身" in response.text
+
+
+# -- stopping (停止) and reinstating (再開): confirmed first, reported after, audited ---------------
+
+def _visible(html: str) -> str:
+    """The page's text as a person reads it (tags and attribute values removed)."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+async def _audited(session, lg_code: str, action: str, target_id: str):
+    from kiban.core.audit.models import AuditEntry
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.context import as_tenant
+
+    tenant = await registry_service.tenant_for(session, lg_code)
+    async with as_tenant(session, tenant):
+        return (await session.scalars(select(AuditEntry).where(AuditEntry.action == action,
+                                                              AuditEntry.target_id == target_id))).all()
+
+
+async def _sign_in_again(client, member) -> "object":
+    """Password, then a code of the next time step (the previous one was spent at first sign-in)."""
+    import time
+
+    await password_step(client, member.username, member.password)
+    return await client.post("/signin/totp", data={"code": credentials.totp_code(member.totp_secret, time.time() + 30),
+                                                   "csrf_token": csrf_of(client)})
+
+
+async def test_stopping_asks_first_reports_what_happened_and_reinstating_restores_the_role(
+        staff, new_client, session) -> None:
+    admin = await staff(SAPPORO, "admin", name="札幌 管理者")
+    clerk = await staff(SAPPORO, "viewer", name="山田 一郎")
+    settings = f"/t/{SAPPORO}/settings"
+    history = f"/api/v1/t/{SAPPORO}/settings/history"  # members only
+    listing = await admin.client.get(f"/t/{SAPPORO}/staff")
+    confirm_url = f"/t/{SAPPORO}/staff/{clerk.principal_id}/revoke/confirm"
+    assert confirm_url in listing.text
+    assert f'action="/t/{SAPPORO}/staff/{clerk.principal_id}/revoke"' not in listing.text  # no one-click stop
+
+    confirm = await admin.client.get(confirm_url)
+    assert confirm.status_code == 200
+    text = _visible(confirm.text)
+    assert "山田 一郎 さんを停止します。" in text
+    assert "札幌市の職員としてサインインできなくなり" in text
+    assert "いまの役割（閲覧者）は記録され" in text and "再開できます" in text
+    assert f'action="/t/{SAPPORO}/staff/{clerk.principal_id}/revoke"' in confirm.text
+    assert ">停止する</button>" in confirm.text and f'href="/t/{SAPPORO}/staff">戻る</a>' in confirm.text
+    assert (await clerk.client.get(history)).status_code == 200  # looking changes nothing
+
+    stopped = await admin.client.post(f"/t/{SAPPORO}/staff/{clerk.principal_id}/revoke",
+                                      data={"csrf_token": admin.csrf})
+    assert stopped.status_code == 303
+    result = await admin.client.get(stopped.headers["location"])
+    text = _visible(result.text)
+    assert "山田 一郎 さんを停止しました。" in text
+    assert "停止中の職員" in text and "閲覧者" in text
+    assert (await clerk.client.get(history)).status_code == 401  # shut out at once
+    again = await admin.client.post(f"/t/{SAPPORO}/staff/{clerk.principal_id}/revoke",
+                                    data={"csrf_token": admin.csrf})
+    assert again.status_code == 303  # a second click reports the same, and changes nothing
+    assert len(await _audited(session, SAPPORO, "identity.membership.revoked", clerk.principal_id)) == 1
+
+    reinstate_url = f"/t/{SAPPORO}/staff/{clerk.principal_id}/reinstate/confirm"
+    assert reinstate_url in result.text
+    confirm = await admin.client.get(reinstate_url)
+    text = _visible(confirm.text)
+    assert "山田 一郎 さんの利用を再開します。" in text and "停止する前の役割（閲覧者）に戻ります" in text
+    reinstated = await admin.client.post(f"/t/{SAPPORO}/staff/{clerk.principal_id}/reinstate",
+                                         data={"csrf_token": admin.csrf})
+    assert reinstated.status_code == 303
+    result = await admin.client.get(reinstated.headers["location"])
+    assert "山田 一郎 さんの利用を再開しました（役割: 閲覧者）。" in _visible(result.text)
+
+    person = new_client()
+    signed_in = await _sign_in_again(person, clerk)
+    assert signed_in.headers["location"] == f"/t/{SAPPORO}/"
+    assert (await person.get(history)).status_code == 200
+    edit = {"value": "15", "expected_version": "0", "csrf_token": csrf_of(person)}
+    assert (await person.post(f"{settings}/childcare.application_deadline_day", data=edit)).status_code == 403
+
+    entries = await _audited(session, SAPPORO, "identity.membership.reinstated", clerk.principal_id)
+    assert len(entries) == 1
+    assert entries[0].details["role"] == "viewer" and entries[0].actor_label.startswith("札幌 管理者")
+
+
+async def test_stop_and_reinstate_pages_are_for_this_organisations_admins_only(staff, session) -> None:
+    sapporo_admin = await staff(SAPPORO, "admin")
+    sapporo_clerk = await staff(SAPPORO, "staff")
+    hakodate_admin = await staff(HAKODATE, "admin")
+    hakodate_clerk = await staff(HAKODATE, "staff")
+    for path in (f"/staff/{sapporo_clerk.principal_id}/revoke/confirm",
+                 f"/staff/{sapporo_clerk.principal_id}/reinstate/confirm"):
+        assert (await hakodate_admin.client.get(f"/t/{SAPPORO}{path}")).status_code == 404
+        assert (await sapporo_clerk.client.get(f"/t/{SAPPORO}{path}")).status_code == 403
+    # Another organisation's member under our URL: as if they did not exist.
+    for path in (f"/staff/{hakodate_clerk.principal_id}/revoke/confirm",
+                 f"/staff/{hakodate_clerk.principal_id}/reinstate/confirm"):
+        assert (await sapporo_admin.client.get(f"/t/{SAPPORO}{path}")).status_code == 404
+    assert (await sapporo_admin.client.post(f"/t/{SAPPORO}/staff/{hakodate_clerk.principal_id}/reinstate",
+                                            data={"csrf_token": sapporo_admin.csrf})).status_code == 404
+    assert (await hakodate_admin.client.post(f"/t/{SAPPORO}/staff/{sapporo_clerk.principal_id}/reinstate",
+                                             data={"csrf_token": hakodate_admin.csrf})).status_code == 404
+    assert (await sapporo_clerk.client.post(f"/t/{SAPPORO}/staff/{sapporo_admin.principal_id}/reinstate",
+                                            data={"csrf_token": sapporo_clerk.csrf})).status_code == 403
+    # An active member has nothing to reinstate (a repeated click lands here): no change, no entry.
+    assert (await sapporo_admin.client.post(f"/t/{SAPPORO}/staff/{sapporo_clerk.principal_id}/reinstate",
+                                            data={"csrf_token": sapporo_admin.csrf})).status_code == 303
+    assert await _audited(session, SAPPORO, "identity.membership.reinstated", sapporo_clerk.principal_id) == []
+
+
+async def test_an_admin_is_told_they_cannot_stop_themselves_before_trying(staff) -> None:
+    admin = await staff(SAPPORO, "admin")
+    page = await admin.client.get(f"/t/{SAPPORO}/staff/{admin.principal_id}/revoke/confirm")
+    assert page.status_code == 422 and "自分自身の利用は停止できません" in page.text
+    assert "<button" not in page.text.split("<main", 1)[1]
+
+
+async def test_staff_screens_name_roles_in_japanese(staff, new_client, session) -> None:
+    from kiban.core.identity.models import Membership
+    from kiban.core.identity.repository import MembershipRepository
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.context import as_tenant
+    from kiban.kit.db import utcnow
+
+    admin = await staff(SAPPORO, "admin", name="札幌 太郎")
+    page = _visible((await admin.client.get(f"/t/{SAPPORO}/staff")).text)
+    assert "団体管理者" in page and "admin" not in page and "viewer" not in page
+    async with as_tenant(session, await registry_service.tenant_for(session, HAKODATE)):
+        MembershipRepository(session).add(Membership(principal_id=admin.principal_id, role="viewer",
+                                                     granted_by="test", granted_at=utcnow()))
+        await session.flush()
+    await session.commit()
+    person = new_client()
+    await _sign_in_again(person, admin)
+    choice = _visible((await person.get("/signin/organization")).text)
+    assert "札幌市（団体管理者）" in choice and "函館市（閲覧者）" in choice

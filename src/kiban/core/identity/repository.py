@@ -45,6 +45,29 @@ class MembershipRepository(TenantRepository[Membership]):
         )).all()
         return [tuple(r) for r in rows]
 
+    async def stopped_with_people(self) -> list[tuple[Membership, Principal, StaffCredential | None]]:
+        """The tenant's stopped members (access revoked, role kept for reinstating), latest first."""
+        rows = (await self.session.execute(
+            self.select().add_columns(Principal, StaffCredential)
+            .join(Principal, Principal.id == Membership.principal_id)
+            .outerjoin(StaffCredential, StaffCredential.principal_id == Principal.id)
+            .where(Membership.revoked_at.is_not(None)).order_by(Membership.revoked_at.desc())
+        )).all()
+        return [tuple(r) for r in rows]
+
+    async def with_person(self, principal_id: str) -> tuple[Membership, Principal] | None:
+        """One member of the tenant, active or stopped, with who they are; None when the
+        principal has never belonged here (the caller answers 404)."""
+        row = (await self.session.execute(
+            self.select().add_columns(Principal).join(Principal, Principal.id == Membership.principal_id)
+            .where(Membership.principal_id == principal_id)
+        )).first()
+        return (row[0], row[1]) if row else None
+
+    async def stopped_for(self, principal_id: str) -> Membership | None:
+        return await self.first(self.select().where(Membership.principal_id == principal_id,
+                                                    Membership.revoked_at.is_not(None)))
+
 
 
 async def organisations_of(session, principal_id: str) -> Sequence[Membership]:

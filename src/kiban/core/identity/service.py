@@ -424,3 +424,22 @@ async def revoke_membership(session: AsyncSession, actor: audit.Actor, principal
     await audit.record(session, actor, "identity.membership.revoked", target_type="principal",
                        target_id=principal_id)
     await session.flush()
+
+
+async def reinstate_membership(session: AsyncSession, actor: audit.Actor, principal_id: str) -> Membership:
+    """Give a stopped staff member their access to the bound tenant back, with the role they
+    held when stopped (the membership row keeps it). They sign in again themselves: sessions
+    ended by the stop stay ended. Raises NotFound when the principal was never a member here
+    or is not stopped (an active member has nothing to reinstate)."""
+    from kiban.kit.errors import NotFound
+
+    membership = await MembershipRepository(session).stopped_for(principal_id)
+    if membership is None:
+        raise NotFound("停止中の職員のなかに、その人はいません。")
+    stopped_at = membership.revoked_at
+    membership.revoked_at = None
+    await audit.record(session, actor, "identity.membership.reinstated", target_type="principal",
+                       target_id=principal_id,
+                       details={"role": membership.role, "stopped_at": stopped_at.isoformat()})
+    await session.flush()
+    return membership

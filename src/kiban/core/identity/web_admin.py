@@ -1,5 +1,12 @@
-"""Organisation administrators: invite staff, change roles, revoke access. Invitees accept
-through a one-time link."""
+"""Organisation administrators: invite staff, change roles, stop and reinstate staff, manage API
+keys and access grants. Invitees accept through a one-time link.
+
+Every destructive action (stopping a member, revoking a key or a grant) first shows a
+confirmation page (``GET .../confirm``, ``identity/confirm.html``) saying exactly what will
+happen, and works without JavaScript. The POST then redirects back with a query naming what was
+done (``?done=stopped&who=...``, ``?revoked=...``); the page builds the result message from the
+stored state, never from the query text, so a crafted link cannot put words on the screen.
+"""
 
 from __future__ import annotations
 
@@ -12,39 +19,72 @@ from kiban.core.identity import service
 from kiban.core.identity.dependencies import PUBLIC, DbSession, StaffContext, require
 from kiban.core.identity.models import Principal
 from kiban.core.identity.repository import MembershipRepository
-from kiban.core.identity.permissions import ROLE_LABELS, Permission, Role
+from kiban.core.identity.permissions import ROLE_LABELS, Permission, Role, permission_label, role_label
 from kiban.kit.csrf import verify_csrf
-from kiban.kit.errors import KibanError
+from kiban.kit.errors import KibanError, NotFound
 from kiban.kit.templating import templates
 
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[StaffContext, require(Permission.identity_membership_manage)]
 CsrfChecked = [Depends(verify_csrf)]
 
+# Screens show roles and permissions by their Japanese names (organization.html among them).
+templates.env.filters.setdefault("role_label", role_label)
+templates.env.filters.setdefault("permission_label", permission_label)
+
 
 def _actor(staff: StaffContext) -> Actor:
-    return Actor("staff", staff.principal.display_name, staff.principal.id)
+    return Actor.of_staff(staff)
+
+
+def _confirm(request: Request, staff: StaffContext, *, title: str, parent: tuple[str, str], summary: str,
+             consequences: list[str], action: str | None, confirm_label: str = "",
+             notice: str | None = None, status: int = 200) -> HTMLResponse:
+    tenant = staff.tenant
+    return templates.TemplateResponse(request, "identity/confirm.html", {
+        "page_title": title, "breadcrumbs": [(tenant.name, f"/t/{tenant.lg_code}/"), parent],
+        "summary": summary, "consequences": consequences, "action": action, "confirm_label": confirm_label,
+        "back_url": parent[1], "notice": notice}, status_code=status)
+
+
+async def _staff_result(session, staff: StaffContext, done: str | None, who: str | None) -> str | None:
+    """What the last action did, as stored now: nothing when the query does not match the state."""
+    if done not in ("stopped", "reinstated") or not who:
+        return None
+    found = await MembershipRepository(session).with_person(who)
+    if found is None:
+        return None
+    membership, person = found
+    if done == "stopped" and membership.revoked_at is not None:
+        return (f"{person.display_name} さんを停止しました。{staff.tenant.name}の画面はもう使えません。"
+                "下の「停止中の職員」からいつでも再開できます。")
+    if done == "reinstated" and membership.revoked_at is None:
+        return (f"{person.display_name} さんの利用を再開しました（役割: {role_label(membership.role)}）。"
+                "本人がもう一度サインインすると使えます。")
+    return None
 
 
 async def _page(request: Request, session, staff: StaffContext, *, error: str | None = None,
-                invite_link: str | None = None, status: int = 200) -> HTMLResponse:
+                invite_link: str | None = None, result: str | None = None, status: int = 200) -> HTMLResponse:
+    members = MembershipRepository(session)
     return templates.TemplateResponse(request, "identity/staff_admin.html", {
-        "tenant": staff.tenant, "staff": staff, "members": await MembershipRepository(session).active_with_people(), "roles": ROLE_LABELS,
-        "error": error, "invite_link": invite_link}, status_code=status)
+        "tenant": staff.tenant, "staff": staff, "members": await members.active_with_people(),
+        "stopped": await members.stopped_with_people(), "roles": ROLE_LABELS,
+        "error": error, "invite_link": invite_link, "result": result}, status_code=status)
 
 
 @router.get("/t/{lg_code}/staff", response_class=HTMLResponse)
-async def staff_admin(request: Request, session: DbSession, staff: Admin) -> HTMLResponse:
-    return await _page(request, session, staff)
+async def staff_admin(request: Request, session: DbSession, staff: Admin, done: str | None = None,
+                      who: str | None = None) -> HTMLResponse:
+    return await _page(request, session, staff, result=await _staff_result(session, staff, done, who))
 
 
 @router.post("/t/{lg_code}/staff/invite", dependencies=CsrfChecked)
 async def invite(request: Request, session: DbSession, staff: Admin, username: Annotated[str, Form()] = "",
                  display_name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = Role.staff) -> Response:
     try:
-        invitation = await service.invite_staff(session, f"{staff.principal.display_name}（{staff.tenant.name}）",
-                                                _actor(staff), username=username, display_name=display_name,
-                                                role=role)
+        invitation = await service.invite_staff(session, staff.label, _actor(staff), username=username,
+                                                display_name=display_name, role=role)
     except KibanError as exc:
         await session.rollback()
         return await _page(request, session, staff, error=exc.detail, status=exc.status)
@@ -65,15 +105,83 @@ async def change_role(principal_id: str, request: Request, session: DbSession, s
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/staff", status_code=303)
 
 
+def _staff_url(staff: StaffContext, **query: str) -> str:
+    from urllib.parse import urlencode
+
+    base = f"/t/{staff.tenant.lg_code}/staff"
+    return f"{base}?{urlencode(query)}" if query else base
+
+
+@router.get("/t/{lg_code}/staff/{principal_id}/revoke/confirm", response_class=HTMLResponse)
+async def revoke_confirm(principal_id: str, request: Request, session: DbSession, staff: Admin) -> HTMLResponse:
+    found = await MembershipRepository(session).with_person(principal_id)
+    if found is None:
+        raise NotFound("その職員はこの団体に所属していません。")
+    membership, person = found
+    name, tenant = person.display_name, staff.tenant.name
+    common = {"title": "職員の停止", "parent": ("職員の管理", _staff_url(staff)),
+              "summary": f"{name} さんを停止します。"}
+    if principal_id == staff.principal.id:
+        return _confirm(request, staff, **common, consequences=[], action=None, status=422,
+                        notice="自分自身の利用は停止できません。ほかの団体管理者に依頼してください。")
+    if membership.revoked_at is not None:
+        return _confirm(request, staff, **common, consequences=[], action=None,
+                        notice=f"{name} さんはすでに停止されています。")
+    return _confirm(request, staff, **common, action=f"/t/{staff.tenant.lg_code}/staff/{principal_id}/revoke",
+                    confirm_label="停止する", consequences=[
+                        f"{tenant}の職員としてサインインできなくなり、いま開いている画面もすぐに使えなくなります。",
+                        f"いまの役割（{role_label(membership.role)}）は記録され、"
+                        "「職員の管理」の「停止中の職員」からいつでも再開できます。",
+                        "ほかの団体での所属には影響しません。",
+                        "この操作は監査ログに残ります。"])
+
+
 @router.post("/t/{lg_code}/staff/{principal_id}/revoke", dependencies=CsrfChecked)
 async def revoke(principal_id: str, request: Request, session: DbSession, staff: Admin) -> Response:
     try:
         await service.revoke_membership(session, _actor(staff), principal_id)
+    except NotFound:
+        await session.rollback()
+        if await MembershipRepository(session).stopped_for(principal_id) is None:
+            raise
+        # Sent twice (a double click, a reload): already stopped, so report that.
     except KibanError as exc:
         await session.rollback()
         return await _page(request, session, staff, error=exc.detail, status=exc.status)
     await session.commit()
-    return RedirectResponse(f"/t/{staff.tenant.lg_code}/staff", status_code=303)
+    return RedirectResponse(_staff_url(staff, done="stopped", who=principal_id), status_code=303)
+
+
+@router.get("/t/{lg_code}/staff/{principal_id}/reinstate/confirm", response_class=HTMLResponse)
+async def reinstate_confirm(principal_id: str, request: Request, session: DbSession, staff: Admin) -> HTMLResponse:
+    found = await MembershipRepository(session).with_person(principal_id)
+    if found is None:
+        raise NotFound("その職員はこの団体に所属していません。")
+    membership, person = found
+    name, tenant = person.display_name, staff.tenant.name
+    common = {"title": "職員の利用の再開", "parent": ("職員の管理", _staff_url(staff)),
+              "summary": f"{name} さんの利用を再開します。"}
+    if membership.revoked_at is None:
+        return _confirm(request, staff, **common, consequences=[], action=None,
+                        notice=f"{name} さんは停止されていません。")
+    return _confirm(request, staff, **common, action=f"/t/{staff.tenant.lg_code}/staff/{principal_id}/reinstate",
+                    confirm_label="再開する", consequences=[
+                        f"停止する前の役割（{role_label(membership.role)}）に戻ります。",
+                        f"本人がもう一度サインインすると、{tenant}の画面を使えるようになります。",
+                        "この操作は監査ログに残ります。"])
+
+
+@router.post("/t/{lg_code}/staff/{principal_id}/reinstate", dependencies=CsrfChecked)
+async def reinstate(principal_id: str, request: Request, session: DbSession, staff: Admin) -> Response:
+    try:
+        await service.reinstate_membership(session, _actor(staff), principal_id)
+    except NotFound:
+        await session.rollback()
+        if await MembershipRepository(session).active_for(principal_id) is None:
+            raise
+        # Sent twice: already reinstated, so report that.
+    await session.commit()
+    return RedirectResponse(_staff_url(staff, done="reinstated", who=principal_id), status_code=303)
 
 
 @router.get("/invite/{token}", name="accept_invitation_page", response_class=HTMLResponse, dependencies=[PUBLIC])
@@ -104,19 +212,30 @@ async def accept_invitation(token: str, request: Request, session: DbSession,
 KeyAdmin = Annotated[StaffContext, require(Permission.identity_apikey_manage)]
 
 
+def _key_kind(kind: str) -> str:
+    return "本番" if kind == "live" else "テスト"
+
+
 async def _keys_page(request: Request, session, staff: StaffContext, *, error: str | None = None,
-                     new_token: str | None = None, status: int = 200) -> HTMLResponse:
+                     new_token: str | None = None, result: str | None = None, status: int = 200) -> HTMLResponse:
     from kiban.core.identity.apikeys import ApiKeyRepository
     from kiban.core.identity.permissions import API_KEY_GRANTABLE
 
     return templates.TemplateResponse(request, "identity/api_keys.html", {
         "tenant": staff.tenant, "keys": await ApiKeyRepository(session).listed(),
-        "grantable": API_KEY_GRANTABLE, "error": error, "new_token": new_token}, status_code=status)
+        "grantable": API_KEY_GRANTABLE, "error": error, "new_token": new_token, "result": result},
+        status_code=status)
 
 
 @router.get("/t/{lg_code}/apikeys", response_class=HTMLResponse)
-async def api_keys(request: Request, session: DbSession, staff: KeyAdmin) -> HTMLResponse:
-    return await _keys_page(request, session, staff)
+async def api_keys(request: Request, session: DbSession, staff: KeyAdmin, revoked: str | None = None) -> HTMLResponse:
+    from kiban.core.identity.apikeys import ApiKeyRepository
+
+    result = None
+    if revoked and (key := await ApiKeyRepository(session).by_id(revoked)) and key.revoked_at is not None:
+        result = (f"API キー「{key.name}」（{_key_kind(key.kind)}）を失効させました。"
+                  "このキーでの呼び出しは、これからすべて拒否されます。")
+    return await _keys_page(request, session, staff, result=result)
 
 
 @router.post("/t/{lg_code}/apikeys", dependencies=CsrfChecked)
@@ -137,30 +256,73 @@ async def create_api_key(request: Request, session: DbSession, staff: KeyAdmin,
     return await _keys_page(request, session, staff, new_token=created.token)
 
 
+@router.get("/t/{lg_code}/apikeys/{key_id}/revoke/confirm", response_class=HTMLResponse)
+async def revoke_api_key_confirm(key_id: str, request: Request, session: DbSession, staff: KeyAdmin) -> HTMLResponse:
+    from kiban.core.identity.apikeys import ApiKeyRepository
+
+    key = await ApiKeyRepository(session).by_id(key_id)
+    if key is None:
+        raise NotFound("そのキーはありません。")
+    common = {"title": "API キーの失効", "parent": ("API キー", f"/t/{staff.tenant.lg_code}/apikeys"),
+              "summary": f"API キー「{key.name}」（{_key_kind(key.kind)}）を失効させます。"}
+    if key.revoked_at is not None:
+        return _confirm(request, staff, **common, consequences=[], action=None,
+                        notice=f"API キー「{key.name}」はすでに失効しています。")
+    return _confirm(request, staff, **common, action=f"/t/{staff.tenant.lg_code}/apikeys/{key.id}/revoke",
+                    confirm_label="失効させる", consequences=[
+                        "このキーを使っているシステムは、すぐに API を呼び出せなくなります。",
+                        "失効したキーは元に戻せません。続けて使うには、新しいキーを作ってシステムに設定し直してください。",
+                        "この操作は監査ログに残ります。"])
+
+
 @router.post("/t/{lg_code}/apikeys/{key_id}/revoke", dependencies=CsrfChecked)
 async def revoke_api_key(key_id: str, session: DbSession, staff: KeyAdmin) -> Response:
+    from urllib.parse import quote
+
     from kiban.core.identity import apikeys
 
     await apikeys.revoke_key(session, _actor(staff), key_id)
     await session.commit()
-    return RedirectResponse(f"/t/{staff.tenant.lg_code}/apikeys", status_code=303)
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/apikeys?revoked={quote(key_id)}", status_code=303)
 
 
 GrantAdmin = Annotated[StaffContext, require(Permission.tenancy_grant_manage)]
 
 
 async def _grants_page(request: Request, session, staff: StaffContext, *, error: str | None = None,
-                       status: int = 200) -> HTMLResponse:
+                       result: str | None = None, status: int = 200) -> HTMLResponse:
+    from kiban.core.registry import service as registry_service
     from kiban.core.tenancy.grants import GRANTABLE, AccessGrantRepository
 
+    grants = await AccessGrantRepository(session).listed()
+    orgs = await registry_service.organizations_by_code(session, sorted({g.grantee_code for g in grants}))
     return templates.TemplateResponse(request, "identity/grants.html", {
-        "tenant": staff.tenant, "grants": await AccessGrantRepository(session).listed(), "grantable": GRANTABLE,
-        "error": error}, status_code=status)
+        "tenant": staff.tenant, "grants": grants, "grantable": GRANTABLE,
+        "names": {code: org.name for code, org in orgs.items()}, "error": error, "result": result},
+        status_code=status)
+
+
+async def _grant_described(session, grant) -> tuple[str, str]:
+    """(the grantee's name, what the grant lets it read), in the words screens use."""
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.grants import GRANTABLE
+
+    orgs = await registry_service.organizations_by_code(session, [grant.grantee_code])
+    org = orgs.get(grant.grantee_code)
+    return (org.name if org else "（登録のない団体）"), GRANTABLE.get(grant.permission, "（不明な範囲）")
 
 
 @router.get("/t/{lg_code}/grants", response_class=HTMLResponse)
-async def grants_page(request: Request, session: DbSession, staff: GrantAdmin) -> HTMLResponse:
-    return await _grants_page(request, session, staff)
+async def grants_page(request: Request, session: DbSession, staff: GrantAdmin,
+                      revoked: str | None = None) -> HTMLResponse:
+    from kiban.core.tenancy.grants import AccessGrantRepository
+
+    result = None
+    if revoked and (grant := await AccessGrantRepository(session).by_id(revoked)) and grant.revoked_at is not None:
+        grantee, scope = await _grant_described(session, grant)
+        result = (f"{grantee}への「{scope}」の許可を取り消しました。"
+                  f"{grantee}の職員は、{staff.tenant.name}の記録をこの範囲ではもう閲覧できません。")
+    return await _grants_page(request, session, staff, result=result)
 
 
 @router.post("/t/{lg_code}/grants", dependencies=CsrfChecked)
@@ -187,10 +349,35 @@ async def create_grant(request: Request, session: DbSession, staff: GrantAdmin,
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/grants", status_code=303)
 
 
+@router.get("/t/{lg_code}/grants/{grant_id}/revoke/confirm", response_class=HTMLResponse)
+async def revoke_grant_confirm(grant_id: str, request: Request, session: DbSession,
+                               staff: GrantAdmin) -> HTMLResponse:
+    from kiban.core.tenancy.grants import AccessGrantRepository
+
+    grant = await AccessGrantRepository(session).by_id(grant_id)
+    if grant is None:
+        raise NotFound("その許可はありません。")
+    grantee, scope = await _grant_described(session, grant)
+    tenant = staff.tenant.name
+    common = {"title": "閲覧許可の取り消し", "parent": ("閲覧許可", f"/t/{staff.tenant.lg_code}/grants"),
+              "summary": f"{grantee}への「{scope}」の許可を取り消します。"}
+    if grant.revoked_at is not None:
+        return _confirm(request, staff, **common, consequences=[], action=None,
+                        notice="この許可はすでに取り消されています。")
+    return _confirm(request, staff, **common, action=f"/t/{staff.tenant.lg_code}/grants/{grant.id}/revoke",
+                    confirm_label="取り消す", consequences=[
+                        f"{grantee}の職員は、すぐに{tenant}の記録をこの範囲で閲覧できなくなります。",
+                        f"利用目的: {grant.purpose}",
+                        "取り消した許可は元に戻せません。必要になったら、もう一度許可を出してください。",
+                        "この操作は監査ログに残ります。"])
+
+
 @router.post("/t/{lg_code}/grants/{grant_id}/revoke", dependencies=CsrfChecked)
 async def revoke_grant(grant_id: str, session: DbSession, staff: GrantAdmin) -> Response:
+    from urllib.parse import quote
+
     from kiban.core.tenancy import grants
 
     await grants.revoke_grant(session, _actor(staff), grant_id)
     await session.commit()
-    return RedirectResponse(f"/t/{staff.tenant.lg_code}/grants", status_code=303)
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/grants?revoked={quote(grant_id)}", status_code=303)

@@ -26,6 +26,9 @@ GRANTABLE = {
 class AccessGrantRepository(TenantRepository[AccessGrant]):
     model = AccessGrant
 
+    async def by_id(self, grant_id: str) -> AccessGrant | None:
+        return await self.first(self.select().where(AccessGrant.id == grant_id))
+
     async def listed(self) -> Sequence[AccessGrant]:
         return await self.all(self.select().order_by(AccessGrant.granted_at.desc()))
 
@@ -61,8 +64,7 @@ async def grant_access(session: AsyncSession, actor: audit.Actor, *, grantee_cod
 
 
 async def revoke_grant(session: AsyncSession, actor: audit.Actor, grant_id: str) -> None:
-    repo = AccessGrantRepository(session)
-    grant = await repo.first(repo.select().where(AccessGrant.id == grant_id))
+    grant = await AccessGrantRepository(session).by_id(grant_id)
     if grant is None:
         raise NotFound("その許可はありません。")
     if grant.revoked_at is None:
