@@ -30,6 +30,18 @@ def _number(value: int | float | None) -> str:
     return f"{value:,}"
 
 
+def _signed_in(request) -> object | None:
+    """The signed-in person for the header (``kiban.web.viewer.load_viewer``), or None: also
+    when nothing was loaded, as on a page no route matched, so the header never fails a page."""
+    state = getattr(request, "state", None)
+    return getattr(state, "viewer", None) if state is not None else None
+
+
+def _csrf_token(request) -> str:
+    state = getattr(request, "state", None)
+    return getattr(state, "csrf_token", "") if state is not None else ""
+
+
 templates = Jinja2Templates(directory=str(PACKAGE_ROOT / "web" / "templates"))
 templates.env.loader = ChoiceLoader([FileSystemLoader([str(d) for d in _template_dirs()])])
 templates.env.filters["wareki"] = wareki.wareki
@@ -37,3 +49,5 @@ templates.env.filters["wareki_seireki"] = wareki.wareki_with_seireki
 templates.env.filters["datetime_ja"] = wareki.datetime_ja
 templates.env.filters["fiscal_year"] = wareki.fiscal_year_label
 templates.env.filters["number"] = _number
+templates.env.globals["signed_in"] = _signed_in
+templates.env.globals["csrf_token"] = _csrf_token

@@ -17,6 +17,7 @@ from kiban.core.identity.dependencies import PUBLIC
 router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 
 EXAMPLE_TENANT = ("011002", "札幌市")
+SIMULATOR_EXAMPLE = ("232033", "一宮市")
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -25,4 +26,5 @@ async def index(request: Request, session: Annotated[AsyncSession, Depends(get_s
     return templates.TemplateResponse(request, "index.html", {
         "counts": counts, "today": date.today(),
         "example": {"code": EXAMPLE_TENANT[0], "name": EXAMPLE_TENANT[1]},
+        "simulator": {"code": SIMULATOR_EXAMPLE[0], "name": SIMULATOR_EXAMPLE[1]},
     })
