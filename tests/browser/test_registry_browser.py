@@ -68,3 +68,19 @@ async def test_detail_page_fits_a_phone_screen(page, tmp_path) -> None:
     await page.screenshot(path=tmp_path / "sapporo-phone.png", full_page=True)
     overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1
+
+
+async def test_typing_a_reading_lists_the_exact_match_first(page) -> None:
+    await page.goto("/organizations")
+    await page.get_by_label("名称・読み").press_sequentially("なは")
+    first_link = page.locator("table tbody tr").first.get_by_role("link")
+    await expect(first_link).to_have_text("那覇市")
+
+
+@pytest.mark.parametrize(("typed", "name"), [("竜ヶ崎", "龍ケ崎市"), ("桧原", "檜原村"), ("札幌市中央区", "札幌市中央区"),
+                                            ("０８２０８", "龍ケ崎市")])
+async def test_variants_ward_names_and_codes_find_their_organisation(page, typed, name) -> None:
+    await page.goto("/organizations")
+    await page.get_by_label("名称・読み").fill(typed)
+    await page.get_by_role("button", name="検索").click()
+    await expect(page.locator("table tbody tr").first.get_by_role("link")).to_have_text(name)

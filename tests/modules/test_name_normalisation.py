@@ -39,3 +39,17 @@ def test_full_names_with_spaces_and_variants_match() -> None:
 
 def test_characters_the_tables_list_both_ways_stay_apart() -> None:
     assert normalize_kanji("功") == "功" and normalize_kanji("切") == "切"
+
+
+def test_matching_uses_the_same_variant_table_as_search() -> None:
+    from kiban.kit import textnorm
+
+    assert variant_table() is textnorm.variant_table()
+
+
+@pytest.mark.parametrize(("one", "other"), [("檜", "桧"), ("檮", "梼"), ("鰺", "鯵")])
+def test_place_name_pairs_fold_for_search_but_not_for_matching_people(one, other) -> None:
+    from kiban.kit.textnorm import search_key
+
+    assert search_key(one) == search_key(other)
+    assert normalize_kanji(one) != normalize_kanji(other)
