@@ -25,7 +25,7 @@ from kiban.modules.catalog.models import (  # noqa: F401
     ConsortiumSystem,
     ConsortiumSystemUser,
 )
-from kiban.modules.costs.models import FeeSchedule, FeeStatement  # noqa: F401
+from kiban.modules.costs.models import FeeSchedule, FeeStatement, FeeUsage  # noqa: F401
 from kiban.modules.disaster.models import (  # noqa: F401
     Disaster,
     DisasterArea,

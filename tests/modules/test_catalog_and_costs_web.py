@@ -8,6 +8,7 @@ import csv
 import io
 import math
 import re
+from datetime import date, timedelta
 
 from pypdf import PdfReader
 from sqlalchemy import func, select
@@ -21,6 +22,7 @@ from kiban.modules.catalog.models import (
 )
 from kiban.modules.costs.models import FeeSchedule, FeeStatement
 from kiban.core.tenancy.context import unscoped
+from kiban.kit import wareki
 from tests.conftest import csrf_of
 from tests.factories import AICHI, DIGITAL_AGENCY, HAKODATE, ICHINOMIYA, SAPPORO
 
@@ -163,6 +165,7 @@ async def test_cost_visibility_shows_only_sums_over_three_or_more(staff, client)
 
 ALLOCATE = {"service": "aichi-e-shinsei", "amount": "123,456,789", "kind": "weighted", "ratio": "1.5",
             "equal_percent": "30", "rest": "weighted", "subsidy_percent": "0", "fiscal_year": "2026"}
+DUE_ON = date.today() + timedelta(days=60)
 
 
 async def test_aichi_allocation_from_the_secretariat_screen_to_member_statements(staff, session) -> None:
@@ -180,7 +183,7 @@ async def test_aichi_allocation_from_the_secretariat_screen_to_member_statements
         assert await session.scalar(select(func.count()).select_from(FeeSchedule)) == 0  # a preview saves nothing
 
     decided = await aichi.client.post(f"/t/{AICHI}/consortia/aichi-e-gov/schedules",
-                                      data={**ALLOCATE, "csrf_token": aichi.csrf})
+                                      data={**ALLOCATE, "due_on": DUE_ON.isoformat(), "csrf_token": aichi.csrf})
     assert decided.status_code == 303
     schedule_url = decided.headers["location"]
     schedule_id = schedule_url.rsplit("/", 1)[1]
@@ -210,6 +213,9 @@ async def test_aichi_allocation_from_the_secretariat_screen_to_member_statements
     text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
     assert "負担金算定書" in text and "一宮市" in text and f"{fee[ICHINOMIYA]:,} 円" in text
     assert "人口按分+重み係数" in text and "令和8年度" in text
+    assert f"文書番号 2026-001-{ICHINOMIYA}" in text and "発行日 令和" in text
+    assert "あいち電子自治体推進協議会 事務局（愛知県）" in text
+    assert f"納付期限 {wareki.wareki_with_seireki(DUE_ON)}" in text
     statement_csv = await ichinomiya.client.get(f"/t/{ICHINOMIYA}/statements/{schedule_id}.csv")
     assert statement_csv.content.startswith(b"\xef\xbb\xbf")
     values = dict(row for row in csv.reader(io.StringIO(statement_csv.content.decode("utf-8-sig"))) if len(row) == 2)

@@ -4,20 +4,25 @@
 from __future__ import annotations
 
 import statistics
+import unicodedata
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiban.core.registry.models import Organization
+from kiban.core.registry.models import Organization, OrgType
 from kiban.core.tenancy.context import Tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
+from kiban.kit import wareki
 from kiban.kit.db import utcnow
-from kiban.kit.errors import InvalidInput, NotFound
+from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.modules.catalog import service as catalog
 from kiban.modules.costs.allocation import (
     Allocation,
@@ -30,7 +35,7 @@ from kiban.modules.costs.allocation import (
     WeightedPopulation,
     allocate,
 )
-from kiban.modules.costs.models import FeeSchedule, FeeStatement
+from kiban.modules.costs.models import FeeSchedule, FeeStatement, FeeUsage
 
 POPULATION_SOURCE = "令和2年国勢調査人口"
 MethodKind = Literal["equal", "population", "weighted", "usage", "mixed"]
@@ -46,6 +51,15 @@ class MethodSpec(BaseModel):
     equal_percent: Decimal = Field(Decimal(30), description="組み合わせのときの均等割の割合（%）")
     rest: Literal["population", "weighted", "usage"] = "weighted"
     subsidy_percent: Decimal = Field(Decimal(0), description="国の補助率（%）")
+    prefecture_share: str = Field("", description="都道府県の固定割合（例: 1/2）。空なら都道府県も他の団体と同じ方法で按分")
+
+    @property
+    def uses_usage(self) -> bool:
+        return self.kind == "usage" or (self.kind == "mixed" and self.rest == "usage")
+
+    @property
+    def fixed_share(self) -> Fraction | None:
+        return parse_share(self.prefecture_share) if self.prefecture_share.strip() else None
 
     def build(self):
         def single(kind: str):
@@ -67,10 +81,32 @@ class MethodSpec(BaseModel):
             text += f" 均等割 {self.equal_percent}% ＋ {METHOD_LABELS[self.rest]} {Decimal(100) - self.equal_percent}%"
         if self.subsidy_percent:
             text += f"、国の補助 {self.subsidy_percent}%"
+        if self.fixed_share is not None:
+            text = f"都道府県 {_fraction_text(self.fixed_share)}（固定割合）、残りを市町村で{text}"
         return text
 
 
-def method_from_form(kind: str, ratio: str, equal_percent: str, rest: str, subsidy_percent: str) -> MethodSpec:
+def _fraction_text(share: Fraction) -> str:
+    return f"{share.numerator}/{share.denominator}"
+
+
+def parse_share(value: str) -> Fraction:
+    """「1/2」「１／２」「50%」「0.5」 → Fraction(1, 2); strictly between 0 and 1."""
+    text = unicodedata.normalize("NFKC", value or "").strip().replace(" ", "")
+    try:
+        if text.endswith("%"):
+            share = Fraction(Decimal(text[:-1])) / 100
+        else:
+            share = Fraction(text)
+    except (InvalidOperation, ValueError, ZeroDivisionError):
+        raise InvalidInput(f"都道府県の固定割合「{value}」は「1/2」や「50%」のように入力してください。") from None
+    if not 0 < share < 1:
+        raise InvalidInput("都道府県の固定割合は0より大きく1未満（例: 1/2、50%）で入力してください。")
+    return share
+
+
+def method_from_form(kind: str, ratio: str, equal_percent: str, rest: str, subsidy_percent: str,
+                     prefecture_share: str = "") -> MethodSpec:
     def number(value: str, what: str) -> Decimal:
         text = (value or "").strip().translate(str.maketrans("０１２３４５６７８９．", "0123456789."))
         try:
@@ -91,13 +127,24 @@ def method_from_form(kind: str, ratio: str, equal_percent: str, rest: str, subsi
     subsidy = number(subsidy_percent, "国の補助率")
     if not Decimal(0) <= subsidy < Decimal(100):
         raise InvalidInput("国の補助率は0%以上100%未満で入力してください。")
+    share = prefecture_share.strip()
+    if share:
+        parse_share(share)
     return MethodSpec(kind=kind, ratio=number(ratio, "重み係数"), equal_percent=equal, rest=rest,
-                      subsidy_percent=subsidy)
+                      subsidy_percent=subsidy, prefecture_share=share)
 
 
-def run(amount: int, members: list[Member], spec: MethodSpec) -> Allocation:
+def run(amount: int, members: list[Member], spec: MethodSpec, prefectures: frozenset[str] = frozenset()) -> Allocation:
+    """``prefectures``: the members that are prefectures, who carry ``spec.fixed_share`` if set."""
+    fixed = None
+    if spec.fixed_share is not None:
+        codes = [m.code for m in members if m.code in prefectures]
+        if not codes:
+            raise InvalidInput("都道府県の固定割合を指定しましたが、負担する団体に都道府県がありません。"
+                               "固定割合を空欄にしてください。")
+        fixed = {code: spec.fixed_share / len(codes) for code in codes}
     try:
-        return allocate(amount, members, spec.build(), subsidy_rate=spec.subsidy_rate)
+        return allocate(amount, members, spec.build(), subsidy_rate=spec.subsidy_rate, fixed=fixed)
     except AllocationError as exc:
         raise InvalidInput(str(exc)) from None
 
@@ -108,13 +155,92 @@ def member_of(org: Organization) -> Member:
 
 # -- consortium fee schedules ----------------------------------------------------------------------
 
-async def consortium_members_for(session: AsyncSession, consortium_id: str, service_id: str) -> list[Member]:
+async def consortium_users(session: AsyncSession, consortium_id: str, service_id: str) -> list[Organization]:
     shared = await catalog.shared_system(session, consortium_id, service_id)
     if not shared.user_codes:
         raise InvalidInput(f"「{shared.service.name}」を利用する構成団体がまだ登録されていません。"
                            "事務局の画面で利用団体を登録してから算定してください。")
     orgs = await catalog.consortium_members(session, consortium_id)
-    return [member_of(o) for o in orgs if o.code in shared.user_codes]
+    return [o for o in orgs if o.code in shared.user_codes]
+
+
+async def consortium_members_for(session: AsyncSession, consortium_id: str, service_id: str) -> list[Member]:
+    return [member_of(o) for o in await consortium_users(session, consortium_id, service_id)]
+
+
+async def allocate_for_consortium(session: AsyncSession, consortium_id: str, service_id: str, fiscal_year: int,
+                                  amount: int, spec: MethodSpec) -> Allocation:
+    """The fees of a shared system's users: populations from the registry, usage as entered for
+    ``fiscal_year`` (every member needs one when the method uses it), prefectures by their type."""
+    orgs = await consortium_users(session, consortium_id, service_id)
+    usage = await usage_of(session, consortium_id, service_id, fiscal_year) if spec.uses_usage else {}
+    if spec.uses_usage:
+        missing = [o.name for o in orgs if o.code not in usage]
+        if missing:
+            listed = "、".join(missing[:10]) + (f" ほか{len(missing) - 10}団体" if len(missing) > 10 else "")
+            raise InvalidInput(f"{wareki.fiscal_year_label(fiscal_year)}の利用量が入力されていない団体があります"
+                               f"（{len(missing)}団体: {listed}）。「利用量を入力」から入力してください。")
+    members = [Member(o.code, o.name, o.population, usage.get(o.code)) for o in orgs]
+    prefectures = frozenset(o.code for o in orgs if o.type == OrgType.prefecture)
+    return run(amount, members, spec, prefectures)
+
+
+# -- 利用量 (usage per member, for 利用量割) -----------------------------------------------------------
+
+async def usage_of(session: AsyncSession, consortium_id: str, service_id: str, fiscal_year: int) -> dict[str, int]:
+    rows = await session.execute(select(FeeUsage.member_code, FeeUsage.units).where(
+        FeeUsage.consortium_id == consortium_id, FeeUsage.service_id == service_id,
+        FeeUsage.fiscal_year == fiscal_year))
+    return dict(rows.all())
+
+
+class UsageErrors(InvalidInput):
+    """Every bad usage figure at once: ``errors`` maps a member code to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(f"利用量を確認してください（{len(errors)}件）。")
+        self.errors = errors
+
+
+def parse_units(value: str) -> int | None:
+    text = unicodedata.normalize("NFKC", value or "").strip().replace(",", "")
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(value)
+    return int(text)
+
+
+async def save_usage(session: AsyncSession, consortium_id: str, service_id: str, fiscal_year: int,
+                     values: dict[str, str], *, actor: str) -> int:
+    """Store the usage figures (blank removes one). All or nothing: any bad figure raises
+    ``UsageErrors`` naming each, and nothing is written. Returns how many members have a figure."""
+    users = {o.code: o for o in await consortium_users(session, consortium_id, service_id)}
+    if not 2000 <= fiscal_year <= 2100:
+        raise InvalidInput("年度は西暦で入力してください（例: 2026）。")
+    parsed, errors = {}, {}
+    for code, value in values.items():
+        if code not in users:
+            raise InvalidInput("このシステムの利用団体ではない団体が含まれています。")
+        try:
+            parsed[code] = parse_units(value)
+        except ValueError:
+            errors[code] = f"{users[code].name}の利用量「{value}」は0以上の整数で入力してください。"
+        else:
+            if parsed[code] is not None and parsed[code] > 10**15:
+                errors[code] = f"{users[code].name}の利用量が大きすぎます。"
+    if errors:
+        raise UsageErrors(errors)
+    await session.execute(delete(FeeUsage).where(
+        FeeUsage.consortium_id == consortium_id, FeeUsage.service_id == service_id,
+        FeeUsage.fiscal_year == fiscal_year, FeeUsage.member_code.in_(list(parsed))))
+    now = utcnow()
+    for code, units in parsed.items():
+        if units is not None:
+            session.add(FeeUsage(consortium_id=consortium_id, service_id=service_id, fiscal_year=fiscal_year,
+                                 member_code=code, units=units, updated_by=actor, updated_at=now))
+    await session.flush()
+    return sum(1 for units in parsed.values() if units is not None)
 
 
 class FeeScheduleRepository(TenantRepository[FeeSchedule]):
@@ -130,36 +256,105 @@ def _lines(result: Allocation) -> list[dict]:
              "percent": f"{f.percent:.4f}", "explanation": f.explanation} for f in result.fees]
 
 
+async def in_force(session: AsyncSession, consortium_id: str, service_id: str, fiscal_year: int) -> FeeSchedule | None:
+    """The schedule in force for a system and fiscal year, in the current (secretariat) tenant."""
+    repo = FeeScheduleRepository(session)
+    return await repo.first(repo.select().where(
+        FeeSchedule.consortium_id == consortium_id, FeeSchedule.service_id == service_id,
+        FeeSchedule.fiscal_year == fiscal_year, FeeSchedule.replaced_by_id.is_(None)))
+
+
+def replacement_required_message(current: FeeSchedule, fiscal_year: int, service_name: str) -> str:
+    return (f"{wareki.fiscal_year_label(fiscal_year)}の{service_name}の負担金は既に決定し、算定書を交付しています"
+            f"（文書番号 {current.number or '—'}、交付日時 {wareki.datetime_ja(current.created_at)}）。"
+            "差し替える場合は「決定済みの算定を差し替える」を選び、差替の理由を入力してください。")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the secretariat states when deciding, besides the calculation itself."""
+
+    due_on: date
+    replaces: str | None = None  # the id of the schedule in force that this one replaces (差替)
+    reason: str = ""
+
+
+def _next_number(existing: int, fiscal_year: int) -> str:
+    return f"{fiscal_year}-{existing + 1:03d}"
+
+
 async def save_schedule(session: AsyncSession, tenant: Tenant, consortium_id: str, service_id: str, *,
-                        fiscal_year: int, amount: int, spec: MethodSpec, actor: str) -> FeeSchedule:
+                        fiscal_year: int, amount: int, spec: MethodSpec, actor: str,
+                        decision: Decision) -> FeeSchedule:
     """Decide the fees and issue each member its statement. The schedule is the secretariat's
     record; each statement is written into the member's own tenant (a deliberate cross-tenant
-    write, named below), so members read only their own."""
+    write, named below), so members read only their own.
+
+    A schedule already in force for the system and fiscal year is only replaced when the decision
+    names it (``decision.replaces``) with a reason: it is marked replaced, its statements 取消
+    with a link to the new ones. Otherwise ``Conflict`` (nothing written). Two secretaries
+    deciding at once: the one-in-force index lets one through and the other gets ``Conflict``."""
     consortium = await catalog.get_consortium(session, consortium_id)
     if consortium.secretariat_code != tenant.lg_code:
         raise NotFound("共同利用の枠組みが見つかりません。")
     if not 2000 <= fiscal_year <= 2100:
         raise InvalidInput("年度は西暦で入力してください（例: 2026）。")
     shared = await catalog.shared_system(session, consortium_id, service_id)
-    members = await consortium_members_for(session, consortium_id, service_id)
-    result = run(amount, members, spec)
+    result = await allocate_for_consortium(session, consortium_id, service_id, fiscal_year, amount, spec)
+    current = await in_force(session, consortium_id, service_id, fiscal_year)
+    reason = decision.reason.strip()
+    if current is not None and decision.replaces != current.id:
+        if decision.replaces:
+            raise Conflict("差し替えようとした算定は、既に別の算定に差し替えられています。画面を開き直してください。")
+        raise Conflict(replacement_required_message(current, fiscal_year, shared.service.name))
+    if current is None and decision.replaces:
+        raise Conflict("差し替えようとした算定は、既に差し替えられたか見つかりません。画面を開き直してください。")
+    if current is not None and not reason:
+        raise InvalidInput("差替の理由を入力してください。")
+    if len(reason) > 500:
+        raise InvalidInput("差替の理由は500文字以内で入力してください。")
+    repo = FeeScheduleRepository(session)
+    existing = await session.scalar(select(func.count(FeeSchedule.id)).where(
+        FeeSchedule.lg_code == tenant.lg_code, FeeSchedule.fiscal_year == fiscal_year))
+    number = _next_number(existing or 0, fiscal_year)
+    issuer = f"{consortium.name} 事務局（{tenant.name}）"
     now = utcnow()
-    schedule = FeeScheduleRepository(session).add(FeeSchedule(
-        id=str(uuid.uuid4()), consortium_id=consortium_id, service_id=service_id, fiscal_year=fiscal_year,
-        amount=result.amount, subsidy_rate=str(spec.subsidy_rate), subsidy=result.subsidy,
-        allocated=result.allocated, method=spec.model_dump(mode="json"), method_label=spec.describe(),
-        lines=_lines(result), created_by=actor, created_at=now))
-    await session.flush()
-    async with unscoped(session, "協議会事務局が構成団体へ負担金算定書を交付"):
-        for fee in result.fees:
-            session.add(FeeStatement(
-                lg_code=fee.member.code, schedule_id=schedule.id, secretariat_code=tenant.lg_code,
-                consortium_name=consortium.name, service_name=shared.service.name, fiscal_year=fiscal_year,
-                amount=result.amount, subsidy=result.subsidy, allocated=result.allocated,
-                method_label=spec.describe(), member_count=len(result.fees), member_name=fee.member.name,
-                population=fee.member.population, fee=fee.fee, percent=f"{fee.percent:.4f}",
-                explanation=fee.explanation, issued_by=actor, issued_at=now))
+    schedule_id = str(uuid.uuid4())
+    try:
+        if current is not None:
+            marked = await session.execute(
+                update(FeeSchedule).where(FeeSchedule.id == current.id, FeeSchedule.replaced_by_id.is_(None))
+                .values(replaced_by_id=schedule_id, replaced_at=now).execution_options(synchronize_session=False))
+            if marked.rowcount != 1:
+                raise Conflict("差し替えようとした算定は、既に別の算定に差し替えられています。画面を開き直してください。")
+            async with unscoped(session, "協議会事務局が差し替えた負担金算定書を構成団体ごとに取消"):
+                await session.execute(
+                    update(FeeStatement).where(FeeStatement.schedule_id == current.id)
+                    .values(cancelled_at=now, replaced_by_id=schedule_id, cancel_reason=reason)
+                    .execution_options(synchronize_session=False))
+        schedule = repo.add(FeeSchedule(
+            id=schedule_id, consortium_id=consortium_id, service_id=service_id, fiscal_year=fiscal_year,
+            amount=result.amount, subsidy_rate=str(spec.subsidy_rate), subsidy=result.subsidy,
+            allocated=result.allocated, method=spec.model_dump(mode="json"), method_label=spec.describe(),
+            lines=_lines(result), created_by=actor, created_at=now, number=number, issuer=issuer,
+            due_on=decision.due_on, replaces_id=current.id if current is not None else None,
+            replacement_reason=reason or None))
         await session.flush()
+        async with unscoped(session, "協議会事務局が構成団体へ負担金算定書を交付"):
+            for fee in result.fees:
+                session.add(FeeStatement(
+                    lg_code=fee.member.code, schedule_id=schedule.id, secretariat_code=tenant.lg_code,
+                    consortium_name=consortium.name, service_name=shared.service.name, fiscal_year=fiscal_year,
+                    amount=result.amount, subsidy=result.subsidy, allocated=result.allocated,
+                    method_label=spec.describe(), member_count=len(result.fees), member_name=fee.member.name,
+                    population=fee.member.population, fee=fee.fee, percent=f"{fee.percent:.4f}",
+                    explanation=fee.explanation, issued_by=actor, issued_at=now,
+                    document_no=f"{number}-{fee.member.code}", issuer=issuer, due_on=decision.due_on))
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("同じシステム・年度の負担金を、同時に別の操作で決定しました。画面を開き直して確認してください。") from None
+    if current is not None:
+        current.replaced_by_id, current.replaced_at = schedule_id, now
     return schedule
 
 
@@ -179,7 +374,7 @@ async def get_schedule(session: AsyncSession, schedule_id: str) -> FeeSchedule:
 
 async def statements(session: AsyncSession) -> list[FeeStatement]:
     repo = FeeStatementRepository(session)
-    return list(await repo.all(repo.select().order_by(FeeStatement.issued_at.desc())))
+    return list(await repo.all(repo.select().order_by(FeeStatement.fiscal_year.desc(), FeeStatement.issued_at.desc())))
 
 
 async def get_statement(session: AsyncSession, schedule_id: str) -> FeeStatement:

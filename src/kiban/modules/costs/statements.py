@@ -1,28 +1,39 @@
-"""負担金算定書 as files: CSV for Excel (UTF-8 with BOM, CRLF) and PDF (A4, Japanese).
+"""負担金算定書 as files: CSV for Excel (UTF-8 with BOM, CRLF, formula-safe) and PDF (A4, Japanese),
+and every member's PDF of a schedule in one ZIP.
 
-The PDF uses the Adobe-Japan1 CID font HeiseiKakuGo-W5 that ReportLab knows by name: nothing
-to download or ship, and every PDF reader with Japanese support renders it (the font is
-referenced, not embedded).
+The PDF embeds its font: IPAexGothic (``fonts/ipaexg.ttf``, IPA Font License v1.0, licence
+alongside), subset by ReportLab to the characters used, so a reader without Japanese fonts shows
+the statement as issued. (A referenced CID font such as HeiseiKakuGo-W5 shows blanks there.)
 """
 
 from __future__ import annotations
 
-import csv
 import io
+import zipfile
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from kiban.kit import wareki
+from kiban.kit.export import csv_bytes
 
-FONT = "HeiseiKakuGo-W5"
-pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+FONT = "IPAexGothic"
+FONT_FILE = Path(__file__).parent / "fonts" / "ipaexg.ttf"
+
+
+@cache
+def _font() -> str:
+    """Registered on first use: parsing the 6 MB font costs a fifth of a second."""
+    pdfmetrics.registerFont(TTFont(FONT, str(FONT_FILE)))
+    return FONT
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,12 @@ class StatementData:
     method_label: str
     issued_at_text: str
     schedule_id: str
+    document_no: str = ""
+    issued_on_text: str = ""  # 発行日
+    issuer: str = ""
+    due_on_text: str = ""  # 納付期限
+    cancelled: bool = False
+    cancellation: str = ""  # 「令和…に取り消し、文書番号 … に差し替えました（理由: …）」
 
 
 def _fiscal_year(year: int) -> str:
@@ -53,6 +70,11 @@ def _fiscal_year(year: int) -> str:
 
 def rows(data: StatementData) -> list[tuple[str, str]]:
     return [
+        ("文書番号", data.document_no or "—"),
+        ("発行日", data.issued_on_text),
+        ("発行者", data.issuer or data.consortium_name),
+        ("状態", f"取消　{data.cancellation}" if data.cancelled else "有効"),
+        ("納付期限", data.due_on_text or "—"),
         ("共同利用の枠組み", data.consortium_name),
         ("対象システム", data.service_name),
         ("年度", _fiscal_year(data.fiscal_year)),
@@ -74,27 +96,25 @@ def rows(data: StatementData) -> list[tuple[str, str]]:
 
 
 def to_csv(data: StatementData) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["項目", "内容"])
-    for label, value in rows(data):
-        writer.writerow([label, value])
-    writer.writerow(["負担金額（円・数値）", data.fee])
-    return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+    return csv_bytes([*rows(data), ("負担金額（円・数値）", data.fee)], header=["項目", "内容"])
 
 
 def schedule_csv(title_rows: list[tuple[str, str]], lines: list[dict]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    for label, value in title_rows:
-        writer.writerow([label, value])
-    writer.writerow([])
-    writer.writerow(["団体コード", "団体名", "人口（令和2年国勢調査）", "負担金（円）", "負担割合（%）", "算定の内訳"])
-    for line in lines:
-        writer.writerow([line["code"], line["name"], line["population"], line["fee"],
-                         f"{float(line['percent']):.4f}", line["explanation"]])
-    writer.writerow(["合計", "", "", sum(line["fee"] for line in lines), "", ""])
-    return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+    table = [*title_rows, (),
+             ("団体コード", "団体名", "人口（令和2年国勢調査）", "負担金（円）", "負担割合（%）", "算定の内訳")]
+    table += [(line["code"], line["name"], line["population"], line["fee"], f"{float(line['percent']):.4f}",
+               line["explanation"]) for line in lines]
+    table.append(("合計", "", "", sum(line["fee"] for line in lines), "", ""))
+    return csv_bytes(table)
+
+
+def to_zip(files: list[tuple[str, bytes]]) -> bytes:
+    """The files (name, content) in one ZIP; names are stored as UTF-8 (flagged as such)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files:
+            archive.writestr(name, content)
+    return buffer.getvalue()
 
 
 def to_pdf(data: StatementData) -> bytes:
@@ -103,9 +123,12 @@ def to_pdf(data: StatementData) -> bytes:
                                  topMargin=20 * mm, bottomMargin=20 * mm,
                                  title=f"負担金算定書 {data.member_name} {data.service_name}",
                                  author=data.consortium_name, subject="負担金算定書", lang="ja")
-    title = ParagraphStyle("title", fontName=FONT, fontSize=18, leading=24, alignment=1)
-    body = ParagraphStyle("body", fontName=FONT, fontSize=10, leading=15, wordWrap="CJK")
+    font = _font()
+    title = ParagraphStyle("title", fontName=font, fontSize=18, leading=24, alignment=1)
+    body = ParagraphStyle("body", fontName=font, fontSize=10, leading=15, wordWrap="CJK")
+    right = ParagraphStyle("right", parent=body, alignment=2)
     cell = ParagraphStyle("cell", parent=body, fontSize=9.5, leading=14)
+    cancelled = ParagraphStyle("cancelled", parent=body, fontSize=12, leading=18, textColor=colors.HexColor("#c00000"))
     table = Table([[Paragraph(label, cell), Paragraph(_escape(value), cell)] for label, value in rows(data)],
                   colWidths=[45 * mm, 125 * mm])
     table.setStyle(TableStyle([
@@ -113,11 +136,19 @@ def to_pdf(data: StatementData) -> bytes:
         ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f1f1f4")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ]))
+    heading = [Paragraph(_escape(f"文書番号 {data.document_no or '—'}"), right),
+               Paragraph(_escape(f"発行日 {data.issued_on_text}"), right), Spacer(1, 4 * mm),
+               Paragraph("負担金算定書（取消）" if data.cancelled else "負担金算定書", title), Spacer(1, 4 * mm)]
+    if data.cancelled:
+        heading += [Paragraph(_escape(f"この算定書は取り消されました。{data.cancellation}"), cancelled), Spacer(1, 4 * mm)]
     document.build([
-        Paragraph("負担金算定書", title), Spacer(1, 6 * mm),
+        *heading,
         Paragraph(_escape(f"{data.member_name} 様"), body), Spacer(1, 2 * mm),
+        Paragraph(_escape(data.issuer or data.consortium_name), right), Spacer(1, 2 * mm),
         Paragraph(_escape(f"{_fiscal_year(data.fiscal_year)}の{data.service_name}に係る負担金を、"
                           f"次のとおり算定しました。"), body), Spacer(1, 4 * mm),
+        Paragraph(_escape(f"納付期限までに納付してください（納付期限 {data.due_on_text or '—'}）。"), body)
+        if not data.cancelled else Spacer(1, 0), Spacer(1, 4 * mm),
         table, Spacer(1, 6 * mm),
         Paragraph(_escape(f"{data.consortium_name}（Kiban 国・地方デジタル共通基盤で算定）"), body),
     ])

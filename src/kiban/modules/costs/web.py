@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+import unicodedata
+from datetime import date, datetime
 from typing import Annotated
 from urllib.parse import quote
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -16,7 +18,7 @@ from kiban.core.identity.permissions import Permission
 from kiban.core.tenancy.dependencies import CurrentTenant, DbSession
 from kiban.kit import wareki
 from kiban.kit.csrf import verify_csrf
-from kiban.kit.errors import InvalidInput, NotFound
+from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.templating import templates
 from kiban.modules.catalog import service as catalog
 from kiban.modules.catalog.service import parse_yen
@@ -28,8 +30,12 @@ ScheduleManager = Annotated[StaffContext, require(Permission.costs_schedule_mana
 StatementReader = Annotated[StaffContext, require(Permission.costs_statement_read)]
 
 
+def _today() -> date:
+    return datetime.now(wareki.JST).date()
+
+
 def _this_fiscal_year() -> int:
-    today = date.today()
+    today = _today()
     return today.year if today.month >= 4 else today.year - 1
 
 
@@ -66,6 +72,11 @@ async def simulator(tenant: CurrentTenant, request: Request, session: DbSession,
 
 # -- the secretariat ---------------------------------------------------------------------------------
 
+FORM_KEYS = ("service", "amount", "kind", "ratio", "equal_percent", "rest", "subsidy_percent", "prefecture_share",
+             "fiscal_year")
+DECISION_KEYS = ("due_on", "replace", "reason")
+
+
 async def _secretariat_consortium(session, staff: StaffContext, consortium_id: str):
     consortium = await catalog.get_consortium(session, consortium_id)
     if consortium.secretariat_code != staff.tenant.lg_code:
@@ -73,17 +84,23 @@ async def _secretariat_consortium(session, staff: StaffContext, consortium_id: s
     return consortium
 
 
-async def _consortium_page(request, session, staff, consortium_id, *, form=None, preview=None, error=None,
-                           status=200) -> HTMLResponse:
+def _default_form() -> dict:
+    return {"service": "", "amount": "", "kind": "weighted", "ratio": "1.5", "equal_percent": "30",
+            "rest": "weighted", "subsidy_percent": "0", "prefecture_share": "", "fiscal_year": str(_this_fiscal_year())}
+
+
+async def _consortium_page(request, session, staff, consortium_id, *, form=None, preview=None, errors=(),
+                           decision=None, status=200) -> HTMLResponse:
     consortium = await _secretariat_consortium(session, staff, consortium_id)
+    systems = await catalog.consortium_systems(session, consortium_id)
     return templates.TemplateResponse(request, "costs/consortium.html", {
-        "tenant": staff.tenant, "consortium": consortium,
-        "systems": await catalog.consortium_systems(session, consortium_id),
+        "tenant": staff.tenant, "consortium": consortium, "systems": systems,
+        "service_names": {s.service.id: s.service.name for s in systems},
         "members": await catalog.consortium_members(session, consortium_id),
         "schedules": await service.schedules_of(session, consortium_id),
-        "form": form or {"service": "", "amount": "", "kind": "weighted", "ratio": "1.5", "equal_percent": "30",
-                         "rest": "weighted", "subsidy_percent": "0", "fiscal_year": str(_this_fiscal_year())},
-        "preview": preview, "error": error, "method_labels": service.METHOD_LABELS}, status_code=status)
+        "form": form or _default_form(), "preview": preview, "errors": list(errors),
+        "decision": decision or {"due_on": "", "replace": "", "reason": ""},
+        "method_labels": service.METHOD_LABELS, "this_fiscal_year": _this_fiscal_year()}, status_code=status)
 
 
 @router.get("/consortia/{consortium_id}", response_class=HTMLResponse)
@@ -91,55 +108,108 @@ async def secretariat_page(consortium_id: str, request: Request, session: DbSess
     return await _consortium_page(request, session, staff, consortium_id)
 
 
+def _fiscal_year_of(text: str) -> int:
+    value = unicodedata.normalize("NFKC", text or "").strip()
+    if not value.isdigit() or not 2000 <= int(value) <= 2100:
+        raise InvalidInput("年度は西暦の数字で入力してください（例: 2026）。")
+    return int(value)
+
+
 def _spec_and_amount(form: dict) -> tuple[service.MethodSpec, int]:
     spec = service.method_from_form(form["kind"], form["ratio"], form["equal_percent"], form["rest"],
-                                    form["subsidy_percent"])
+                                    form["subsidy_percent"], form.get("prefecture_share", ""))
     amount = parse_yen(form["amount"], "総経費")
     if amount is None:
         raise InvalidInput("配分する総経費（円）を入力してください。")
     return spec, amount
 
 
+async def _preview(session, consortium_id: str, form: dict) -> dict:
+    spec, amount = _spec_and_amount(form)
+    fiscal_year = _fiscal_year_of(form["fiscal_year"])
+    shared = await catalog.shared_system(session, consortium_id, form["service"])
+    result = await service.allocate_for_consortium(session, consortium_id, form["service"], fiscal_year, amount, spec)
+    current = await service.in_force(session, consortium_id, form["service"], fiscal_year)
+    return {"result": result, "spec": spec, "service": shared.service, "fiscal_year": fiscal_year,
+            "total": sum(result.amounts), "chart": [(f.member.name, f.fee) for f in result.fees], "current": current}
+
+
 @router.get("/consortia/{consortium_id}/allocate", response_class=HTMLResponse)
 async def preview_allocation(consortium_id: str, request: Request, session: DbSession,
                              staff: ScheduleManager) -> HTMLResponse:
     """Shows every member's fee, summing exactly to the total, before anything is saved."""
-    keys = ("service", "amount", "kind", "ratio", "equal_percent", "rest", "subsidy_percent", "fiscal_year")
-    form = {k: request.query_params.get(k, "") for k in keys}
+    form = {k: request.query_params.get(k, "") for k in FORM_KEYS}
     await _secretariat_consortium(session, staff, consortium_id)
     try:
-        spec, amount = _spec_and_amount(form)
-        members = await service.consortium_members_for(session, consortium_id, form["service"])
-        result = service.run(amount, members, spec)
-        shared = await catalog.shared_system(session, consortium_id, form["service"])
+        preview = await _preview(session, consortium_id, form)
     except (InvalidInput, NotFound) as exc:
-        return await _consortium_page(request, session, staff, consortium_id, form=form, error=exc.detail,
+        return await _consortium_page(request, session, staff, consortium_id, form=form, errors=[exc.detail],
                                       status=exc.status)
-    preview = {"result": result, "spec": spec, "service": shared.service,
-               "total": sum(result.amounts), "chart": [(f.member.name, f.fee) for f in result.fees]}
     return await _consortium_page(request, session, staff, consortium_id, form=form, preview=preview)
+
+
+def _decision_errors(decision: dict, current) -> tuple[service.Decision | None, list[str]]:
+    """Every problem with 納付期限 and 差替 at once (the calculation was checked before)."""
+    errors = []
+    due_on = None
+    text = unicodedata.normalize("NFKC", decision["due_on"]).strip()
+    if not text:
+        errors.append("納付期限を入力してください。")
+    else:
+        try:
+            due_on = date.fromisoformat(text.replace("/", "-"))
+        except ValueError:
+            errors.append(f"納付期限「{decision['due_on']}」は日付（例: 2026-05-31）で入力してください。")
+        else:
+            if due_on < _today():
+                errors.append("納付期限が過去の日付です。今日以降の日付を入力してください。")
+    replaces = decision["replace"] or None
+    if current is not None and replaces is None:
+        errors.append("この年度・システムの負担金は決定済みです。差し替える場合は「決定済みの算定を差し替える」を選んでください。")
+    if replaces and not decision["reason"].strip():
+        errors.append("差替の理由を入力してください。")
+    if len(decision["reason"].strip()) > 500:
+        errors.append("差替の理由は500文字以内で入力してください。")
+    if errors:
+        return None, errors
+    return service.Decision(due_on=due_on, replaces=replaces, reason=decision["reason"]), []
 
 
 @router.post("/consortia/{consortium_id}/schedules", dependencies=[Depends(verify_csrf)])
 async def decide_schedule(consortium_id: str, request: Request, session: DbSession, staff: ScheduleManager) -> Response:
     submitted = await request.form()
-    keys = ("service", "amount", "kind", "ratio", "equal_percent", "rest", "subsidy_percent", "fiscal_year")
-    form = {k: str(submitted.get(k, "")) for k in keys}
+    form = {k: str(submitted.get(k, "")) for k in FORM_KEYS}
+    decision_form = {k: str(submitted.get(k, "")) for k in DECISION_KEYS}
+    await _secretariat_consortium(session, staff, consortium_id)
     try:
-        spec, amount = _spec_and_amount(form)
-        if not form["fiscal_year"].strip().isdigit():
-            raise InvalidInput("年度は西暦の数字で入力してください（例: 2026）。")
-        schedule = await service.save_schedule(
-            session, staff.tenant, consortium_id, form["service"], fiscal_year=int(form["fiscal_year"]),
-            amount=amount, spec=spec, actor=staff.label)
+        preview = await _preview(session, consortium_id, form)
     except (InvalidInput, NotFound) as exc:
+        return await _consortium_page(request, session, staff, consortium_id, form=form, errors=[exc.detail],
+                                      decision=decision_form, status=exc.status)
+    decision, errors = _decision_errors(decision_form, preview["current"])
+    if errors:
+        return await _consortium_page(request, session, staff, consortium_id, form=form, preview=preview,
+                                      errors=errors, decision=decision_form, status=422)
+    try:
+        schedule = await service.save_schedule(
+            session, staff.tenant, consortium_id, form["service"], fiscal_year=preview["fiscal_year"],
+            amount=preview["result"].amount, spec=preview["spec"], actor=staff.label, decision=decision)
+    except (InvalidInput, NotFound, Conflict) as exc:
         await session.rollback()
-        return await _consortium_page(request, session, staff, consortium_id, form=form, error=exc.detail,
-                                      status=exc.status)
-    await audit.record(session, audit.Actor.of_staff(staff), "costs.schedule.decided", target_type="fee_schedule",
-                       target_id=schedule.id, details={"consortium": consortium_id, "service": form["service"],
-                                                       "amount": amount, "method": spec.describe(),
-                                                       "members": len(schedule.lines)})
+        try:
+            preview = await _preview(session, consortium_id, form)
+        except (InvalidInput, NotFound):
+            preview = None
+        return await _consortium_page(request, session, staff, consortium_id, form=form, preview=preview,
+                                      errors=[exc.detail], decision=decision_form, status=exc.status)
+    details = {"consortium": consortium_id, "service": form["service"], "fiscal_year": schedule.fiscal_year,
+               "number": schedule.number, "amount": schedule.amount, "method": schedule.method_label,
+               "members": len(schedule.lines), "due_on": schedule.due_on.isoformat()}
+    if schedule.replaces_id:
+        details |= {"replaces": schedule.replaces_id, "reason": schedule.replacement_reason}
+    await audit.record(session, audit.Actor.of_staff(staff),
+                       "costs.schedule.replaced" if schedule.replaces_id else "costs.schedule.decided",
+                       target_type="fee_schedule", target_id=schedule.id, details=details)
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/consortia/{consortium_id}/schedules/{schedule.id}",
                             status_code=303)
@@ -154,23 +224,85 @@ async def set_users(consortium_id: str, service_id: str, request: Request, sessi
         count = await catalog.set_system_users(session, consortium_id, service_id, codes)
     except (InvalidInput, NotFound) as exc:
         await session.rollback()
-        return await _consortium_page(request, session, staff, consortium_id, error=exc.detail, status=exc.status)
+        return await _consortium_page(request, session, staff, consortium_id, errors=[exc.detail], status=exc.status)
     await audit.record(session, audit.Actor.of_staff(staff), "catalog.consortium.users_set", target_type="consortium_system",
                        target_id=f"{consortium_id}/{service_id}", details={"users": count})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/consortia/{consortium_id}#system-{service_id}", status_code=303)
 
 
-def _schedule_statement(schedule: FeeSchedule, consortium_name: str, service_name: str, code: str) -> statements.StatementData:
+# -- 利用量 per member, for 利用量割 -------------------------------------------------------------------
+
+async def _usage_page(request, session, staff, consortium_id, service_id, fiscal_year: int, *, values=None,
+                      errors=None, saved=None, status=200) -> HTMLResponse:
+    consortium = await _secretariat_consortium(session, staff, consortium_id)
+    shared = await catalog.shared_system(session, consortium_id, service_id)
+    users = [o for o in await catalog.consortium_members(session, consortium_id) if o.code in shared.user_codes]
+    if values is None:
+        stored = await service.usage_of(session, consortium_id, service_id, fiscal_year)
+        values = {code: str(units) for code, units in stored.items()}
+    return templates.TemplateResponse(request, "costs/usage.html", {
+        "tenant": staff.tenant, "consortium": consortium, "item": shared.service, "users": users,
+        "fiscal_year": fiscal_year, "values": values, "errors": errors or {}, "saved": saved}, status_code=status)
+
+
+@router.get("/consortia/{consortium_id}/systems/{service_id}/usage", response_class=HTMLResponse)
+async def usage_page(consortium_id: str, service_id: str, request: Request, session: DbSession,
+                     staff: ScheduleManager, fiscal_year: str = "") -> HTMLResponse:
+    year = _fiscal_year_of(fiscal_year) if fiscal_year.strip() else _this_fiscal_year()
+    saved = request.query_params.get("saved")
+    return await _usage_page(request, session, staff, consortium_id, service_id, year,
+                             saved=int(saved) if saved and saved.isdigit() else None)
+
+
+@router.post("/consortia/{consortium_id}/systems/{service_id}/usage", dependencies=[Depends(verify_csrf)])
+async def save_usage(consortium_id: str, service_id: str, request: Request, session: DbSession,
+                     staff: ScheduleManager) -> Response:
+    await _secretariat_consortium(session, staff, consortium_id)
+    submitted = await request.form()
+    year = _fiscal_year_of(str(submitted.get("fiscal_year", "")))
+    values = {key.removeprefix("units-"): str(value) for key, value in submitted.items() if key.startswith("units-")}
+    try:
+        count = await service.save_usage(session, consortium_id, service_id, year, values, actor=staff.label)
+    except service.UsageErrors as exc:
+        await session.rollback()
+        return await _usage_page(request, session, staff, consortium_id, service_id, year, values=values,
+                                 errors=exc.errors, status=422)
+    await audit.record(session, audit.Actor.of_staff(staff), "costs.usage.saved", target_type="consortium_system",
+                       target_id=f"{consortium_id}/{service_id}", details={"fiscal_year": year, "members": count})
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/consortia/{consortium_id}/systems/{service_id}/usage"
+                            f"?fiscal_year={year}&saved={count}", status_code=303)
+
+
+# -- decided schedules and their statements -----------------------------------------------------------
+
+def _cancellation_text(when: datetime | None, new_document_no: str | None, reason: str | None) -> str:
+    text = f"{wareki.datetime_ja(when)}に取り消し、"
+    text += f"文書番号 {new_document_no} の算定書に差し替えました。" if new_document_no else "新しい算定に差し替えました。"
+    return text + (f"差替の理由: {reason}" if reason else "")
+
+
+def _schedule_statement(schedule: FeeSchedule, consortium_name: str, service_name: str, code: str,
+                        replacement: FeeSchedule | None = None) -> statements.StatementData:
     line = next((line for line in schedule.lines if line["code"] == code), None)
     if line is None:
         raise NotFound("この算定に、その団体は含まれていません。")
+    new_no = None
+    if replacement is not None and any(line["code"] == code for line in replacement.lines):
+        new_no = f"{replacement.number}-{code}"
     return statements.StatementData(
         consortium_name=consortium_name, service_name=service_name, fiscal_year=schedule.fiscal_year,
         member_code=code, member_name=line["name"], population=line["population"], fee=line["fee"],
         percent=line["percent"], explanation=line["explanation"], amount=schedule.amount, subsidy=schedule.subsidy,
         allocated=schedule.allocated, member_count=len(schedule.lines), method_label=schedule.method_label,
-        issued_at_text=wareki.datetime_ja(schedule.created_at), schedule_id=schedule.id)
+        issued_at_text=wareki.datetime_ja(schedule.created_at), schedule_id=schedule.id,
+        document_no=f"{schedule.number}-{code}" if schedule.number else "",
+        issued_on_text=wareki.wareki_with_seireki(schedule.created_at),
+        issuer=schedule.issuer, due_on_text=wareki.wareki_with_seireki(schedule.due_on),
+        cancelled=not schedule.in_force,
+        cancellation=_cancellation_text(schedule.replaced_at, new_no, replacement.replacement_reason if replacement else None)
+        if not schedule.in_force else "")
 
 
 async def _schedule(session, staff, consortium_id, schedule_id):
@@ -180,6 +312,13 @@ async def _schedule(session, staff, consortium_id, schedule_id):
         raise NotFound("負担金の算定結果が見つかりません。")
     item = await catalog.get_service(session, schedule.service_id)
     return consortium, schedule, item
+
+
+async def _related(session, schedule: FeeSchedule) -> tuple[FeeSchedule | None, FeeSchedule | None]:
+    """(the schedule this one replaced, the one that replaced it)."""
+    replaced = await service.get_schedule(session, schedule.replaces_id) if schedule.replaces_id else None
+    replacement = await service.get_schedule(session, schedule.replaced_by_id) if schedule.replaced_by_id else None
+    return replaced, replacement
 
 
 def _download(content: bytes, filename: str, media_type: str) -> Response:
@@ -192,8 +331,10 @@ async def schedule_csv(consortium_id: str, schedule_id: str, session: DbSession,
     consortium, schedule, item = await _schedule(session, staff, consortium_id, schedule_id)
     title = [("共同利用の枠組み", consortium.name), ("対象システム", item.name),
              ("年度", f"{wareki.fiscal_year_label(schedule.fiscal_year)}（{schedule.fiscal_year}年度）"),
-             ("総経費（円）", str(schedule.amount)), ("国の補助（円）", str(schedule.subsidy)),
-             ("構成団体で負担する額（円）", str(schedule.allocated)), ("算定方法", schedule.method_label)]
+             ("文書番号", schedule.number or "—"), ("状態", "有効" if schedule.in_force else "取消（差替え済み）"),
+             ("納付期限", wareki.wareki_with_seireki(schedule.due_on) or "—"),
+             ("総経費（円）", schedule.amount), ("国の補助（円）", schedule.subsidy),
+             ("構成団体で負担する額（円）", schedule.allocated), ("算定方法", schedule.method_label)]
     return _download(statements.schedule_csv(title, schedule.lines),
                      f"負担金一覧_{item.name}_{schedule.fiscal_year}.csv", "text/csv; charset=utf-8")
 
@@ -202,23 +343,46 @@ async def schedule_csv(consortium_id: str, schedule_id: str, session: DbSession,
 async def schedule_page(consortium_id: str, schedule_id: str, request: Request, session: DbSession,
                         staff: ScheduleManager) -> HTMLResponse:
     consortium, schedule, item = await _schedule(session, staff, consortium_id, schedule_id)
+    replaced, replacement = await _related(session, schedule)
     return templates.TemplateResponse(request, "costs/schedule.html", {
         "tenant": staff.tenant, "consortium": consortium, "schedule": schedule, "item": item,
+        "replaced": replaced, "replacement": replacement,
         "total": sum(line["fee"] for line in schedule.lines),
         "chart": [(line["name"], line["fee"]) for line in schedule.lines]})
+
+
+@router.get("/consortia/{consortium_id}/schedules/{schedule_id}/statements.zip")
+async def schedule_statements_zip(consortium_id: str, schedule_id: str, session: DbSession,
+                                  staff: ScheduleManager) -> Response:
+    """Every member's statement (PDF) of the schedule in one ZIP, built off the event loop."""
+    consortium, schedule, item = await _schedule(session, staff, consortium_id, schedule_id)
+    _replaced, replacement = await _related(session, schedule)
+    data = [_schedule_statement(schedule, consortium.name, item.name, line["code"], replacement)
+            for line in schedule.lines]
+
+    def build() -> bytes:
+        return statements.to_zip([(f"{d.document_no or d.member_code}_{d.member_name}.pdf", statements.to_pdf(d))
+                                  for d in data])
+
+    content = await to_thread.run_sync(build)
+    return _download(content, f"負担金算定書_{item.name}_{schedule.fiscal_year}_{schedule.number or schedule.id}.zip",
+                     "application/zip")
 
 
 @router.get("/consortia/{consortium_id}/schedules/{schedule_id}/members/{code}.{fmt}")
 async def member_statement_for_secretariat(consortium_id: str, schedule_id: str, code: str, fmt: str,
                                            session: DbSession, staff: ScheduleManager) -> Response:
     consortium, schedule, item = await _schedule(session, staff, consortium_id, schedule_id)
-    return _statement_file(_schedule_statement(schedule, consortium.name, item.name, code), fmt)
+    _replaced, replacement = await _related(session, schedule)
+    return await _statement_file(_schedule_statement(schedule, consortium.name, item.name, code, replacement), fmt)
 
 
-def _statement_file(data: statements.StatementData, fmt: str) -> Response:
+async def _statement_file(data: statements.StatementData, fmt: str) -> Response:
     name = f"負担金算定書_{data.member_name}_{data.service_name}_{data.fiscal_year}"
+    if data.cancelled:
+        name += "_取消"
     if fmt == "pdf":
-        return _download(statements.to_pdf(data), f"{name}.pdf", "application/pdf")
+        return _download(await to_thread.run_sync(statements.to_pdf, data), f"{name}.pdf", "application/pdf")
     if fmt == "csv":
         return _download(statements.to_csv(data), f"{name}.csv", "text/csv; charset=utf-8")
     raise NotFound("PDF か CSV を選んでください。")
@@ -226,24 +390,37 @@ def _statement_file(data: statements.StatementData, fmt: str) -> Response:
 
 # -- a member's own statements -------------------------------------------------------------------------
 
-def _statement_data(statement: FeeStatement) -> statements.StatementData:
+def _statement_data(statement: FeeStatement, replacement: FeeStatement | None = None) -> statements.StatementData:
     return statements.StatementData(
         consortium_name=statement.consortium_name, service_name=statement.service_name,
         fiscal_year=statement.fiscal_year, member_code=statement.lg_code, member_name=statement.member_name,
         population=statement.population, fee=statement.fee, percent=statement.percent,
         explanation=statement.explanation, amount=statement.amount, subsidy=statement.subsidy,
         allocated=statement.allocated, member_count=statement.member_count, method_label=statement.method_label,
-        issued_at_text=wareki.datetime_ja(statement.issued_at), schedule_id=statement.schedule_id)
+        issued_at_text=wareki.datetime_ja(statement.issued_at), schedule_id=statement.schedule_id,
+        document_no=statement.document_no or "",
+        issued_on_text=wareki.wareki_with_seireki(statement.issued_at),
+        issuer=statement.issuer, due_on_text=wareki.wareki_with_seireki(statement.due_on),
+        cancelled=not statement.in_force,
+        cancellation=_cancellation_text(statement.cancelled_at, replacement.document_no if replacement else None,
+                                        statement.cancel_reason) if not statement.in_force else "")
 
 
 @router.get("/statements", response_class=HTMLResponse)
 async def statements_page(request: Request, session: DbSession, staff: StatementReader) -> HTMLResponse:
+    issued = await service.statements(session)
     return templates.TemplateResponse(request, "costs/statements.html", {
-        "tenant": staff.tenant, "statements": await service.statements(session),
+        "tenant": staff.tenant, "statements": issued, "by_schedule": {s.schedule_id: s for s in issued},
         "consortia": await catalog.consortia_of_member(session, staff.tenant.lg_code)})
 
 
 @router.get("/statements/{schedule_id}.{fmt}")
 async def statement_file(schedule_id: str, fmt: str, session: DbSession, staff: StatementReader) -> Response:
     statement = await service.get_statement(session, schedule_id)
-    return _statement_file(_statement_data(statement), fmt)
+    replacement = None
+    if statement.replaced_by_id:
+        try:
+            replacement = await service.get_statement(session, statement.replaced_by_id)
+        except NotFound:
+            replacement = None  # this member is not part of the new schedule
+    return await _statement_file(_statement_data(statement, replacement), fmt)
