@@ -45,13 +45,35 @@ async def test_password_then_totp_signs_in_and_lands_on_the_tenant(session, new_
     assert "としてサインインしています" in home.text
 
 
+def _alert(response) -> str:
+    """The error shown on the sign-in page (the page is otherwise the same for everyone)."""
+    import re
+
+    found = re.search(r'<div class="alert alert--error" role="alert">(.*?)</div>', response.text, re.S)
+    assert found, response.text
+    return found.group(1)
+
+
 async def test_wrong_password_and_unknown_user_get_the_same_answer(session, new_client) -> None:
     username, _ = await _account(session)
     wrong = await password_step(new_client(), username, "not the password")
     unknown = await password_step(new_client(), "nobody-at-all", PASSWORD)
     assert wrong.status_code == unknown.status_code == 401
-    message = "ユーザー名またはパスワードが正しくありません"
-    assert message in wrong.text and message in unknown.text
+    assert "ユーザー名またはパスワードが正しくありません" in _alert(wrong)
+    assert _alert(wrong) == _alert(unknown)
+
+
+async def test_a_locked_account_answers_like_an_unknown_user_name(session, new_client) -> None:
+    """The lockout message must not tell an attacker which user names exist."""
+    username, _ = await _account(session)
+    for _ in range(5):
+        await password_step(new_client(), username, "wrong password!!")
+    locked_right = await password_step(new_client(), username, PASSWORD)
+    locked_wrong = await password_step(new_client(), username, "wrong password!!")
+    unknown = await password_step(new_client(), "nobody-at-all", PASSWORD)
+    assert locked_right.status_code == locked_wrong.status_code == unknown.status_code == 401
+    assert _alert(locked_right) == _alert(locked_wrong) == _alert(unknown)
+    assert "までサインインできません" not in locked_right.text
 
 
 async def test_five_failures_lock_the_account_even_for_the_right_password(session, new_client) -> None:
@@ -59,7 +81,8 @@ async def test_five_failures_lock_the_account_even_for_the_right_password(sessio
     for _ in range(5):
         await password_step(new_client(), username, "wrong password!!")
     locked = await password_step(new_client(), username, PASSWORD)
-    assert locked.status_code == 401 and "までサインインできません" in locked.text
+    assert locked.status_code == 401 and "ユーザー名またはパスワードが正しくありません" in locked.text
+    assert "kiban_session" not in locked.headers.get("set-cookie", "")
     credential = (await session.scalars(select(StaffCredential).where(StaffCredential.username == username))).one()
     await session.refresh(credential)
     assert credential.failed_count == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String
+from sqlalchemy import JSON, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiban.core.tenancy.models import TenantScoped
@@ -17,6 +17,12 @@ class AuditEntry(TenantScoped, Base):
     organisation's previous entry, so an edited, deleted or reordered row breaks the chain."""
 
     __tablename__ = "audit_entry"
+    # The administrators' log is narrowed by period and by action within one organisation
+    # (by person: ix_audit_entry_actor_id).
+    __table_args__ = (
+        Index("ix_audit_entry_lg_code_occurred_at", "lg_code", "occurred_at"),
+        Index("ix_audit_entry_lg_code_action", "lg_code", "action"),
+    )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     entry_id: Mapped[str] = mapped_column(String(36))

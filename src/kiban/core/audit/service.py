@@ -120,14 +120,57 @@ async def _append(session, owner: Tenant, actor, action, target_type, target_id,
     return entry
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What a person narrows the log to: a period (UTC, ``until`` exclusive), one actor, one
+    action, one outcome. Empty fields do not narrow."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    actor_id: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+
+    def apply(self, statement):
+        if self.since is not None:
+            statement = statement.where(AuditEntry.occurred_at >= self.since)
+        if self.until is not None:
+            statement = statement.where(AuditEntry.occurred_at < self.until)
+        if self.actor_id:
+            statement = statement.where(AuditEntry.actor_id == self.actor_id)
+        if self.action:
+            statement = statement.where(AuditEntry.action == self.action)
+        if self.outcome:
+            statement = statement.where(AuditEntry.outcome == self.outcome)
+        return statement
+
+
 class AuditRepository(TenantRepository[AuditEntry]):
     model = AuditEntry
 
-    async def recent(self, limit: int = 200, offset: int = 0) -> Sequence[AuditEntry]:
-        return await self.all(self.select().order_by(AuditEntry.seq.desc()).limit(limit).offset(offset))
+    async def recent(self, limit: int = 200, offset: int = 0,
+                     where: AuditFilter = AuditFilter()) -> Sequence[AuditEntry]:
+        return await self.all(where.apply(self.select()).order_by(AuditEntry.seq.desc()).limit(limit).offset(offset))
 
-    async def in_order(self) -> Sequence[AuditEntry]:
-        return await self.all(self.select().order_by(AuditEntry.seq))
+    async def count_matching(self, where: AuditFilter = AuditFilter()) -> int:
+        return await self.count(where.apply(self.select()))
+
+    async def in_order(self, where: AuditFilter = AuditFilter()) -> Sequence[AuditEntry]:
+        return await self.all(where.apply(self.select()).order_by(AuditEntry.seq))
+
+    async def actors(self) -> list[tuple[str, str]]:
+        """(actor id, latest label) of everyone who appears in the log, by label."""
+        rows = (await self.session.execute(
+            self.select().with_only_columns(AuditEntry.actor_id, AuditEntry.actor_label)
+            .where(AuditEntry.actor_id.is_not(None)).order_by(AuditEntry.seq))).all()
+        latest = {actor_id: label for actor_id, label in rows}
+        return sorted(latest.items(), key=lambda item: (item[1], item[0]))
+
+    async def actions(self) -> list[str]:
+        """The action codes that occur in the log."""
+        rows = await self.session.execute(
+            self.select().with_only_columns(AuditEntry.action).distinct().order_by(None))
+        return sorted(code for (code,) in rows.all())
 
 
 @dataclass(frozen=True)

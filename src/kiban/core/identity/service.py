@@ -1,7 +1,8 @@
 """Staff sign-in (password, then TOTP), sessions, and memberships.
 
 Each step returns what happened or raises ``SignInRefused`` with a message fit to show; every
-outcome is audited on the platform's chain. Callers commit.
+outcome is audited: a staff account's in its organisation's chain, residents', businesses' and
+unknown user names' on the platform's. Callers commit.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from kiban.core.identity.repository import (
     organisations_of,
 )
 from kiban.core.registry import service as registry_service
-from kiban.core.tenancy.context import Tenant, as_tenant
+from kiban.core.tenancy.context import Tenant, as_tenant, unscoped
 from kiban.kit.db import utcnow
 from kiban.kit.errors import Conflict, InvalidInput, KibanError
 from kiban.kit.settings import get_settings
@@ -68,18 +69,58 @@ def _lock_minutes(failed: int) -> int:
     return min(MAX_LOCK_MINUTES, 2 ** (failed - FAILURES_BEFORE_LOCK))
 
 
-async def _register_failure(session: AsyncSession, credential: StaffCredential, now: datetime) -> None:
+# One answer for an unknown user name, a wrong password and a locked account: telling them
+# apart would let anyone find out which user names exist (and which are under attack).
+WRONG_CREDENTIALS = ("ユーザー名またはパスワードが正しくありません。続けて間違えると、しばらくの間"
+                     f"（最長{MAX_LOCK_MINUTES}分）サインインできなくなります。"
+                     "サインインできない状態が続く場合は、団体管理者に連絡してください。")
+UNKNOWN_USER_ACTOR = audit.Actor("anonymous", "登録のないユーザー名での試行")
+
+
+async def _register_failure(session: AsyncSession, credential: StaffCredential, now: datetime) -> int | None:
+    """Count a failure; the minutes the account is now locked for, or None."""
     credential.failed_count += 1
+    minutes = None
     if credential.failed_count >= FAILURES_BEFORE_LOCK:
-        credential.locked_until = now + timedelta(minutes=_lock_minutes(credential.failed_count))
+        minutes = _lock_minutes(credential.failed_count)
+        credential.locked_until = now + timedelta(minutes=minutes)
     await session.flush()
+    return minutes
+
+
+def _is_locked(credential: StaffCredential, now: datetime) -> bool:
+    return credential.locked_until is not None and credential.locked_until > now
 
 
 def _refuse_if_locked(credential: StaffCredential | None, now: datetime) -> None:
-    if credential is not None and credential.locked_until is not None and credential.locked_until > now:
+    """For the second step only: whoever gets there has shown the password already."""
+    if credential is not None and _is_locked(credential, now):
         raise SignInRefused(
             f"続けて失敗したため、{datetime_ja(credential.locked_until)} までサインインできません。"
             "心当たりがない場合は団体管理者に連絡してください。")
+
+
+async def _sign_in_chains(session: AsyncSession, principal_id: str) -> list[Tenant]:
+    """Whose audit log records this account's sign-ins: each organisation it belongs to (or,
+    stopped everywhere, the ones that stopped it); the platform's when it has none."""
+    async with unscoped(session, "サインインを記録する所属団体の確認"):
+        rows = (await session.execute(select(Membership.lg_code, Membership.revoked_at)
+                                      .where(Membership.principal_id == principal_id))).all()
+    active = sorted({code for code, revoked_at in rows if revoked_at is None})
+    codes = active or sorted({code for code, _ in rows})
+    if not codes:
+        return [await _platform(session)]
+    return [await registry_service.tenant_for(session, code) for code in codes]
+
+
+async def _audit_staff_sign_in(session: AsyncSession, principal: Principal, kind: str, action: str,
+                               outcome: str, **details) -> None:
+    """A sign-in step of a known account, in the log of its own organisation(s), with the
+    account as actor and target (never the typed text)."""
+    actor = audit.Actor(kind, principal.display_name, principal.id)
+    for tenant in await _sign_in_chains(session, principal.id):
+        await audit.record(session, actor, action, outcome=outcome, details=details, target_type="principal",
+                           target_id=principal.id, tenant=tenant, purpose="本人確認")
 
 
 async def start_session(session: AsyncSession, principal_id: str, stage: str) -> NewSession:
@@ -96,23 +137,38 @@ async def start_session(session: AsyncSession, principal_id: str, stage: str) ->
 
 
 async def sign_in_with_password(session: AsyncSession, username: str, password: str) -> NewSession:
-    """Step 1. Unknown user and wrong password get the same answer, after the same work."""
+    """Step 1. Unknown user, wrong password and locked account get the same answer, after the
+    same work (the password hash is checked even when the account is locked).
+
+    Failures of an existing account are audited in its organisation's log; an unknown user
+    name is audited on the platform's log without the name, so nothing typed by an anonymous
+    visitor ends up in any log (or in a spreadsheet opened from its export)."""
     now = utcnow()
     username = (username or "").strip()
     credential = await StaffRepository(session).by_username(username) if username else None
-    _refuse_if_locked(credential, now)
     # argon2id costs ~0.1 s of CPU by design: off the event loop, so other requests go on.
     valid = await asyncio.to_thread(credentials.verify_password,
                                     credential.password_hash if credential else None, password or "")
-    if credential is None or not valid:
-        if credential is not None:
-            await _register_failure(session, credential, now)
-        await _audit_sign_in(session, audit.Actor("anonymous", username or "（空欄）",
-                                                  credential.principal_id if credential else None),
-                             "identity.staff.sign_in", "failure", step="password")
-        raise SignInRefused("ユーザー名またはパスワードが正しくありません。")
+    if credential is None:
+        await _audit_sign_in(session, UNKNOWN_USER_ACTOR, "identity.staff.sign_in", "failure",
+                             step="password", reason="unknown_user")
+        raise SignInRefused(WRONG_CREDENTIALS)
     principal = await session.get(Principal, credential.principal_id)
-    if principal is None or principal.disabled_at is not None:
+    if principal is None:  # a credential without its principal: refuse, as for anyone
+        raise SignInRefused(WRONG_CREDENTIALS)
+    if _is_locked(credential, now):
+        await _audit_staff_sign_in(session, principal, "anonymous", "identity.staff.sign_in", "failure",
+                                   step="password", reason="locked")
+        raise SignInRefused(WRONG_CREDENTIALS)
+    if not valid:
+        locked_for = await _register_failure(session, credential, now)
+        await _audit_staff_sign_in(session, principal, "anonymous", "identity.staff.sign_in", "failure",
+                                   step="password", reason="wrong_password",
+                                   **({"lock_minutes": locked_for} if locked_for else {}))
+        raise SignInRefused(WRONG_CREDENTIALS)
+    if principal.disabled_at is not None:
+        await _audit_staff_sign_in(session, principal, "anonymous", "identity.staff.sign_in", "failure",
+                                   step="password", reason="disabled")
         raise SignInRefused("このアカウントは利用停止されています。団体管理者に連絡してください。")
     stage = "password" if credential.totp_confirmed_at else "enrol"
     return await start_session(session, credential.principal_id, stage)
@@ -126,16 +182,17 @@ async def verify_second_factor(session: AsyncSession, web_session: WebSession, c
     _refuse_if_locked(credential, now)
     step = credentials.verify_totp(credentials.decrypt_secret(credential.totp_secret_encrypted), code,
                                    last_step=credential.last_totp_step)
-    actor = audit.Actor("staff", principal.display_name, principal.id)
     if step is None:
-        await _register_failure(session, credential, now)
-        await _audit_sign_in(session, actor, "identity.staff.sign_in", "failure", step="totp")
+        locked_for = await _register_failure(session, credential, now)
+        await _audit_staff_sign_in(session, principal, "staff", "identity.staff.sign_in", "failure",
+                                   step="totp", reason="wrong_code",
+                                   **({"lock_minutes": locked_for} if locked_for else {}))
         raise SignInRefused("確認コードが正しくないか、有効期限が切れています。アプリに表示されている最新の6桁を入力してください。")
     credential.last_totp_step = step
     credential.failed_count = 0
     credential.locked_until = None
     web_session.stage = "active"
-    await _audit_sign_in(session, actor, "identity.staff.sign_in", "success")
+    await _audit_staff_sign_in(session, principal, "staff", "identity.staff.sign_in", "success")
     await session.flush()
     return web_session
 
@@ -170,8 +227,7 @@ async def confirm_enrolment(session: AsyncSession, web_session: WebSession, code
     credential.last_totp_step = step
     web_session.stage = "active"
     principal = await session.get(Principal, web_session.principal_id)
-    await _audit_sign_in(session, audit.Actor("staff", principal.display_name, principal.id),
-                         "identity.staff.totp_enrolled", "success")
+    await _audit_staff_sign_in(session, principal, "staff", "identity.staff.totp_enrolled", "success")
     await session.flush()
     return web_session
 

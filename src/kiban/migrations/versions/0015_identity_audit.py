@@ -17,8 +17,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # audit: the administrators' log filters by period and action (plain CREATE INDEX, not a
+    # batch table rebuild, which on SQLite would drop the append-only triggers).
+    op.create_index('ix_audit_entry_lg_code_occurred_at', 'audit_entry', ['lg_code', 'occurred_at'], unique=False)
+    op.create_index('ix_audit_entry_lg_code_action', 'audit_entry', ['lg_code', 'action'], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    # audit
+    op.drop_index('ix_audit_entry_lg_code_action', table_name='audit_entry')
+    op.drop_index('ix_audit_entry_lg_code_occurred_at', table_name='audit_entry')
