@@ -16,9 +16,13 @@ from kiban.modules.disaster.roster import (
     RosterReport,
     RosterRow,
     compute_import_key,
+    guess_column,
     parse_birth_date,
     parse_roster,
+    split_kana,
+    split_name,
 )
+from kiban.modules.disaster.fields import FIELDS, ROSTER_FIELDS
 
 KNOWN_CODES = {"172049", "172014", "172057", "011002"}  # 輪島市, 金沢市, 珠洲市, 札幌市
 SHELTERS = {
@@ -194,13 +198,13 @@ def test_a_title_line_above_the_header_is_skipped_with_a_warning() -> None:
 
 
 @pytest.mark.parametrize(("header", "message"), [
-    (["生年月日", "団体コード"], "必須の列「氏名」（または「氏」と「名」）がありません。"),
-    (["氏", "団体コード"], "列「氏」はありますが、列「名」がありません。"),
-    (["名", "団体コード"], "列「名」はありますが、列「氏」がありません。"),
-    (["氏名", "生年月日"], "必須の列「団体コード」（住所地の6桁の全国地方公共団体コード）がありません。"),
-    (["氏名", "氏", "名", "団体コード"], "列「氏名」と列「氏」の両方があります。「氏名」1列か、「氏」と「名」の2列のどちらかにしてください。"),
+    (["生年月日", "団体コード"], "必須の列「氏名」（または「氏（漢字）」と「名（漢字）」）がありません。"),
+    (["氏", "団体コード"], "列「氏」はありますが、列「名（漢字）」がありません。"),
+    (["名", "団体コード"], "列「名」はありますが、列「氏（漢字）」がありません。"),
+    (["氏名", "生年月日"], "必須の列「住所地の団体コード」（6桁の全国地方公共団体コード）がありません。"),
+    (["氏名", "氏", "名", "団体コード"], "列「氏名」と列「氏」の両方があります。「氏名」1列か、「氏（漢字）」と「名（漢字）」の2列のどちらかにしてください。"),
     (["氏名", "名前", "団体コード"], "列「氏名」と列「名前」は同じ項目です。どちらか一方にしてください。"),
-    (["氏名", "セイ", "団体コード"], "列「セイ」はありますが、列「メイ」がありません。"),
+    (["氏名", "セイ", "団体コード"], "列「セイ」はありますが、列「名（フリガナ）」がありません。"),
 ])
 def test_missing_or_conflicting_columns_are_a_file_error(header: list[str], message: str) -> None:
     report = parse(csv_bytes(header, [["x"] * len(header)]))
@@ -222,11 +226,95 @@ def test_max_rows_exceeded_is_a_file_error() -> None:
     assert report.rows == []
 
 
+def test_the_labels_of_the_form_and_the_import_page_are_read_as_their_fields() -> None:
+    header = [f.label for f in ROSTER_FIELDS if f.template]
+    assert header[:2] == ["氏（漢字）", "名（漢字）"]
+    assert {"住所地の団体コード", "現在の居場所", "住家の被害", "広域避難先の団体コード"} <= set(header)
+    values = {"氏（漢字）": "山田", "名（漢字）": "太郎", "氏（フリガナ）": "ヤマダ", "名（フリガナ）": "タロウ",
+              "生年月日": "1985-04-01", "性別": "男", "連絡先の電話番号": "0768-22-2211", "住所地の団体コード": "172049",
+              "住所": "輪島市", "世帯番号": "A-1", "世帯人数": "3", "要配慮者": "高齢者", "現在の居場所": "広域避難先",
+              "避難所名": "", "広域避難先の団体コード": "172014", "住家の被害": "全壊", "罹災証明書": "申請中", "備考": "薬"}
+    report = parse(csv_bytes(header, [[values[h] for h in header]]))
+    assert report.ok, (report.file_errors, report.rows[0].errors)
+    assert report.warnings == []
+    assert [c.field for c in report.columns] == header
+    got = report.rows[0].values
+    assert (got["whereabouts"], got["wide_area_lg_code"], got["damage_level"], got["household_size"]) == (
+        "wide_area", "172014", "全壊", 3)
+    assert (got["risai_status"], got["care_needs"], got["phone"]) == ("申請中", ["高齢者"], "0768-22-2211")
+
+
+def test_every_name_of_every_field_is_read_as_that_field_and_no_name_is_shared() -> None:
+    seen: dict[str, str] = {}
+    for f in FIELDS:
+        for name in (*f.names, f.form_text):
+            key = name.replace("（", "(").replace("）", ")")
+            assert seen.setdefault(key, f.key) == f.key, (name, seen[key], f.key)
+            if f.roster:
+                assert guess_column(name) == f.key, name
+    form_header = [f.form_text for f in ROSTER_FIELDS if f.template]  # 居場所, 避難所（居場所が避難所のとき）...
+    report = parse(csv_bytes(form_header, [["山田", "太郎", *[""] * 5, "172049", *[""] * (len(form_header) - 8)]]))
+    assert report.file_errors == []
+    assert all(c.field for c in report.columns)
+
+
+@pytest.mark.parametrize(("header", "label"), [
+    ("住所地コード（6桁）", "住所地の団体コード"),
+    ("性別（男/女）", "性別"),
+    ("生年月日（例: 1985-04-01）", "生年月日"),
+    ("住家の被害状況", "住家の被害"),
+    ("避難所名称", "避難所名"),
+    ("広域避難先市町村コード", "広域避難先の団体コード"),
+    ("罹災証明書の交付", "罹災証明書"),
+])
+def test_a_misnamed_column_is_read_as_the_field_it_looks_like_and_says_so(header: str, label: str) -> None:
+    report = parse(csv_bytes(["氏名", "団体コード", header] if label != "住所地の団体コード" else ["氏名", header],
+                             [["山田 太郎", "172049", ""] if label != "住所地の団体コード" else ["山田 太郎", "172049"]]))
+    assert report.file_errors == []
+    said = [w for w in report.warnings if header in w]
+    assert said == [f"列「{header}」（{len(report.columns)}列目）は「{label}」のようです。「{label}」として読み込みます。"
+                    "違う場合は見出しを直して読み込み直してください。"]
+    assert report.columns[-1].field == label
+
+
+@pytest.mark.parametrize("header", ["世帯主", "現住所", "氏名（ローマ字）", "年齢", "続柄", "ペットの有無"])
+def test_a_column_that_is_not_a_field_is_not_guessed(header: str) -> None:
+    assert guess_column(header) is None
+    report = parse(csv_bytes(["氏名", "団体コード", "生年月日", header], [["山田 太郎", "172049", "", "x"]]))
+    assert report.warnings == [f"列「{header}」（4列目）は名簿の項目にないため読み込みません。"]
+
+
+def test_a_guessed_column_never_replaces_the_real_one() -> None:
+    report = parse(csv_bytes(["氏名", "住所地コード", "住所地の団体コード", "生年月日"], [["山田 太郎", "999999", "172049", ""]]))
+    assert report.ok
+    assert report.rows[0].values["home_lg_code"] == "172049"
+    assert report.warnings == ["列「住所地コード」（2列目）は「住所地の団体コード」のようですが、列「住所地の団体コード」があるので読み込みません。"]
+
+
+def test_a_column_entered_after_registering_is_named_not_dropped() -> None:
+    report = parse(csv_bytes(["氏名", "団体コード", "生年月日", "住宅の再建方法"], [["山田 太郎", "172049", "", "補修"]]))
+    assert report.ok
+    assert report.warnings == ["列「住宅の再建方法」（4列目）は名簿の取り込みでは読み込みません。"
+                               "「住宅の再建方法」は、登録したあと記録の画面で入力してください。"]
+
+
+@pytest.mark.parametrize(("written", "expected"), [("", 1), ("3", 3), ("３人", 3), ("30", 30)])
+def test_household_size(written: str, expected: int) -> None:
+    report = parse(csv_bytes(["氏名", "団体コード", "世帯人数"], [["山田 太郎", "172049", written]]))
+    assert report.rows[0].values["household_size"] == expected
+
+
+@pytest.mark.parametrize("written", ["0", "31", "三"])
+def test_bad_household_size_is_an_error(written: str) -> None:
+    report = parse(csv_bytes(["氏名", "団体コード", "世帯人数"], [["山田 太郎", "172049", written]]))
+    assert report.rows[0].errors == [f"世帯人数「{written}」は1〜30の数で入力してください（空欄は1）。"]
+
+
 def test_column_names_cover_every_field() -> None:
     fields = set(COLUMNS.values())
     assert {"full_name", "family_name", "given_name", "full_kana", "family_kana", "given_kana", "birth_date",
             "sex", "home_address", "home_lg_code", "whereabouts", "shelter_name", "wide_area_lg_code", "phone",
-            "household_key", "care_needs", "damage_level", "risai_status", "note"} == fields
+            "household_key", "household_size", "care_needs", "damage_level", "risai_status", "note"} == fields
 
 
 # --- names and kana -------------------------------------------------------------------------------
@@ -238,7 +326,7 @@ def test_a_complete_row_has_all_canonical_values() -> None:
     assert row.values == {
         "family_name": "山田", "given_name": "太郎", "family_kana": "ヤマダ", "given_kana": "タロウ",
         "birth_date": date(1985, 4, 1), "sex": "male", "home_address": "石川県輪島市河井町1部1番地",
-        "home_lg_code": "172049", "whereabouts": "shelter", "shelter_id": "sh-1", "wide_area_lg_code": None,
+        "home_lg_code": "172049", "household_size": 1, "whereabouts": "shelter", "shelter_id": "sh-1", "wide_area_lg_code": None,
         "phone": "0768-22-2211", "household_key": "A-001", "care_needs": ["高齢者", "障害者"],
         "damage_level": "全壊", "risai_status": "申請中", "note": "薬あり",
     }
@@ -257,8 +345,49 @@ def test_full_name_splits_on_the_first_space(written: str, family: str, given: s
     assert (values["family_name"], values["given_name"]) == (family, given)
 
 
-def test_full_name_without_a_space_or_empty_is_an_error() -> None:
-    assert error_of(氏名="山田太郎").startswith("氏名「山田太郎」を氏と名に分けられません。")
+def test_full_name_without_a_space_is_split_by_the_surname_list_as_a_proposal() -> None:
+    row = one(氏名="山田太郎", フリガナ="")
+    assert row.errors == []
+    assert (row.values["family_name"], row.values["given_name"]) == ("山田", "太郎")
+    assert row.proposal is not None
+    assert row.proposal.text == "山田 太郎 と分けて登録します（確認してください）"
+    assert row.proposal.written == "山田太郎"
+    # The key does not depend on the split: confirming another split finds the same person.
+    assert row.import_key == one(氏名="山田 太郎", フリガナ="").import_key
+
+
+@pytest.mark.parametrize(("written", "family", "given"), [
+    ("長谷川一郎", "長谷川", "一郎"),      # the longest surname that fits, not 長谷
+    ("髙橋幸子", "髙橋", "幸子"),          # 髙 is found as 高 and kept as written
+    ("佐々木健", "佐々木", "健"),
+    ("ﾔﾏﾀﾞﾀﾛｳ", "ヤマダ", "タロウ"),       # a name written in kana, by the readings
+])
+def test_surname_split_examples(written: str, family: str, given: str) -> None:
+    row = one(氏名=written, フリガナ="")
+    assert (row.proposal.family_name, row.proposal.given_name) == (family, given)
+    assert split_name(written.replace("ﾔﾏﾀﾞﾀﾛｳ", "ヤマダタロウ")) == len(family)
+
+
+def test_kana_without_a_space_is_split_by_the_reading_of_the_surname() -> None:
+    row = one(氏名="山田太郎", フリガナ="やまだたろう")
+    assert row.errors == []
+    assert row.proposal.text == "山田 太郎（ヤマダ タロウ） と分けて登録します（確認してください）"
+    assert (row.values["family_kana"], row.values["given_kana"]) == ("ヤマダ", "タロウ")
+    spaced = one(氏名="山田 太郎", フリガナ="ヤマダタロウ")
+    assert spaced.proposal is not None and spaced.proposal.written_kana == "ヤマダタロウ"
+    assert split_kana("カワノタロウ", "河野") is None or split_kana("カワノタロウ", "河野") == 3
+
+
+def test_a_whole_name_in_the_family_name_column_is_proposed_as_a_split() -> None:
+    report = parse(csv_bytes(["氏（漢字）", "名（漢字）", "住所地の団体コード"], [["鈴木花子", "", "172049"]]))
+    row = report.rows[0]
+    assert row.errors == []
+    assert row.proposal.text == "鈴木 花子 と分けて登録します（確認してください）"
+
+
+def test_names_that_cannot_be_split_are_errors() -> None:
+    assert error_of(氏名="一二三四", フリガナ="").startswith("氏名「一二三四」を氏と名に分けられません")
+    assert error_of(氏名="田中", フリガナ="").startswith("氏名「田中」を氏と名に分けられません")
     assert error_of(氏名="").startswith("氏名が空です。")
 
 
@@ -285,7 +414,7 @@ def test_kana_is_full_width_katakana(written: str, family: str, given: str) -> N
 
 def test_kana_that_is_not_kana_or_cannot_be_split_is_an_error() -> None:
     assert error_of(フリガナ="山田 タロウ") == "フリガナ「山田 タロウ」はカタカナかひらがなで入力してください。"
-    assert error_of(フリガナ="ヤマダタロウ").startswith("フリガナ「ヤマダタロウ」をセイとメイに分けられません。")
+    assert error_of(フリガナ="サトウタロウ").startswith("フリガナ「サトウタロウ」をセイとメイに分けられません。")
 
 
 def test_private_use_characters_from_cp932_are_kept_with_a_warning() -> None:
@@ -412,7 +541,7 @@ def test_check_digit_is_verified_before_asking_is_known_code() -> None:
 def test_whereabouts_accepts_labels_and_keys(written: str, key: str) -> None:
     row = one(所在=written, 避難所名="", 備考="")
     if key == "wide_area":
-        assert row.errors == ["所在が「広域避難先」のときは広域避難先団体コード（避難先の6桁の団体コード）を入力してください（例: 172049）。"]
+        assert row.errors == ["所在が「広域避難先」のときは広域避難先の団体コード（避難先の6桁の団体コード）を入力してください（例: 172049）。"]
     else:
         assert row.errors == []
         assert row.values["whereabouts"] == key

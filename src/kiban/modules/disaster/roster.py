@@ -1,24 +1,31 @@
-"""避難者名簿 (shelter roster) CSV import: decode, parse and validate, line by line. Pure.
+"""避難者名簿 (shelter roster) import: decode, parse and validate, line by line. Pure.
 
-Municipalities keep shelter rosters on paper or in Excel and upload them as CSV to register
-evacuees in the 被災者台帳. ``parse_roster(data, shelters=..., is_known_code=...)`` reads the
-bytes and returns a ``RosterReport``: for every data line a ``RosterRow`` with either the
-canonical ``values`` (and the ``import_key`` that makes re-imports idempotent) or Japanese error
-messages naming the line, the column, the bad value and what is expected. Nothing is stored here;
-the web layer stores the valid rows.
+Municipalities keep shelter rosters on paper or in Excel and upload them as CSV (or as the .xlsx
+template) to register evacuees in the 被災者台帳. ``parse_roster(data, shelters=...,
+is_known_code=...)`` reads the bytes and returns a ``RosterReport``: for every data line a
+``RosterRow`` with either the canonical ``values`` (and the ``import_key`` that makes re-imports
+idempotent) or Japanese error messages naming the line, the column, the bad value and what is
+expected; and ``columns``, how each header of the file is read. Nothing is stored here; the web
+layer stores the valid rows once staff accept them.
 
 Reading the file:
 
-* Encoding: UTF-8 with or without BOM, else cp932 (Shift_JIS as Excel writes it). Anything else
-  (UTF-16 「Unicode テキスト」, an .xlsx uploaded as is, binary) is a file error.
+* Encoding: UTF-8 with or without BOM, else cp932 (Shift_JIS as Excel writes it). An .xlsx is read
+  from its 名簿 sheet (else its first sheet). Anything else (UTF-16 「Unicode テキスト」, .xls,
+  binary) is a file error.
 * CRLF, LF and CR all work; blank lines (and Excel's all-empty ``,,,,`` lines) are skipped. Line
   numbers are physical lines of the file, the header included (a quoted cell with a line break
   makes a row span lines; the row is reported at its first line).
 * The header is the first non-blank line, or, when a sheet has a title above the table, the first
-  of the first ten lines that has a name column. Header cells are matched after NFKC (full-width
-  letters and brackets folded), with spaces and required marks (※, *, （必須）) removed; see
-  ``COLUMNS``. Unknown columns are a warning. Missing 氏名 (or 氏 and 名) or 団体コード is a file
-  error; so is a field given by two columns.
+  of the first ten lines that has a name column. Header names come from ``fields.FIELDS``, the table
+  the registration form and the import page use too: a field's label or one of its aliases, after
+  NFKC, with spaces, の, hiragana/katakana and required marks (※, *, （必須）) folded. A header that
+  only resembles a field (住所地コード（6桁）) is read as that field with a warning saying so; one that
+  names a field entered after registering (住宅の再建方法) or nothing known is a warning. Missing 氏名
+  (or 氏 and 名) or 住所地の団体コード is a file error; so is a field given by two columns.
+* A name written without a space (山田太郎) is split with the surname list
+  (``data/names_surnames_estimated_population.csv``) and the row carries a ``NameProposal`` that
+  staff must confirm; likewise kana without a space, by the readings of the surname.
 * A row whose number of cells differs from the header is an error (empty cells after the last
   header cell are ignored: Excel writes them for formatted but empty columns).
 * More than ``max_rows`` data rows is a file error and no rows are returned.
@@ -39,13 +46,17 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jaconv
 
 from kiban.core.registry.codes import check_digit, lg_code_problem
 from kiban.kit.wareki import ERAS, JST
-from kiban.modules.disaster.names import normalize_kana, normalize_name
+from kiban.kit.export import csv_bytes, neutralise
+from kiban.modules.disaster.fields import BY_KEY, FIELDS, ROSTER_FIELDS, TEMPLATE_FIELDS
+from kiban.modules.disaster.names import normalize_kana, normalize_kanji, normalize_name
 
 WHEREABOUTS = {
     "shelter": "避難所",
@@ -59,56 +70,23 @@ DAMAGE_LEVELS = ("全壊", "大規模半壊", "中規模半壊", "半壊", "準�
 CARE_NEEDS = ("高齢者", "障害者", "乳幼児", "妊産婦", "難病患者", "外国人", "要介護者", "医療的ケア児")
 RISAI_STATUSES = ("未申請", "申請中", "交付済")
 
-# Header text → field. Two fields exist only in headers: ``full_name`` (氏名 in one cell, split on
-# the first space into family_name/given_name) and ``full_kana`` (likewise for the kana);
-# ``shelter_name`` is the 避難所名 resolved to ``shelter_id``. Matching ignores width, spaces and
-# required marks, so 「 氏名（ﾌﾘｶﾞﾅ）※」 is 氏名(フリガナ).
-COLUMNS: dict[str, str] = {
-    "氏名": "full_name", "名前": "full_name", "避難者氏名": "full_name", "氏名（漢字）": "full_name",
-    "氏": "family_name", "姓": "family_name", "名字": "family_name", "苗字": "family_name",
-    "名": "given_name",
-    "フリガナ": "full_kana", "ふりがな": "full_kana", "カナ": "full_kana", "氏名（フリガナ）": "full_kana",
-    "氏名（カナ）": "full_kana", "氏名カナ": "full_kana", "カナ氏名": "full_kana",
-    "セイ": "family_kana", "せい": "family_kana", "氏（フリガナ）": "family_kana",
-    "フリガナ（氏）": "family_kana", "氏フリガナ": "family_kana", "氏カナ": "family_kana",
-    "姓（フリガナ）": "family_kana", "フリガナ（姓）": "family_kana",
-    "メイ": "given_kana", "めい": "given_kana", "名（フリガナ）": "given_kana",
-    "フリガナ（名）": "given_kana", "名フリガナ": "given_kana", "名カナ": "given_kana",
-    "生年月日": "birth_date", "生年月日（西暦）": "birth_date", "生年月日（和暦）": "birth_date",
-    "誕生日": "birth_date",
-    "性別": "sex",
-    "住所": "home_address", "自宅住所": "home_address", "被災住所": "home_address",
-    "被災時の住所": "home_address", "住所（被災時）": "home_address",
-    "団体コード": "home_lg_code", "住所地団体コード": "home_lg_code", "住所の団体コード": "home_lg_code",
-    "市区町村コード": "home_lg_code", "地方公共団体コード": "home_lg_code",
-    "全国地方公共団体コード": "home_lg_code",
-    "所在": "whereabouts", "現在の所在": "whereabouts", "所在区分": "whereabouts",
-    "避難先区分": "whereabouts", "避難区分": "whereabouts",
-    "避難所名": "shelter_name", "避難所": "shelter_name",
-    "広域避難先団体コード": "wide_area_lg_code", "避難先団体コード": "wide_area_lg_code",
-    "広域避難先コード": "wide_area_lg_code",
-    "電話番号": "phone", "連絡先電話番号": "phone", "電話": "phone", "連絡先": "phone",
-    "世帯番号": "household_key", "世帯": "household_key", "世帯コード": "household_key",
-    "要配慮者区分": "care_needs", "要配慮者": "care_needs", "要配慮": "care_needs",
-    "要配慮事項": "care_needs",
-    "被害程度": "damage_level", "被害の程度": "damage_level", "住家被害": "damage_level",
-    "住家被害の程度": "damage_level", "住家の被害程度": "damage_level", "被害区分": "damage_level",
-    "罹災証明": "risai_status", "罹災証明書": "risai_status", "罹災証明の状況": "risai_status",
-    "罹災証明書の状況": "risai_status", "罹災証明書交付状況": "risai_status",
-    "備考": "note", "メモ": "note",
-}
-
-# What a field is called in messages when its column is absent (otherwise the file's own header).
-_LABELS = {
-    "full_name": "氏名", "family_name": "氏", "given_name": "名", "full_kana": "フリガナ",
-    "family_kana": "セイ", "given_kana": "メイ", "birth_date": "生年月日", "sex": "性別",
-    "home_address": "住所", "home_lg_code": "団体コード", "whereabouts": "所在",
-    "shelter_name": "避難所名", "wide_area_lg_code": "広域避難先団体コード", "phone": "電話番号",
-    "household_key": "世帯番号", "care_needs": "要配慮者区分", "damage_level": "被害程度",
-    "risai_status": "罹災証明", "note": "備考",
-}
+# Header text → field, from the one table of field names (``fields.py``): each field's label (what
+# the form and the import page call it) and its aliases. Two fields exist only in headers:
+# ``full_name`` (氏名 in one cell, split into family_name/given_name) and ``full_kana`` (likewise
+# for the kana); ``shelter_name`` is the 避難所名 resolved to ``shelter_id``. Matching ignores width,
+# spaces, hiragana/katakana, の and required marks, so 「 氏名（ふりがな）※」 is 氏名(フリガナ).
+COLUMNS: dict[str, str] = {name: f.key for f in ROSTER_FIELDS for name in (*f.names, f.form_text)}
+# Columns the form has but a roster does not carry: reported as not read, with where to enter them.
+_FORM_ONLY: dict[str, str] = {name: f.key for f in FIELDS if not f.roster for name in (*f.names, f.form_text)}
 
 _HEADER_SEARCH = 10
+TEMPLATE_SHEET = "名簿"
+
+
+def _label(key: str) -> str:
+    return BY_KEY[key].label
+
+
 _SHELTERS_LISTED = 5
 _DATE_EXAMPLE = "例: 1985-04-01、昭和60年4月1日"
 _CODE_EXAMPLE = "例: 172049"
@@ -120,7 +98,8 @@ class RosterRow:
 
     ``values`` keys: family_name, given_name (as written, spaces removed, half-width kana widened);
     family_kana, given_kana (full-width katakana, may be ""); birth_date (date or None);
-    sex ("male"/"female"/None); home_address (str); home_lg_code (6 digits); whereabouts (a key of
+    sex ("male"/"female"/None); home_address (str); home_lg_code (6 digits); household_size (int,
+    1 when blank); whereabouts (a key of
     ``WHEREABOUTS``); shelter_id (str or None); wide_area_lg_code (6 digits or None); phone
     (digits and hyphens, or None); household_key (str); care_needs (list of ``CARE_NEEDS``);
     damage_level (one of ``DAMAGE_LEVELS``); risai_status (one of ``RISAI_STATUSES``); note (str).
@@ -131,6 +110,9 @@ class RosterRow:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     import_key: str | None = None
+    # A split of a name written without a space (山田太郎), guessed from the surname list: the row's
+    # values carry it, but staff confirm or correct it before anything is registered.
+    proposal: NameProposal | None = None
 
 
 @dataclass
@@ -141,6 +123,7 @@ class RosterReport:
     rows: list[RosterRow] = field(default_factory=list)
     file_errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    columns: list[ColumnUse] = field(default_factory=list)
 
     @property
     def valid_rows(self) -> list[RosterRow]:
@@ -177,12 +160,18 @@ def parse_roster(data: bytes, *, shelters: Mapping[str, str], is_known_code: Cal
                  max_rows: int = 20000) -> RosterReport:
     """Read a roster CSV. ``shelters`` maps shelter name → id; ``is_known_code`` says whether a
     6-digit code (check digit already verified) is a registered local government."""
-    text, encoding, problem = _decode(data)
-    if problem is not None:
-        return RosterReport(encoding=encoding, file_errors=[problem])
+    if data.startswith(b"PK\x03\x04"):
+        sheet, problem = _xlsx_rows(data)
+        if problem is not None:
+            return RosterReport(encoding="", file_errors=[problem])
+        encoding, records = "xlsx", iter(sheet)
+    else:
+        text, encoding, problem = _decode(data)
+        if problem is not None:
+            return RosterReport(encoding=encoding, file_errors=[problem])
+        records = _records(text)
     report = RosterReport(encoding=encoding)
     try:
-        records = _records(text)
         header_line, header_cells, skipped = _find_header(records)
     except _CsvProblem as exc:
         report.file_errors.append(str(exc))
@@ -231,9 +220,9 @@ class _CsvProblem(Exception):
 
 
 def _decode(data: bytes) -> tuple[str, str, str | None]:
-    if data.startswith(b"PK\x03\x04"):
-        return "", "", ("Excel ファイル（.xlsx）のままではアップロードできません。Excel で"
-                        "「CSV UTF-8（コンマ区切り）」または「CSV（コンマ区切り）」として保存してください。")
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        return "", "", ("古い形式の Excel ファイル（.xls）は読めません。Excel で「Excel ブック（.xlsx）」か"
+                        "「CSV UTF-8（コンマ区切り）」として保存してください。")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "", "", ("UTF-16 のファイル（Excel の「Unicode テキスト」）は読めません。Excel で"
                         "「CSV UTF-8（コンマ区切り）」または「CSV（コンマ区切り）」として保存してください。")
@@ -251,6 +240,40 @@ def _decode(data: bytes) -> tuple[str, str, str | None]:
         return text, name, None
     return "", "", ("ファイルの文字コードを読み取れません（UTF-8 でも Shift_JIS でもありません）。Excel で"
                     "「CSV UTF-8（コンマ区切り）」または「CSV（コンマ区切り）」として保存し直してください。")
+
+
+def _xlsx_rows(data: bytes) -> tuple[list[tuple[int, list[str]]], str | None]:
+    """(row number, cells as text) of the non-blank rows of the workbook's 名簿 sheet (else its first
+    sheet), or a problem. Dates become 1985-04-01; whole numbers lose Excel's ``.0``."""
+    import openpyxl  # only for the rare .xlsx upload
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - any damage to the zip or its XML means the same to staff
+        return [], ("Excel ファイル（.xlsx）として読めません。ファイルが壊れていないか確かめるか、Excel で"
+                    "「CSV UTF-8（コンマ区切り）」として保存してからアップロードしてください。")
+    try:
+        sheet = book[TEMPLATE_SHEET] if TEMPLATE_SHEET in book.sheetnames else book.worksheets[0]
+        rows = []
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells = [_xlsx_text(value) for value in values]
+            if any(cell.strip() for cell in cells):
+                rows.append((number, cells))
+        return rows, None
+    finally:
+        book.close()
+
+
+def _xlsx_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 _CP932_STRAY = re.compile(r"[\u0080\uf8f0-\uf8f3]")
@@ -292,6 +315,13 @@ def _find_header(records: Iterator[tuple[int, list[str]]]) -> tuple[int, list[st
 
 _REQUIRED_MARK = re.compile(r"^[※*]+|[※*]+$|\((?:必須|任意)\)$")
 _WHITESPACE = re.compile(r"[\s\ufeff]+")
+_NO = re.compile("[のノ之]")
+_TRAILING_NOTE = re.compile(r"^(.+?)[(\[](.*)[)\]]$")
+# A bracket that changes what a column holds (氏名（カナ） is not 氏名); any other bracket is a note
+# (住所地の団体コード（6桁）, 性別（男/女）) and the column is read as the name before it.
+_MEANINGFUL_NOTE = re.compile("カナ|フリガナ|ヨミ|ローマ|英|漢字|氏|姓|名|世帯主|続柄|家族")
+_GUESS_CUTOFF = 0.75
+_GUESS_MIN_NAME = 3  # a guess needs a known name of 3+ characters (世帯主 is not 世帯, 現住所 not 住所)
 
 
 def _header_key(cell: str) -> str:
@@ -299,10 +329,50 @@ def _header_key(cell: str) -> str:
     previous = None
     while previous != key:
         previous, key = key, _REQUIRED_MARK.sub("", key)
-    return key
+    return _NO.sub("", jaconv.hira2kata(key)).casefold()
 
 
 _HEADER_INDEX = {_header_key(name): fld for name, fld in COLUMNS.items()}
+_FORM_ONLY_INDEX = {_header_key(name): fld for name, fld in _FORM_ONLY.items()}
+_GUESS_NAMES = [key for key in _HEADER_INDEX if len(key) >= _GUESS_MIN_NAME]
+
+
+def guess_column(cell: str) -> str | None:
+    """The roster field a header that is not one of its names most likely means, or None.
+
+    A trailing note in brackets is dropped (住所地の団体コード（6桁）); otherwise the closest known
+    name of 3+ characters by similarity (difflib ratio ≥ 0.75), when no other field is as close.
+    """
+    key = _header_key(cell)
+    if not key or key in _HEADER_INDEX:
+        return _HEADER_INDEX.get(key)
+    keys = [key]
+    if (note := _TRAILING_NOTE.match(key)) and not _MEANINGFUL_NOTE.search(note[2]):
+        if note[1] in _HEADER_INDEX:
+            return _HEADER_INDEX[note[1]]
+        keys.append(note[1])
+    scores: dict[str, float] = {}
+    for written in keys:
+        for name in _GUESS_NAMES:
+            fld = _HEADER_INDEX[name]
+            scores[fld] = max(scores.get(fld, 0.0), difflib.SequenceMatcher(None, written, name).ratio())
+    scored = sorted(((score, fld) for fld, score in scores.items()), reverse=True)
+    if not scored or scored[0][0] < _GUESS_CUTOFF:
+        return None
+    best, fld = scored[0]
+    if len(scored) > 1 and best - scored[1][0] < 0.05:
+        return None  # as close to two fields: not a guess staff could rely on
+    return fld
+
+
+@dataclass
+class ColumnUse:
+    """How one header cell of the file is read: ``field`` is the label it is read as ("" = not read)."""
+
+    position: int
+    written: str
+    field: str
+    note: str = ""
 
 
 @dataclass
@@ -312,7 +382,7 @@ class _Layout:
     headers: dict[str, str]
 
     def label(self, fld: str) -> str:
-        return self.headers.get(fld, _LABELS[fld])
+        return self.headers.get(fld, BY_KEY[fld].label)
 
     @classmethod
     def from_header(cls, cells: list[str], report: RosterReport) -> _Layout:
@@ -321,29 +391,59 @@ class _Layout:
             width -= 1
         columns: dict[str, int] = {}
         headers: dict[str, str] = {}
+        uses: dict[int, ColumnUse] = {}
+        guesses: list[tuple[int, str, str]] = []
         for index, cell in enumerate(cells[:width]):
             written = cell.strip().lstrip("\ufeff").strip()
             key = _header_key(cell)
             if not key:
                 report.warnings.append(f"{index + 1}列目に見出しがありません。この列は読み込みません。")
+                uses[index] = ColumnUse(index + 1, "", "", "見出しがありません")
                 continue
             fld = _HEADER_INDEX.get(key)
             if fld is None:
-                report.warnings.append(f"列「{written}」（{index + 1}列目）は名簿の項目にないため読み込みません。")
+                if (form_only := _FORM_ONLY_INDEX.get(key)) is not None:
+                    report.warnings.append(
+                        f"列「{written}」（{index + 1}列目）は名簿の取り込みでは読み込みません。"
+                        f"「{BY_KEY[form_only].label}」は、登録したあと記録の画面で入力してください。")
+                    uses[index] = ColumnUse(index + 1, written, "", "登録後に記録の画面で入力する項目")
+                elif (guessed := guess_column(cell)) is not None:
+                    guesses.append((index, written, guessed))
+                else:
+                    report.warnings.append(f"列「{written}」（{index + 1}列目）は名簿の項目にないため読み込みません。")
+                    uses[index] = ColumnUse(index + 1, written, "", "名簿の項目にありません")
                 continue
             if fld in columns:
                 report.file_errors.append(
                     f"列「{headers[fld]}」と列「{written}」は同じ項目です。どちらか一方にしてください。")
+                uses[index] = ColumnUse(index + 1, written, "", f"列「{headers[fld]}」と同じ項目です")
                 continue
             columns[fld] = index
             headers[fld] = written
+            uses[index] = ColumnUse(index + 1, written, BY_KEY[fld].label)
+        # A column that only looks like a field is read as it unless the field has its own column.
+        for index, written, fld in guesses:
+            label = BY_KEY[fld].label
+            if fld in columns:
+                report.warnings.append(
+                    f"列「{written}」（{index + 1}列目）は「{label}」のようですが、列「{headers[fld]}」があるので読み込みません。")
+                uses[index] = ColumnUse(index + 1, written, "", f"「{label}」に似ていますが、列「{headers[fld]}」を使います")
+                continue
+            report.warnings.append(
+                f"列「{written}」（{index + 1}列目）は「{label}」のようです。「{label}」として読み込みます。"
+                f"違う場合は見出しを直して読み込み直してください。")
+            columns[fld] = index
+            headers[fld] = written
+            uses[index] = ColumnUse(index + 1, written, label, "見出しが違うため推測しました")
+        report.columns = [uses[index] for index in sorted(uses)]
         layout = cls(width=width, columns=columns, headers=headers)
         layout._check_pair(report, "full_name", "family_name", "given_name", required=True)
         layout._check_pair(report, "full_kana", "family_kana", "given_kana", required=False)
         if "home_lg_code" not in columns:
-            report.file_errors.append("必須の列「団体コード」（住所地の6桁の全国地方公共団体コード）がありません。")
+            report.file_errors.append(
+                f"必須の列「{_label('home_lg_code')}」（6桁の全国地方公共団体コード）がありません。")
         if "birth_date" not in columns and not report.file_errors:
-            report.warnings.append("列「生年月日」がありません。同じ人かどうかの判定が不正確になります。")
+            report.warnings.append(f"列「{_label('birth_date')}」がありません。同じ人かどうかの判定が不正確になります。")
         return layout
 
     def _check_pair(self, report: RosterReport, whole: str, first: str, second: str, *, required: bool) -> None:
@@ -352,13 +452,13 @@ class _Layout:
             other = self.headers[first] if has_first else self.headers[second]
             report.file_errors.append(
                 f"列「{self.headers[whole]}」と列「{other}」の両方があります。"
-                f"「{_LABELS[whole]}」1列か、「{_LABELS[first]}」と「{_LABELS[second]}」の2列のどちらかにしてください。")
+                f"「{_label(whole)}」1列か、「{_label(first)}」と「{_label(second)}」の2列のどちらかにしてください。")
         elif has_first != has_second:
             present, missing = (first, second) if has_first else (second, first)
-            report.file_errors.append(f"列「{self.headers[present]}」はありますが、列「{_LABELS[missing]}」がありません。")
+            report.file_errors.append(f"列「{self.headers[present]}」はありますが、列「{_label(missing)}」がありません。")
         elif required and not has_whole and not has_first:
             report.file_errors.append(
-                f"必須の列「{_LABELS[whole]}」（または「{_LABELS[first]}」と「{_LABELS[second]}」）がありません。")
+                f"必須の列「{_label(whole)}」（または「{_label(first)}」と「{_label(second)}」）がありません。")
 
 
 # --- rows ----------------------------------------------------------------------------------------
@@ -420,8 +520,13 @@ class _RowParser:
 
     def _values(self) -> dict[str, Any]:
         # Checked in the usual column order, so errors read left to right.
-        family_name, given_name = self._names()
-        family_kana, given_kana = self._kana()
+        family_name, given_name, written_name = self._names()
+        family_kana, given_kana, written_kana = self._kana(family_name)
+        if written_name or written_kana:
+            self.row.proposal = NameProposal(
+                written=written_name or f"{family_name} {given_name}", family_name=family_name, given_name=given_name,
+                written_kana=written_kana, family_kana=family_kana if written_kana else "",
+                given_kana=given_kana if written_kana else "")
         birth_date = self._birth_date()
         sex = self._sex()
         home_lg_code = self._lg_code("home_lg_code", self.get("home_lg_code"))
@@ -435,6 +540,7 @@ class _RowParser:
             "sex": sex,
             "home_address": self.get("home_address"),
             "home_lg_code": home_lg_code,
+            "household_size": self._household_size(),
             "whereabouts": whereabouts,
             "shelter_id": shelter_id,
             "wide_area_lg_code": wide_area_lg_code,
@@ -446,40 +552,67 @@ class _RowParser:
             "note": self.get("note"),
         }
 
-    def _names(self) -> tuple[str, str]:
+    def _names(self) -> tuple[str, str, str]:
+        """(family, given, written): ``written`` is the cell as written when the split is a guess."""
         if "full_name" in self.layout.columns:
             raw = self.get("full_name")
             label = self.label("full_name")
             if not raw:
                 self.error(f"{label}が空です。氏と名の間に空白を入れて入力してください（例: 山田 太郎）。")
-                return "", ""
-            parts = _SPACES.split(raw, maxsplit=1)
-            if len(parts) < 2:
-                self.error(f"{label}「{raw}」を氏と名に分けられません。"
-                           "氏と名の間に空白（全角・半角どちらでも）を入れてください（例: 山田 太郎）。")
-                return "", ""
-            return _name_text(parts[0]), _name_text(parts[1])
+                return "", "", ""
+            parts = _SPACES.split(raw.strip(), maxsplit=1)
+            if len(parts) == 2:
+                return _name_text(parts[0]), _name_text(parts[1]), ""
+            return self._guess_split("full_name", raw)
+        family, given = self.get("family_name"), self.get("given_name")
+        if family and not given and "given_name" in self.layout.columns:
+            # The whole name typed into the 氏 column (山田太郎 or 山田 太郎), 名 left empty.
+            return self._guess_split("family_name", family)
         names = []
         for fld in ("family_name", "given_name"):
             raw = self.get(fld)
             if not raw:
                 self.error(f"{self.label(fld)}が空です。")
             names.append(_name_text(raw))
-        return names[0], names[1]
+        return names[0], names[1], ""
 
-    def _kana(self) -> tuple[str, str]:
+    def _guess_split(self, fld: str, raw: str) -> tuple[str, str, str]:
+        parts = _SPACES.split(raw.strip(), maxsplit=1)
+        if len(parts) == 2:
+            return _name_text(parts[0]), _name_text(parts[1]), raw.strip()
+        written = _name_text(raw)
+        family = split_name(written)
+        if family is None:
+            self.error(f"{self.label(fld)}「{raw}」を氏と名に分けられません（名字の一覧からも分け方がわかりません）。"
+                       "氏と名の間に空白（全角・半角どちらでも）を入れてください（例: 山田 太郎）。")
+            return "", "", ""
+        return written[:family], written[family:], written
+
+    def _kana(self, family_name: str) -> tuple[str, str, str]:
+        """(family kana, given kana, written): ``written`` is the kana as written when its split is a
+        guess from the readings of ``family_name`` in the surname list."""
         if "full_kana" in self.layout.columns:
-            raw = self.get("full_kana")
-            if not raw:
-                return "", ""
-            parts = _SPACES.split(raw, maxsplit=1)
-            if len(parts) < 2:
-                self.error(f"{self.label('full_kana')}「{raw}」をセイとメイに分けられません。"
-                           "セイとメイの間に空白を入れてください（例: ヤマダ タロウ）。")
-                return "", ""
-            return self._kana_part("full_kana", raw, parts[0]), self._kana_part("full_kana", raw, parts[1])
-        return (self._kana_part("family_kana", self.get("family_kana"), self.get("family_kana")),
-                self._kana_part("given_kana", self.get("given_kana"), self.get("given_kana")))
+            fld, raw = "full_kana", self.get("full_kana")
+        elif self.get("family_kana") and not self.get("given_kana") and "given_kana" in self.layout.columns:
+            fld, raw = "family_kana", self.get("family_kana")
+        else:
+            return (self._kana_part("family_kana", self.get("family_kana"), self.get("family_kana")),
+                    self._kana_part("given_kana", self.get("given_kana"), self.get("given_kana")), "")
+        if not raw:
+            return "", "", ""
+        parts = _SPACES.split(raw.strip(), maxsplit=1)
+        if len(parts) == 2:
+            written = raw.strip() if fld == "family_kana" else ""
+            return self._kana_part(fld, raw, parts[0]), self._kana_part(fld, raw, parts[1]), written
+        kana = self._kana_part(fld, raw, raw)
+        if not kana:
+            return "", "", ""
+        cut = split_kana(kana, family_name)
+        if cut is None:
+            self.error(f"{self.label(fld)}「{raw}」をセイとメイに分けられません。"
+                       "セイとメイの間に空白を入れてください（例: ヤマダ タロウ）。")
+            return "", "", ""
+        return kana[:cut], kana[cut:], kana
 
     def _kana_part(self, fld: str, raw: str, part: str) -> str:
         kana = _kana_text(part)
@@ -487,6 +620,16 @@ class _RowParser:
             self.error(f"{self.label(fld)}「{raw}」はカタカナかひらがなで入力してください。")
             return ""
         return kana
+
+    def _household_size(self) -> int:
+        raw = self.get("household_size")
+        text = unicodedata.normalize("NFKC", raw).strip().removesuffix("人").strip()
+        if not text:
+            return 1
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 30:
+            self.error(f"{self.label('household_size')}「{raw}」は1〜30の数で入力してください（空欄は1）。")
+            return 1
+        return int(text)
 
     def _birth_date(self) -> date | None:
         raw = self.get("birth_date")
@@ -554,23 +697,23 @@ class _RowParser:
         if whereabouts == "shelter":
             shelter_id = self._shelter(shelter_raw)
         elif shelter_raw:
-            self.warn(f"{self.label('shelter_name')}「{shelter_raw}」は、所在が「{label}」なので使いません。")
+            self.warn(f"{self.label('shelter_name')}「{shelter_raw}」は、{self.label('whereabouts')}が「{label}」なので使いません。")
         wide_area = None
         wide_raw = self.get("wide_area_lg_code")
         if whereabouts == "wide_area":
             if wide_raw:
                 wide_area = self._lg_code("wide_area_lg_code", wide_raw)
             else:
-                self.error(f"所在が「{label}」のときは{self.label('wide_area_lg_code')}"
+                self.error(f"{self.label('whereabouts')}が「{label}」のときは{self.label('wide_area_lg_code')}"
                            f"（避難先の6桁の団体コード）を入力してください（{_CODE_EXAMPLE}）。")
         elif wide_raw:
-            self.warn(f"{self.label('wide_area_lg_code')}「{wide_raw}」は、所在が「{label}」なので使いません。")
+            self.warn(f"{self.label('wide_area_lg_code')}「{wide_raw}」は、{self.label('whereabouts')}が「{label}」なので使いません。")
         return whereabouts, shelter_id, wide_area
 
     def _shelter(self, raw: str) -> str | None:
         label = self.label("shelter_name")
         if not raw:
-            self.error(f"所在が「避難所」のときは{label}を入力してください。")
+            self.error(f"{self.label('whereabouts')}が「避難所」のときは{label}を入力してください。")
             return None
         key = _loose_key(raw)
         shelter_id = self.shelter_ids.get(key)
@@ -639,6 +782,101 @@ class _RowParser:
                        f"（空欄は「{default}」）。")
             return default
         return value
+
+
+# --- names written without a space between 氏 and 名 ------------------------------------------------
+
+SURNAMES = Path(__file__).resolve().parent / "data" / "names_surnames_estimated_population.csv"
+_MAX_SURNAME = 5
+
+
+@dataclass
+class NameProposal:
+    """A guessed split: ``written`` as in the file, the split the row's values carry. ``written_kana``
+    is set when the kana was split too (then family_kana/given_kana are the guessed halves)."""
+
+    written: str
+    family_name: str
+    given_name: str
+    written_kana: str = ""
+    family_kana: str = ""
+    given_kana: str = ""
+
+    @property
+    def text(self) -> str:
+        kana = f"（{self.family_kana} {self.given_kana}）" if self.written_kana else ""
+        return f"{self.family_name} {self.given_name}{kana} と分けて登録します（確認してください）"
+
+
+@lru_cache(maxsize=1)
+def _surname_index() -> tuple[dict[str, int], dict[str, list[tuple[int, str]]]]:
+    """(folded surname or its katakana reading → estimated bearers, folded surname → [(bearers, reading)])."""
+    bearers: dict[str, int] = {}
+    readings: dict[str, list[tuple[int, str]]] = {}
+    with SURNAMES.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            count = int(row["estimated_population"])
+            kanji, reading = _fold_chars(row["kanji"]), jaconv.hira2kata(row["hiragana"])
+            for key in (kanji, reading):
+                bearers[key] = max(bearers.get(key, 0), count)
+            readings.setdefault(kanji, []).append((count, reading))
+    return bearers, readings
+
+
+def _fold_chars(text: str) -> str:
+    """異体字 folded one character at a time, so an index in the result is an index in ``text``."""
+    folded = []
+    for ch in text:
+        standard = normalize_kanji(ch)
+        folded.append(standard if len(standard) == 1 else ch)
+    return jaconv.hira2kata("".join(folded))
+
+
+def split_name(written: str) -> int | None:
+    """Where 氏 ends in a name written without a space (山田太郎 → 2), from the surname list: the
+    longest known surname that leaves a given name, the more common one when two are as long.
+    髙橋 is found as 高橋, and a name written in kana by the readings. None when no surname fits."""
+    bearers, _ = _surname_index()
+    folded = _fold_chars(written)
+    found = [(length, bearers[folded[:length]]) for length in range(1, min(_MAX_SURNAME, len(folded) - 1) + 1)
+             if folded[:length] in bearers]
+    return max(found)[0] if found else None
+
+
+def split_kana(kana: str, family_name: str) -> int | None:
+    """Where セイ ends in katakana written without a space, from the readings the surname list gives
+    for ``family_name`` (山田: ヤマダ), the most common reading that fits; a family name written in
+    katakana is its own reading. None when no reading fits."""
+    _, readings = _surname_index()
+    folded = _fold_chars(family_name)
+    options = [(count, reading) for count, reading in readings.get(folded, [])]
+    if _KATAKANA.fullmatch(folded):
+        options.append((0, folded))
+    fits = [(len(reading), count) for count, reading in options if kana.startswith(reading) and len(kana) > len(reading)]
+    return max(fits)[0] if fits else None
+
+
+def confirm_split(proposal: Mapping[str, str], family_name: str, given_name: str, family_kana: str = "",
+                  given_kana: str = "") -> tuple[dict[str, str], str | None]:
+    """The names staff confirmed for a proposal (as stored in a report), or a Japanese problem.
+
+    Staff may move the boundary but not change the name: 氏 and 名 joined must be the name as written
+    (spaces aside), each non-empty; likewise the kana when the proposal split it. So the import key,
+    which is computed from the joined name, stays what the preview showed.
+    """
+    family, given = _name_text(family_name), _name_text(given_name)
+    written = _name_text(proposal["written"])
+    if not family or not given or family + given != written:
+        return {}, f"氏と名は「{written}」を二つに分けて入力してください（氏「{family}」・名「{given}」）。"
+    names = {"family_name": family, "given_name": given}
+    if proposal.get("written_kana"):
+        kana_family, kana_given = _kana_text(family_kana), _kana_text(given_kana)
+        written_kana = _kana_text(proposal["written_kana"])
+        if not kana_family or not kana_given or kana_family + kana_given != written_kana:
+            return {}, (f"氏（フリガナ）と名（フリガナ）は「{written_kana}」を二つに分けて入力してください"
+                        f"（「{kana_family}」・「{kana_given}」）。")
+        names |= {"family_kana": kana_family, "given_kana": kana_given}
+    return names, None
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -736,3 +974,75 @@ def parse_birth_date(raw: str, *, today: date | None = None) -> tuple[date | Non
     if result > (today or datetime.now(JST).date()):
         return None, "は未来の日付です。生年月日を確認してください。"
     return result, None
+
+
+# --- the template staff fill in ------------------------------------------------------------------------
+
+TEMPLATE_FILENAME = "避難者名簿_ひな形"
+_CHOICES_SHEET = "選択肢"
+_HELP_SHEET = "記入のしかた"
+_TEXT_COLUMNS = ("home_lg_code", "wide_area_lg_code", "phone", "household_key", "birth_date")
+
+
+def template_csv() -> bytes:
+    """The header line of the roster, in the form's labels (UTF-8 with BOM, so Excel reads it)."""
+    return csv_bytes([], header=[f.label for f in TEMPLATE_FIELDS])
+
+
+def template_xlsx(shelters: list[str]) -> bytes:
+    """The roster as an Excel book: the 名簿 sheet with the form's labels as headers, code and phone
+    columns formatted as text (so Excel keeps 011002's leading zero), drop-down lists for the fields
+    with fixed choices and for this municipality's ``shelters``; a 記入のしかた sheet from the table.
+    Every text cell goes through ``neutralise``: a shelter named 「=...」 is text, not a formula."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter, quote_sheetname
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = TEMPLATE_SHEET
+    choices = book.create_sheet(_CHOICES_SHEET)
+    help_sheet = book.create_sheet(_HELP_SHEET)
+    choices.sheet_state = "hidden"
+    lists = {"sex": ["男", "女"], "whereabouts": list(WHEREABOUTS.values()), "shelter_name": shelters,
+             "damage_level": list(DAMAGE_LEVELS), "risai_status": list(RISAI_STATUSES)}
+    for number, fld in enumerate(TEMPLATE_FIELDS, start=1):
+        letter = get_column_letter(number)
+        cell = sheet.cell(row=1, column=number, value=neutralise(fld.label))
+        cell.font = Font(bold=True)
+        sheet.column_dimensions[letter].width = max(12, 2 * len(fld.label) + 4)
+        if fld.key in _TEXT_COLUMNS:
+            for row in range(2, 1002):
+                sheet.cell(row=row, column=number).number_format = "@"
+        options = lists.get(fld.key)
+        if options:
+            column = len([k for k in lists if k in {f.key for f in TEMPLATE_FIELDS[:number]}])
+            choice_letter = get_column_letter(column)
+            choices.cell(row=1, column=column, value=neutralise(fld.label))
+            for row, option in enumerate(options, start=2):
+                choices.cell(row=row, column=column, value=neutralise(option))
+            rule = DataValidation(
+                type="list", allow_blank=True, showErrorMessage=False,
+                formula1=f"{quote_sheetname(_CHOICES_SHEET)}!${choice_letter}$2:${choice_letter}${len(options) + 1}")
+            rule.add(f"{letter}2:{letter}1001")
+            sheet.add_data_validation(rule)
+    sheet.freeze_panes = "A2"
+    help_sheet.append(["列", "必須", "書き方", "例"])
+    for fld in TEMPLATE_FIELDS:
+        help_sheet.append([neutralise(fld.label), "必須" if fld.required else "", neutralise(fld.hint),
+                           neutralise(fld.example)])
+    for fld in ROSTER_FIELDS:
+        if not fld.template:
+            help_sheet.append([neutralise(fld.label), "", neutralise(fld.hint), neutralise(fld.example)])
+    help_sheet.append([])
+    help_sheet.append(["ほかに読める列名", "", neutralise("、".join(
+        name for f in ROSTER_FIELDS for name in f.aliases)), ""])
+    for letter, width in (("A", 24), ("B", 6), ("C", 60), ("D", 24)):
+        help_sheet.column_dimensions[letter].width = width
+    for row in help_sheet.iter_rows(min_row=1):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()

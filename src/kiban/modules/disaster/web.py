@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from dataclasses import asdict
 from datetime import date
 from typing import Annotated
 from urllib.parse import quote
@@ -30,7 +31,19 @@ from kiban.kit.templating import templates
 from kiban.modules.disaster import matching, service
 from kiban.modules.disaster.models import DISASTER_KINDS, RosterImport, VictimRecord
 from kiban.modules.disaster.names import normalize_name
-from kiban.modules.disaster.roster import CARE_NEEDS, DAMAGE_LEVELS, RISAI_STATUSES, WHEREABOUTS, parse_roster
+from kiban.modules.disaster.fields import ROSTER_FIELDS
+from kiban.modules.disaster.roster import (
+    CARE_NEEDS,
+    DAMAGE_LEVELS,
+    RISAI_STATUSES,
+    TEMPLATE_FILENAME,
+    WHEREABOUTS,
+    compute_import_key,
+    confirm_split,
+    parse_roster,
+    template_csv,
+    template_xlsx,
+)
 from kiban.modules.disaster.support import REBUILD_PLANS, SupportInputError, estimate
 
 router = APIRouter(include_in_schema=False)
@@ -461,11 +474,33 @@ async def dashboard_csv(disaster_id: str, session: DbSession, staff: Reader, vie
 
 # -- CSV import ----------------------------------------------------------------------------------------------------------
 
+def _import_context(staff: StaffContext, disaster, **extra) -> dict:
+    return {"tenant": staff.tenant, "disaster": disaster, "batch": None, "error": None, "fields": ROSTER_FIELDS, **extra}
+
+
 @router.get("/t/{lg_code}/disasters/{disaster_id}/imports", response_class=HTMLResponse)
 async def import_page(disaster_id: str, request: Request, session: DbSession, staff: Writer) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
-    return templates.TemplateResponse(request, "disaster/import.html", {
-        "tenant": staff.tenant, "disaster": disaster, "batch": None, "error": None})
+    return templates.TemplateResponse(request, "disaster/import.html", _import_context(staff, disaster))
+
+
+def _download(content: bytes, filename: str, media_type: str) -> Response:
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/imports/template.csv")
+async def roster_template_csv(disaster_id: str, session: DbSession, staff: Writer) -> Response:
+    await service.get_disaster(session, disaster_id)
+    return _download(template_csv(), f"{TEMPLATE_FILENAME}.csv", "text/csv; charset=utf-8")
+
+
+@router.get("/t/{lg_code}/disasters/{disaster_id}/imports/template.xlsx")
+async def roster_template_xlsx(disaster_id: str, session: DbSession, staff: Writer) -> Response:
+    await service.get_disaster(session, disaster_id)
+    shelters = [s.name for s in await service.shelters_of_tenant(session, disaster_id)]
+    return _download(template_xlsx(shelters), f"{TEMPLATE_FILENAME}.xlsx",
+                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/imports", dependencies=[Depends(verify_csrf)])
@@ -474,9 +509,8 @@ async def upload_roster(disaster_id: str, request: Request, session: DbSession, 
     disaster = await service.get_disaster(session, disaster_id)
     data = await file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
-        return templates.TemplateResponse(request, "disaster/import.html", {
-            "tenant": staff.tenant, "disaster": disaster, "batch": None,
-            "error": "ファイルが大きすぎます（5MB まで）。分けて取り込んでください。"}, status_code=413)
+        return templates.TemplateResponse(request, "disaster/import.html", _import_context(
+            staff, disaster, error="ファイルが大きすぎます（5MB まで）。分けて取り込んでください。"), status_code=413)
     shelters = {s.name: s.id for s in await service.shelters_of_tenant(session, disaster_id)}
     known = set((await session.scalars(select(Organization.code).where(
         Organization.type.in_(service.MUNICIPAL_TYPES), Organization.retired_on.is_(None)))).all())
@@ -493,9 +527,11 @@ def _report_json(report) -> dict:
     def value(v):
         return v.isoformat() if isinstance(v, date) else v
 
-    return {"file_errors": list(report.file_errors), "warnings": list(report.warnings), "rows": [
+    return {"file_errors": list(report.file_errors), "warnings": list(report.warnings),
+            "columns": [asdict(c) for c in report.columns], "rows": [
         {"line": r.line, "errors": list(r.errors), "warnings": list(r.warnings), "import_key": r.import_key,
-         "values": {k: value(v) for k, v in r.values.items()} if r.values else None} for r in report.rows]}
+         "values": {k: value(v) for k, v in r.values.items()} if r.values else None,
+         "proposal": {**asdict(r.proposal), "text": r.proposal.text} if r.proposal else None} for r in report.rows]}
 
 
 async def _batch(session, disaster_id: str, batch_id: str) -> RosterImport:
@@ -506,19 +542,48 @@ async def _batch(session, disaster_id: str, batch_id: str) -> RosterImport:
     return batch
 
 
+async def _registered_keys(session, staff: StaffContext, disaster_id: str) -> set[str]:
+    """The import key of everyone already in this municipality's 台帳 for this disaster: the keys
+    earlier imports stored, and the key a roster row would have for a record registered on the form
+    or by the resident (computed from its name, birth date, kana, home code and household)."""
+    rows = (await session.execute(select(
+        VictimRecord.import_key, VictimRecord.family_name, VictimRecord.given_name, VictimRecord.family_kana,
+        VictimRecord.given_kana, VictimRecord.birth_date, VictimRecord.home_lg_code, VictimRecord.household_key,
+    ).where(VictimRecord.lg_code == staff.tenant.lg_code, VictimRecord.disaster_id == disaster_id))).all()
+    keys = set()
+    for row in rows:
+        if row.import_key:
+            keys.add(row.import_key)
+        keys.add(compute_import_key(row._mapping))
+    return keys
+
+
+async def _preview(request: Request, session, staff: StaffContext, disaster, batch: RosterImport, *,
+                   error: str | None = None, posted=None, status_code: int = 200) -> HTMLResponse:
+    rows = batch.report["rows"]
+    registered = await _registered_keys(session, staff, disaster.id)
+    flagged = {r["line"] for r in rows if r.get("import_key") in registered} if batch.status == "staged" else set()
+    return templates.TemplateResponse(request, "disaster/import.html", _import_context(
+        staff, disaster, batch=batch, error=error, registered=flagged, posted=posted or {},
+        valid=sum(1 for r in rows if not r["errors"]), invalid=sum(1 for r in rows if r["errors"]),
+        proposals=sum(1 for r in rows if not r["errors"] and r.get("proposal") and r["line"] not in flagged)),
+        status_code=status_code)
+
+
 @router.get("/t/{lg_code}/disasters/{disaster_id}/imports/{batch_id}", response_class=HTMLResponse)
 async def import_report(disaster_id: str, batch_id: str, request: Request, session: DbSession, staff: Writer) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
     batch = await _batch(session, disaster_id, batch_id)
-    rows = batch.report["rows"]
-    return templates.TemplateResponse(request, "disaster/import.html", {
-        "tenant": staff.tenant, "disaster": disaster, "batch": batch, "error": None,
-        "valid": sum(1 for r in rows if not r["errors"]), "invalid": sum(1 for r in rows if r["errors"])})
+    return await _preview(request, session, staff, disaster, batch)
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/imports/{batch_id}/accept", dependencies=[Depends(verify_csrf)])
-async def accept_import(disaster_id: str, batch_id: str, session: DbSession, staff: Writer,
-                        valid_only: Annotated[str, Form()] = "") -> Response:
+async def accept_import(disaster_id: str, batch_id: str, request: Request, session: DbSession, staff: Writer) -> Response:
+    """Register the rows staff accepted. A row whose import key is already registered is skipped; a
+    name split guessed from the surname list is registered only as staff confirmed (or corrected)
+    it on the preview; anything wrong re-shows the preview with every problem and what was typed."""
+    form = await request.form()
+    valid_only = str(form.get("valid_only", ""))
     disaster = await service.get_disaster(session, disaster_id)
     batch = await _batch(session, disaster_id, batch_id)
     rows = batch.report["rows"]
@@ -526,26 +591,45 @@ async def accept_import(disaster_id: str, batch_id: str, session: DbSession, sta
         raise Conflict("この取り込みはすでに反映済みです。")
     if batch.report["file_errors"]:
         raise InvalidInput("ファイル全体の誤りがあるため取り込めません。ファイルを直して、もう一度読み込んでください。")
+    known = await _registered_keys(session, staff, disaster_id)
+    problems: list[str] = []
     if any(r["errors"] for r in rows) and valid_only != "yes":
-        raise InvalidInput("誤りのある行があります。直したファイルを読み込み直すか、正しい行だけを取り込むことを選んでください。")
-    added = 0
-    repo = service.RecordRepository(session)
-    known = set(await repo.all(select(VictimRecord.import_key).where(
-        VictimRecord.lg_code == staff.tenant.lg_code, VictimRecord.disaster_id == disaster_id,
-        VictimRecord.import_key.is_not(None))))
+        problems.append("誤りのある行があります。直したファイルを読み込み直すか、正しい行だけを取り込むことを選んでください。")
+    splits: dict[int, dict] = {}
+    unconfirmed: list[int] = []
     for row in rows:
-        if row["errors"] or not row["values"]:
+        if row["errors"] or not row["values"] or not row.get("proposal") or row["import_key"] in known:
             continue
-        v = dict(row["values"])
+        line = row["line"]
+        if form.get(f"confirm-{line}") != "yes":
+            unconfirmed.append(line)
+            continue
+        names, problem = confirm_split(row["proposal"], *(str(form.get(f"{part}-{line}", "")) for part in (
+            "family_name", "given_name", "family_kana", "given_kana")))
+        if problem:
+            problems.append(f"{line}行目: {problem}")
+        else:
+            splits[line] = names
+    if unconfirmed and form.get("skip_unconfirmed") != "yes":
+        problems.append(f"氏と名の分け方を確認していない行があります（{'、'.join(f'{n}行目' for n in unconfirmed)}）。"
+                        "「この分け方で登録する」を選ぶか、「分け方を確認していない行を除いて取り込む」を選んでください。")
+    if problems:
+        return await _preview(request, session, staff, disaster, batch, error="\n".join(problems), posted=form,
+                              status_code=422)
+    added = 0
+    for row in rows:
+        if row["errors"] or not row["values"] or row["import_key"] in known:
+            continue  # in error, or already registered (an earlier import of the same roster)
+        if row.get("proposal") and row["line"] not in splits:
+            continue  # a guessed split staff did not confirm: never registered on a guess
+        v = {**row["values"], **splits.get(row["line"], {})}
         v["birth_date"] = date.fromisoformat(v["birth_date"]) if v.get("birth_date") else None
         for text in ("family_kana", "given_kana", "home_address", "phone", "household_key", "note"):
             v[text] = v.get(text) or ""
         data = service.RecordInput(**{k: v[k] for k in (
             "family_name", "given_name", "family_kana", "given_kana", "birth_date", "sex", "home_address", "home_lg_code",
-            "whereabouts", "shelter_id", "wide_area_lg_code", "phone", "household_key", "care_needs", "damage_level",
-            "risai_status", "note") if k in v}, import_key=row["import_key"])
-        if row["import_key"] in known:
-            continue  # already registered (an earlier import of the same roster)
+            "whereabouts", "shelter_id", "wide_area_lg_code", "phone", "household_key", "household_size", "care_needs",
+            "damage_level", "risai_status", "note") if k in v}, import_key=row["import_key"])
         try:
             await service.register(session, staff.tenant, disaster, data, actor=staff.label)
         except InvalidInput as exc:
@@ -555,7 +639,8 @@ async def accept_import(disaster_id: str, batch_id: str, session: DbSession, sta
         added += 1
     batch.status, batch.imported_count = "imported", added
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.roster.imported", target_type="roster_import",
-                       target_id=batch.id, details={"added": added, "rows": len(rows), "valid_only": valid_only == "yes"})
+                       target_id=batch.id, details={"added": added, "rows": len(rows), "valid_only": valid_only == "yes",
+                                                    "confirmed_splits": len(splits), "unconfirmed_splits": len(unconfirmed)})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/imports/{batch_id}", status_code=303)
 
