@@ -70,3 +70,34 @@ async def test_a_retired_organisation_names_its_successor(session) -> None:
 async def test_the_sync_variant_answers_from_a_snapshot(session) -> None:
     snapshot = await load_snapshot(session)
     assert service.resolve_lg_code_input_sync(snapshot, "輪島市") == "172049"
+
+
+# Through HTTP: the access-grant form's 相手の団体コード takes what a clerk types.
+
+async def _grant(admin, grantee: str):
+    from tests.factories import SAPPORO
+
+    data = {"grantee_code": grantee, "permission": "tenancy.setting.read", "purpose": "道内の保育施策の調整",
+            "legal_basis": "地方自治法第245条の4（技術的な助言）", "expires_on": "", "csrf_token": admin.csrf}
+    return await admin.client.post(f"/t/{SAPPORO}/grants", data=data)
+
+
+@pytest.mark.parametrize("typed", ["北海道", "ほっかいどう", "０１０００６", "01000"])
+async def test_a_grant_to_the_prefecture_by_name_or_full_width_code(staff, typed) -> None:
+    from tests.factories import HOKKAIDO, SAPPORO
+
+    hokkaido = await staff(HOKKAIDO, "staff")
+    sapporo_admin = await staff(SAPPORO)
+    assert (await _grant(sapporo_admin, typed)).status_code == 303
+    assert (await hokkaido.client.get(f"/api/v1/t/{SAPPORO}/settings/history")).status_code == 200
+
+
+async def test_a_grant_to_an_ambiguous_name_lists_the_candidates_and_grants_nothing(staff) -> None:
+    from tests.factories import SAPPORO
+
+    sapporo_admin = await staff(SAPPORO)
+    response = await _grant(sapporo_admin, "府中市")
+    assert response.status_code == 422
+    assert "相手の団体コード「府中市」" in response.text and "東京都・132063" in response.text
+    listing = await sapporo_admin.client.get(f"/t/{SAPPORO}/grants")
+    assert listing.status_code == 200 and "府中市" not in listing.text

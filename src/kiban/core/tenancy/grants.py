@@ -45,6 +45,8 @@ class AccessGrantRepository(TenantRepository[AccessGrant]):
 async def grant_access(session: AsyncSession, actor: audit.Actor, *, grantee_code: str, permission: str,
                        purpose: str, legal_basis: str, expires_on: date | None) -> AccessGrant:
     repo = AccessGrantRepository(session)
+    grantee_code = await registry_service.resolve_lg_code_input(  # 「北海道」「０１０００６」「01000」 too
+        session, grantee_code, field="grantee_code", label="相手の団体コード")
     grantee = await registry_service.tenant_for(session, grantee_code)
     if grantee.lg_code == repo.tenant.lg_code:
         raise InvalidInput("自分の団体には許可を出せません。")
