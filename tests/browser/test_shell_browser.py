@@ -55,7 +55,7 @@ async def test_staff_header_on_public_tenant_and_error_pages(browser, live_serve
         await expect(page).to_have_url(re.compile(rf"/t/{AMA}/$"))
         header = page.locator("header")
         for path in ("/", "/organizations/011002", "/catalog", "/disasters", f"/t/{AMA}/settings",
-                     "/organizations/011003", "/t/011002/staff"):
+                     "/organizations/011003", "/t/011002/staff", "/no/such/page"):
             await page.goto(path)
             await expect(header.get_by_text("サインイン中")).to_be_visible()
             await expect(header.get_by_text("海士 ヘッダー", exact=True)).to_be_visible()

@@ -66,3 +66,27 @@ async def _viewer(request: Request, session) -> Viewer | None:
     return Viewer(principal.display_name, org_name, f"/t/{web_session.acting_lg_code}/",
                   f"{org_name}のページ", "")
 
+
+
+def show_viewer_on_unrouted_pages(app) -> None:
+    """A mistyped URL matches no route, so ``load_viewer`` never ran: before the 404 page is
+    rendered, load the header on a short session of its own (only these rare pages pay it)."""
+    from starlette.exceptions import HTTPException
+
+    render = app.exception_handlers[HTTPException]
+
+    async def with_viewer(request: Request, exc: HTTPException):
+        loaded = getattr(request.state, "viewer", _UNLOADED) is not _UNLOADED
+        if not loaded and not request.url.path.startswith(_NO_HEADER) and request.cookies.get(SESSION_COOKIE):
+            request.state.viewer = None
+            try:
+                async with request.app.state.sessionmaker() as session:
+                    request.state.viewer = await _viewer(request, session)
+            except Exception:  # noqa: BLE001 - an error page must render whatever happens here
+                log.warning("signed-in header not loaded for an error page", exc_info=True)
+        return await render(request, exc)
+
+    app.exception_handlers[HTTPException] = with_viewer
+
+
+_UNLOADED = object()
