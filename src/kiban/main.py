@@ -36,7 +36,7 @@ from kiban.kit.requestid import RequestIdMiddleware, configure_logging
 from kiban.kit.security import BodyLimitMiddleware, SecurityHeadersMiddleware, policy_with_scripts, script_hash
 from kiban.kit.settings import Settings, get_settings
 from kiban.web import pages
-from kiban.web.viewer import load_viewer
+from kiban.web.viewer import load_viewer, show_viewer_on_unrouted_pages
 from kiban.modules.catalog import api as catalog_api
 from kiban.modules.catalog import web as catalog_web
 from kiban.modules.costs import api as costs_api
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_handlers(app)
+    show_viewer_on_unrouted_pages(app)
 
     @app.get("/api/v1/docs", include_in_schema=False, dependencies=[PUBLIC])
     async def api_docs() -> HTMLResponse:
