@@ -400,8 +400,14 @@ async def test_the_opener_closes_a_disaster_and_registration_stops(staff) -> Non
     assert (await toyama.client.post(f"/t/{TOYAMA}/disasters/{disaster}/close",
                                      data={"csrf_token": toyama.csrf})).status_code == 404
     ishikawa = await staff(ISHIKAWA, "admin")
-    closed = await ishikawa.client.post(f"/t/{ISHIKAWA}/disasters/{disaster}/close", data={"csrf_token": ishikawa.csrf})
+    unconfirmed = await ishikawa.client.post(f"/t/{ISHIKAWA}/disasters/{disaster}/close", data={"csrf_token": ishikawa.csrf})
+    assert unconfirmed.status_code == 422 and "確認のチェックを入れてください" in unconfirmed.text
+    assert "に終了しました" not in (await wajima.client.get(f"/t/{WAJIMA}/disasters/{disaster}")).text  # still open
+    closed = await ishikawa.client.post(f"/t/{ISHIKAWA}/disasters/{disaster}/close",
+                                        data={"confirm": "yes", "csrf_token": ishikawa.csrf})
     assert closed.status_code == 303
+    report = await ishikawa.client.get(closed.headers["location"])
+    assert "この災害の対応を終了しました" in report.text and "1 件" in report.text
     refused = await wajima.client.post(f"/t/{WAJIMA}/disasters/{disaster}/records",
                                        data={**_person(whereabouts="home", given_name="次郎"), "csrf_token": wajima.csrf})
     assert refused.status_code == 409 and "対応は終了しています" in refused.text

@@ -107,14 +107,17 @@ async def open_disaster(session: AsyncSession, opener: Tenant, *, name: str, kin
     return disaster
 
 
-async def close_disaster(session: AsyncSession, closer: Tenant, disaster_id: str) -> Disaster:
+async def close_disaster(session: AsyncSession, closer: Tenant, disaster_id: str, *, dry_run: bool = False) -> Disaster:
     """対応終了: the organisation that opened the disaster (or 内閣府) closes it; records stay
-    readable under the same rules, and nothing new can be registered."""
+    readable under the same rules, and nothing new can be registered. ``dry_run`` only checks
+    (NotFound for anyone else, Conflict when already closed)."""
     disaster = await get_disaster(session, disaster_id)
     if closer.lg_code not in (disaster.opened_by_code, CABINET_OFFICE):
         raise NotFound("ページが見つかりません。")
     if disaster.closed_at is not None:
         raise Conflict("この災害の対応はすでに終了しています。")
+    if dry_run:
+        return disaster
     disaster.closed_at = utcnow()
     await session.flush()
     return disaster
@@ -149,14 +152,43 @@ def _count(value: str | int, what: str) -> int:
     return number
 
 
+OVER_CAPACITY = "over_capacity"  # the error field that asks staff to confirm, not to correct
+
+
 async def save_shelter(session: AsyncSession, disaster: Disaster, *, shelter_id: str | None, name: str, address: str,
                        capacity: str, occupancy: str, is_open: bool, needs: str, expected_version: int,
-                       actor: str) -> Shelter:
+                       actor: str, over_capacity_confirmed: bool = True) -> Shelter:
+    """Open or update one of the tenant's shelters. Every problem with the input is reported at
+    once (``InvalidInput.errors``, one per field); occupancy above a known capacity (0 = 未設定)
+    is saved only when ``over_capacity_confirmed`` (the error's field is ``OVER_CAPACITY``)."""
     if disaster.closed_at is not None:
         raise Conflict("この災害の対応は終了しています。")
+    errors: list[dict] = []
     if not name.strip():
-        raise InvalidInput("避難所の名称を入力してください。")
-    cap, occ = _count(capacity, "収容人数"), _count(occupancy, "避難者数")
+        errors.append({"field": "name", "message": "避難所の名称を入力してください。"})
+    elif len(name.strip()) > 200:
+        errors.append({"field": "name", "message": "避難所の名称は200文字以内で入力してください。"})
+    if len(address.strip()) > 300:
+        errors.append({"field": "address", "message": "住所は300文字以内で入力してください。"})
+    cap = occ = None
+    for field_name, raw, what in (("occupancy", occupancy, "避難者数"), ("capacity", capacity, "収容人数")):
+        try:
+            number = _count(raw, what)
+        except InvalidInput as exc:
+            errors.append({"field": field_name, "message": exc.detail})
+            continue
+        if field_name == "capacity":
+            cap = number
+        else:
+            occ = number
+    if len(needs.strip()) > 2000:
+        errors.append({"field": "needs", "message": "必要なものは2000文字以内で入力してください。"})
+    if not errors and cap and occ is not None and occ > cap and not over_capacity_confirmed:
+        errors.append({"field": OVER_CAPACITY, "message": f"避難者数 {occ} 人が収容人数 {cap} 人を超えています。"
+                       "数を確かめ、このまま保存するときは「収容人数を超えていることを確認しました」にチェックを入れてください。"})
+    if errors:
+        raise InvalidInput(errors[0]["message"] if len(errors) == 1 else f"入力内容を確認してください（{len(errors)} 件）。",
+                           errors=errors)
     repo = ShelterRepository(session)
     if shelter_id:
         shelter = await get_shelter(session, disaster.id, shelter_id)

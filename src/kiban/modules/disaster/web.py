@@ -124,7 +124,7 @@ async def open_disaster(request: Request, session: DbSession, staff: Opener) -> 
 
 @router.get("/t/{lg_code}/disasters/{disaster_id}", response_class=HTMLResponse)
 async def workspace(disaster_id: str, request: Request, session: DbSession, staff: Reader,
-                    q: str = "", page: int = 1) -> HTMLResponse:
+                    q: str = "", page: int = 1, closed: str = "") -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
     records = await service.visible_records(session, staff.tenant, disaster_id)
     if q.strip():
@@ -144,6 +144,7 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
         "total": total, "page": page, "pages": pages,
         "areas": await service.areas(session, disaster_id),
         "shelters": await service.shelters_of_tenant(session, disaster_id),
+        "warning_percent": await service.shelter_warning_percent(session, staff.tenant), "closed": closed,
         "is_municipality": service.is_municipality(staff.tenant),
         "may_write": staff.can(Permission.disaster_record_write),
         "may_link": staff.can(Permission.disaster_disaster_manage)
@@ -160,18 +161,22 @@ async def save_shelter(disaster_id: str, request: Request, session: DbSession, s
     if not service.is_municipality(staff.tenant):
         raise NotFound("ページが見つかりません。")
     shelter_id = str(form.get("shelter_id", "")) or None
+    version = str(form.get("expected_version", "0")).strip()
     try:
         shelter = await service.save_shelter(
             session, disaster, shelter_id=shelter_id, name=str(form.get("name", "")),
             address=str(form.get("address", "")), capacity=str(form.get("capacity", "0")),
             occupancy=str(form.get("occupancy", "0")), is_open=form.get("is_open") == "on",
-            needs=str(form.get("needs", "")), expected_version=int(str(form.get("expected_version", "0")) or 0),
-            actor=staff.label)
+            needs=str(form.get("needs", "")), expected_version=int(version) if version.isdigit() else 0,
+            actor=staff.label, over_capacity_confirmed=form.get("confirm_over_capacity") == "yes")
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
         disaster = await service.get_disaster(session, disaster_id)
+        # Every error at once, the user's input kept, and still the same shelter (id and version).
         return templates.TemplateResponse(request, "disaster/shelter.html", {
-            "tenant": staff.tenant, "disaster": disaster, "shelter": None, "form": form, "error": exc.detail},
+            "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail, "errors": exc.errors,
+            "shelter": await service.get_shelter(session, disaster_id, shelter_id) if shelter_id else None,
+            "expected_version": version, "warning_percent": await service.shelter_warning_percent(session, staff.tenant)},
             status_code=exc.status)
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.shelter.saved", target_type="shelter", target_id=shelter.id,
                        details={"name": shelter.name, "occupancy": shelter.occupancy, "open": shelter.is_open})
@@ -189,7 +194,8 @@ async def shelter_page(disaster_id: str, shelter_id: str, request: Request, sess
     qr = segno.make(register_url, error="m").svg_inline(scale=4, title=f"{shelter.name}で住民が自分で登録するためのQRコード")
     return templates.TemplateResponse(request, "disaster/shelter.html", {
         "tenant": staff.tenant, "disaster": disaster, "shelter": shelter, "form": None, "error": None,
-        "register_url": register_url, "qr": qr})
+        "register_url": register_url, "qr": qr,
+        "warning_percent": await service.shelter_warning_percent(session, staff.tenant)})
 
 
 # -- records ---------------------------------------------------------------------------------------------------
@@ -372,11 +378,15 @@ async def revert_match(disaster_id: str, decision_id: str, session: DbSession, s
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/close", dependencies=[Depends(verify_csrf)])
-async def close_disaster(disaster_id: str, session: DbSession, staff: Opener) -> Response:
+async def close_disaster(disaster_id: str, session: DbSession, staff: Opener,
+                         confirm: Annotated[str, Form()] = "") -> Response:
+    await service.close_disaster(session, staff.tenant, disaster_id, dry_run=True)  # 404/409 before asking to confirm
+    if confirm != "yes":
+        raise InvalidInput("対応を終了する前に、確認のチェックを入れてください。")
     disaster = await service.close_disaster(session, staff.tenant, disaster_id)
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.closed", target_type="disaster", target_id=disaster.id)
     await session.commit()
-    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}", status_code=303)
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}?closed=1", status_code=303)
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/linkage", dependencies=[Depends(verify_csrf)])
