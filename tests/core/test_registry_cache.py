@@ -54,3 +54,12 @@ async def test_the_api_answer_is_the_same_as_the_page_model(connection) -> None:
                 "include_wards": False, "sort": "population_desc"}
     model = snapshot.search(limit=3, offset=1, **criteria)
     assert json.loads(snapshot.search_json(limit=3, offset=1, **criteria)) == json.loads(model.model_dump_json())
+
+
+async def test_the_latest_snapshot_is_at_hand_without_a_session_once_loaded(session) -> None:
+    from kiban.core.registry.service import resolve_lg_code_input_sync
+
+    cache = RegistryCache(ttl=0)
+    assert cache.latest is None
+    await cache.get(session)
+    assert resolve_lg_code_input_sync(cache.latest, "ｶﾅｻﾞﾜｼ") == "172014"

@@ -189,6 +189,12 @@ class RegistryCache:
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task | None = None
 
+    @property
+    def latest(self) -> RegistrySnapshot | None:
+        """The snapshot last loaded, without asking the database (``None`` before the first
+        ``get``): for synchronous code, e.g. ``resolve_lg_code_input_sync`` in a CSV parser."""
+        return self._snapshot
+
     async def get(self, session: AsyncSession) -> RegistrySnapshot:
         snapshot = self._snapshot
         if snapshot is None or self.ttl <= 0 or self._sessionmaker is None:
