@@ -8,6 +8,7 @@ elsewhere. Nothing else needs to know how errors are rendered.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -120,6 +121,26 @@ def _field_label(loc: tuple | list) -> str:
     return ".".join(parts)
 
 
+# A permission code quoted in a message (「tenancy.setting.update」): people read what it lets
+# them do instead. Codes that are not permissions are replaced too, never shown as they are.
+_QUOTED_CODE = re.compile(r"「([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)」")
+
+
+def words_for_codes(detail: str) -> tuple[str, list[str]]:
+    """``detail`` with each quoted permission code replaced by its Japanese name, and the codes
+    found (kept for API clients as ``permission``)."""
+    codes: list[str] = []
+
+    def name(match: re.Match) -> str:
+        # kit does not depend on identity at import time; the table of names lives with the roles.
+        from kiban.core.identity.permissions import permission_label
+
+        codes.append(match.group(1))
+        return f"「{permission_label(match.group(1))}」"
+
+    return _QUOTED_CODE.sub(name, detail), codes
+
+
 def is_api_request(request: Request) -> bool:
     if request.url.path.startswith("/api/"):
         return True
@@ -130,6 +151,9 @@ def is_api_request(request: Request) -> bool:
 def problem(request: Request, status: int, title: str, detail: str, *, type_slug: str,
             errors: list[dict[str, Any]] | None = None, extra: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None) -> Response:
+    detail, codes = words_for_codes(detail)
+    if codes:
+        extra = {**(extra or {}), "permission": codes[0]}
     body: dict[str, Any] = {
         "type": f"https://kiban.example/problems/{type_slug}",
         "title": title,
@@ -170,7 +194,10 @@ def install_handlers(app: FastAPI) -> None:
             {"field": _field_label(e.get("loc", ())), "message": japanese_message(e)}
             for e in exc.errors()
         ]
-        detail = " ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        if is_api_request(request):
+            detail = " ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        else:  # a page lists the messages; its form's field names are not words for people
+            detail = "入力内容を確認してください。"
         return problem(request, 422, _STATUS_TITLES[422], detail, type_slug="invalid-input",
                        errors=errors)
 

@@ -18,17 +18,22 @@ from kiban.kit.templating import templates
 router = APIRouter(include_in_schema=False)
 
 
-def _refused(request: Request, message: str, status: int = 401) -> HTMLResponse:
-    return templates.TemplateResponse(request, "identity/business_error.html", {"message": message},
-                                      status_code=status)
+NOT_CONFIGURED = ("この環境では、GビズID によるサインインはまだ使えません（運用担当が設定していません）。"
+                  "事業者の方は運用担当にお問い合わせください。")
+
+
+def _refused(request: Request, message: str, status: int = 401, *, retry: bool = True) -> HTMLResponse:
+    """The business sign-in error page; ``retry`` False when trying again cannot help."""
+    return templates.TemplateResponse(request, "identity/business_error.html",
+                                      {"message": message, "retry": retry}, status_code=status)
 
 
 @router.get("/signin/business", dependencies=[PUBLIC])
 async def business_sign_in(request: Request, session: DbSession, next: str | None = None) -> Response:  # noqa: A002
     config = oidc.provider_config()
     if config is None:
-        return _refused(request, "この環境では GビズID によるサインインが設定されていません"
-                                 "（KIBAN_GBIZID_ISSUER・KIBAN_GBIZID_CLIENT_ID）。", 503)
+        # The operator's variable names are in the README and ``kiban check``, not on this page.
+        return _refused(request, NOT_CONFIGURED, 503, retry=False)
     try:
         url = await oidc.start(session, config, redirect_uri=str(request.url_for("business_callback")),
                                csrf_cookie=request.state.csrf_token, next_url=_safe_next(next))
@@ -43,7 +48,7 @@ async def business_callback(request: Request, session: DbSession, state: str = "
                             error: str | None = None) -> Response:
     config = oidc.provider_config()
     if config is None:
-        return _refused(request, "GビズID によるサインインが設定されていません。", 503)
+        return _refused(request, NOT_CONFIGURED, 503, retry=False)
     if error:
         await service.refuse_gbizid(session, f"provider:{error}")
         await session.commit()

@@ -36,7 +36,8 @@ MUNICIPAL_TYPES = (OrgType.designated_city, OrgType.city, OrgType.town, OrgType.
 NAGOYA = "231002"
 AICHI_CONSORTIUM = "aichi-e-gov"
 AICHI_ROBOTICS = "aichi-ai-robotics"
-SOURCE_001 = "seed 001: 第3回ワーキングチーム 一宮市資料（2024-04-17）"
+# Sources are shown on public pages as written here: the document's own title, never a file name.
+SOURCE_001 = "国・地方デジタル共通基盤の整備・運用に向けた検討体制構築準備会合 第3回ワーキングチーム 一宮市資料（2024年4月17日）"
 
 # (service, 部会, published users, every member uses it)
 AICHI_SYSTEMS = (
@@ -108,10 +109,13 @@ async def seed_catalog(session: AsyncSession) -> CatalogSeedReport:
 
 async def _consortium(session: AsyncSession, report: CatalogSeedReport, consortium: Consortium,
                       members: list[str], systems) -> None:
-    if await session.get(Consortium, consortium.id) is None:
+    existing = await session.get(Consortium, consortium.id)
+    if existing is None:
         session.add(consortium)
         report.consortia_added += 1
         await session.flush()
+    elif existing.source != consortium.source:  # the source is seed-owned; nobody edits it on screen
+        existing.source = consortium.source
     present = set((await session.scalars(
         select(ConsortiumMember.member_code).where(ConsortiumMember.consortium_id == consortium.id))).all())
     for code in members:

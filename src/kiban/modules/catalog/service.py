@@ -36,6 +36,21 @@ MIN_GROUP = 3  # cost aggregates are shown only over at least this many organisa
 ACTIVE = (AdoptionStatus.in_use.value, AdoptionStatus.pilot.value)
 REDUCTION_TARGET = 0.30  # 標準化対象事務: 2018年度比で少なくとも3割削減
 
+# What marks invented figures (``kiban demo``): the note of every demo adoption and the author
+# of every demo cost. Pages that show figures built from them say 架空 (``demo_service_ids``).
+DEMO_NOTE = "架空のデモデータ（デモ用に作成したもので、実際の契約・経費ではありません）"
+DEMO_ACTOR = "デモデータ作成（架空）"
+LEGACY_DEMO_NOTE = "デモデータ（kiban demo が作成。実際の契約・経費ではありません）"
+LEGACY_DEMO_ACTOR = "kiban demo"
+SEED_ACTOR = "seed"  # a catalog row nobody has edited since the seed (the seed may refresh it)
+
+_AUTHOR_LABELS = {SEED_ACTOR: "初期登録（政策資料による）", LEGACY_DEMO_ACTOR: DEMO_ACTOR}
+
+
+def author_label(updated_by: str | None) -> str:
+    """Who last changed a row, for screens: the seed and the demo as words, people as named."""
+    return _AUTHOR_LABELS.get(updated_by or "", updated_by or "—")
+
 
 class AdoptionRepository(TenantRepository[Adoption]):
     model = Adoption
@@ -64,7 +79,7 @@ async def domains(session: AsyncSession) -> list[str]:
 async def get_service(session: AsyncSession, service_id: str) -> CatalogService:
     service = await session.get(CatalogService, service_id)
     if service is None:
-        raise NotFound(f"共通サービス「{service_id}」は見つかりません。")
+        raise NotFound("お探しの共通サービスはカタログにありません。カタログの一覧から選んでください。")
     return service
 
 
@@ -94,6 +109,17 @@ async def adopter_populations(session: AsyncSession, service_id: str) -> list[tu
             .where(Adoption.service_id == service_id, Adoption.status.in_(ACTIVE))
             .order_by(Organization.code))
         return [tuple(r) for r in rows]
+
+
+async def demo_service_ids(session: AsyncSession) -> set[str]:
+    """Services whose shown figures include invented demo data: adoptions the demo made (their
+    note) or a common-service cost the demo set (its author). Empty outside a demo."""
+    async with unscoped(session, "架空のデモデータの有無（サービス名のみ）"):
+        adopted = (await session.scalars(select(Adoption.service_id).distinct().where(
+            Adoption.note.in_((DEMO_NOTE, LEGACY_DEMO_NOTE))))).all()
+    costed = (await session.scalars(select(CatalogService.id).where(
+        CatalogService.updated_by.in_((DEMO_ACTOR, LEGACY_DEMO_ACTOR))))).all()
+    return set(adopted) | set(costed)
 
 
 @dataclass(frozen=True)
@@ -320,7 +346,7 @@ async def list_consortia(session: AsyncSession) -> list[tuple[Consortium, int]]:
 async def get_consortium(session: AsyncSession, consortium_id: str) -> Consortium:
     consortium = await session.get(Consortium, consortium_id)
     if consortium is None:
-        raise NotFound(f"共同利用の枠組み「{consortium_id}」は見つかりません。")
+        raise NotFound("お探しの共同利用の枠組みは見つかりません。共同利用・共同調達の一覧から選んでください。")
     return consortium
 
 

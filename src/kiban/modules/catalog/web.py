@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kiban.core.audit import service as audit
-from kiban.core.identity.dependencies import PUBLIC, StaffContext, require
+from kiban.core.identity.dependencies import PUBLIC, StaffContext, current_web_session, require
 from kiban.core.identity.permissions import Permission
 from kiban.core.identity.service import PLATFORM_LG_CODE
 from kiban.core.tenancy.dependencies import DbSession
@@ -41,6 +41,15 @@ def _enum_or_none(enum, value: str | None) -> str | None:
         raise InvalidInput("絞り込みの条件が正しくありません。一覧から選んでください。") from None
 
 
+async def _acting_for(request: Request, session) -> str | None:
+    """The organisation a signed-in staff member acts for, so public pages link only to staff
+    pages that will open for this viewer (anyone else would meet a 404 or a sign-in)."""
+    web_session = await current_web_session(request, session)
+    if web_session is None or web_session.stage != "active":
+        return None
+    return web_session.acting_lg_code
+
+
 # -- public ------------------------------------------------------------------------------------------
 
 @router.get("/catalog", response_class=HTMLResponse, dependencies=[PUBLIC])
@@ -69,7 +78,9 @@ async def service_page(service_id: str, request: Request, session: DbSession) ->
         "item": item, "pattern": Pattern(item.pattern), "burden": BurdenCategory(item.burden_category),
         "lifecycle": Lifecycle(item.lifecycle), "vendors": await service.vendors_of(session, item.id),
         "counts": counts, "statuses": list(AdoptionStatus), "saving": saving, "min_group": service.MIN_GROUP,
-        "consortia": consortia, "platform": PLATFORM_LG_CODE})
+        "consortia": consortia, "platform": PLATFORM_LG_CODE,
+        "may_edit": await _acting_for(request, session) == PLATFORM_LG_CODE,
+        "demo": item.id in await service.demo_service_ids(session)})
 
 
 @router.get("/consortia", response_class=HTMLResponse, dependencies=[PUBLIC])
@@ -87,7 +98,9 @@ async def consortium_page(consortium_id: str, request: Request, session: DbSessi
         "consortium": consortium, "members": members, "systems": systems,
         "systems_chart": [(s.service.name, s.system.published_users or len(s.user_codes)) for s in systems],
         "secretariat": next((m for m in members if m.code == consortium.secretariat_code), None),
-        "population": sum(m.population or 0 for m in members)})
+        "population": sum(m.population or 0 for m in members),
+        "is_secretariat": await _acting_for(request, session) == consortium.secretariat_code,
+        "demo": bool(await service.demo_service_ids(session))})
 
 
 @router.get("/costs", response_class=HTMLResponse, dependencies=[PUBLIC])
@@ -98,7 +111,8 @@ async def national_costs_page(request: Request, session: DbSession) -> HTMLRespo
     return templates.TemplateResponse(request, "catalog/costs.html", {
         "savings": savings, "reduction": reduction,
         "chart_items": [(s.service.name, s.saving) for s in savings if s.saving is not None and s.saving > 0], "organisations": organisations, "min_group": service.MIN_GROUP,
-        "target": service.REDUCTION_TARGET, "counts": await service.adoption_counts(session)})
+        "target": service.REDUCTION_TARGET, "counts": await service.adoption_counts(session),
+        "demo": bool(await service.demo_service_ids(session))})
 
 
 # -- デジタル庁: editing the catalog ------------------------------------------------------------------------
@@ -112,7 +126,8 @@ async def _edit_page(request, session, staff, service_id, *, error=None, status=
     item = await service.get_service(session, service_id)
     return templates.TemplateResponse(request, "catalog/edit.html", {
         "item": item, "tenant": staff.tenant, "lifecycles": list(Lifecycle), "error": error,
-        "vendors": await service.vendors_of(session, item.id), "pattern": Pattern(item.pattern)}, status_code=status)
+        "vendors": await service.vendors_of(session, item.id), "pattern": Pattern(item.pattern),
+        "author": service.author_label}, status_code=status)
 
 
 @router.get("/t/{lg_code}/catalog/{service_id}/edit", response_class=HTMLResponse)
@@ -175,7 +190,8 @@ async def adoptions_page(request: Request, session: DbSession, staff: AdoptionRe
         "today": today, "soon": soon, "reduction": service.tenant_reduction(rows, staff.tenant.name),
         "target": service.REDUCTION_TARGET, "saved": saved,
         "services": await service.list_services(session),
-        "may_edit": staff.can(Permission.catalog_adoption_write)})
+        "may_edit": staff.can(Permission.catalog_adoption_write),
+        "demo": any(a.note in (service.DEMO_NOTE, service.LEGACY_DEMO_NOTE) for a, _, _ in rows)})
 
 
 async def _adoption_form(request, session, staff, service_id, *, error=None, values=None, status=200) -> HTMLResponse:
@@ -184,7 +200,9 @@ async def _adoption_form(request, session, staff, service_id, *, error=None, val
     return templates.TemplateResponse(request, "catalog/adoption_form.html", {
         "tenant": staff.tenant, "item": item, "adoption": adoption, "values": values,
         "vendors": await service.vendors_of(session, item.id), "statuses": list(AdoptionStatus),
-        "error": error}, status_code=status)
+        "error": error, "author": service.author_label,
+        "demo": adoption is not None and adoption.note in (service.DEMO_NOTE, service.LEGACY_DEMO_NOTE)},
+        status_code=status)
 
 
 @router.get("/t/{lg_code}/adoptions/new")
