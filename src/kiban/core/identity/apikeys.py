@@ -62,7 +62,7 @@ async def create_key(session: AsyncSession, actor: audit.Actor, *, name: str, ki
     if not name:
         raise InvalidInput("キーの名前（用途が分かるもの）を入力してください。")
     if kind not in KINDS:
-        raise InvalidInput("種類は live（本番）か test（テスト）を選んでください。")
+        raise InvalidInput("種類は「本番」か「テスト」を選んでください。")
     granted = [p for p in permissions if p in {g.value for g in API_KEY_GRANTABLE}]
     if not granted or len(granted) != len(permissions):
         raise InvalidInput("キーに与える権限を一つ以上、一覧から選んでください。")
