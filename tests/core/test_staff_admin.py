@@ -211,3 +211,15 @@ async def test_staff_screens_name_roles_in_japanese(staff, new_client, session) 
     await _sign_in_again(person, admin)
     choice = _visible((await person.get("/signin/organization")).text)
     assert "札幌市（団体管理者）" in choice and "函館市（閲覧者）" in choice
+
+
+async def test_a_stopped_member_who_signs_in_is_told_why_there_is_nothing_to_open(staff, new_client) -> None:
+    admin = await staff(SAPPORO, "admin")
+    clerk = await staff(SAPPORO, "staff", name="山田 一郎")
+    await admin.client.post(f"/t/{SAPPORO}/staff/{clerk.principal_id}/revoke", data={"csrf_token": admin.csrf})
+    person = new_client()
+    signed_in = await _sign_in_again(person, clerk)
+    assert signed_in.headers["location"] == "/signin/organization"
+    page = await person.get("/signin/organization")
+    assert "いま所属している団体がありません" in page.text and "団体管理者に連絡してください" in page.text
+    assert 'name="lg_code"' not in page.text
