@@ -45,7 +45,10 @@ async def load_viewer(request: Request, session: DbSession) -> None:
         request.state.viewer = await _viewer(request, session)
     except Exception:  # noqa: BLE001 - the header must never take the page down with it
         log.warning("signed-in header not loaded", exc_info=True)
-        await session.rollback()
+        try:
+            await session.rollback()  # a failed statement must not poison the route's queries
+        except Exception:  # noqa: BLE001
+            log.warning("rollback after the header failed", exc_info=True)
 
 
 async def _viewer(request: Request, session) -> Viewer | None:
