@@ -223,9 +223,12 @@ def resolve_lg_code_input_sync(snapshot: RegistrySnapshot, text: str, *, field: 
     if not raw:
         raise refuse(f"{label}を入力してください（6桁の団体コードか団体名）。")
     digits = code_query(raw)
-    if digits is None and any(ch.isdigit() for ch in unicodedata.normalize("NFKC", raw)):
+    plain = unicodedata.normalize("NFKC", raw).replace(" ", "").replace("-", "")
+    if digits is None and plain.isascii() and plain.isdigit():
+        digits = plain  # too many digits: _code_from_digits says how many
+    elif digits is None and any(ch.isdigit() for ch in plain):
         # no organisation's name has a digit in it: this was meant as a code
-        raise refuse(f"{label}「{raw}」には数字以外の文字が含まれているか、桁が多すぎます。"
+        raise refuse(f"{label}「{raw}」には数字以外の文字が含まれています。"
                      f"6桁の数字（または団体名）で入力してください。")
     if digits is not None:
         code = _code_from_digits(digits, raw, label, refuse)
