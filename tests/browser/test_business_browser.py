@@ -41,4 +41,5 @@ async def test_business_user_signs_in_through_the_provider(page, gbizid) -> None
     await page.get_by_role("button", name="Authorize").click()
     await expect(page).to_have_url(re.compile(r"/business$"))
     await expect(page.locator("#corporate-number")).to_have_text(CORPORATE_NUMBER)
-    await expect(page.get_by_text("株式会社ブラウザ 担当")).to_be_visible()
+    await expect(page.locator("main").get_by_text("株式会社ブラウザ 担当")).to_be_visible()
+    await expect(page.locator("header").get_by_text("株式会社ブラウザ 担当")).to_be_visible()
