@@ -29,6 +29,7 @@ from kiban.modules.costs.models import FeeSchedule, FeeStatement, FeeUsage  # no
 from kiban.modules.disaster.models import (  # noqa: F401
     Disaster,
     DisasterArea,
+    LinkageBatch,
     MatchDecision,
     RosterImport,
     Shelter,

@@ -43,7 +43,7 @@ async def _register(page, fields: dict[str, str], shelter: str) -> None:
         pattern = "^" + (re.escape(label[:-1]) + "$" if label.endswith("$") else re.escape(label))
         await page.get_by_label(re.compile(pattern)).fill(value)
     await page.get_by_label("性別").select_option(label="男" if fields.get("名（漢字）") in ("健太", "翔") else "女")
-    await page.get_by_label("居場所", exact=True).select_option(label="避難所")
+    await page.get_by_label("現在の居場所", exact=True).select_option(label="避難所")
     await page.get_by_label("避難所（居場所が避難所のとき）").select_option(label=shelter)
     await page.get_by_role("button", name="登録する").click()
     await expect(page.get_by_role("heading", level=2, name="名寄せの候補（同じ人かもしれない記録）")).to_be_visible()

@@ -59,9 +59,10 @@ async def test_a_roster_written_with_the_forms_labels_imports_with_a_confirmed_s
     await muroto.goto(f"/t/{MUROTO}{disaster_path}/records/new")
     family, given, home_code = [await _label_text(muroto, i) for i in ("r-family", "r-given", "r-home-code")]
     damage, wide = await _label_text(muroto, "r-damage"), await _label_text(muroto, "r-wide")
-    whereabouts = (await muroto.locator("fieldset:has(#r-where) > legend").inner_text()).strip()
-    assert (family, given, home_code, whereabouts, damage) == ("氏（漢字）", "名（漢字）", "住所地の団体コード", "現在の居場所", "住家の被害")
-    assert wide.startswith("広域避難先の団体コード")
+    whereabouts = await _label_text(muroto, "r-where")
+    assert (family, given, home_code, whereabouts, damage) == (
+        "氏（漢字）", "名（漢字）", "住所地の団体コードまたは団体名", "現在の居場所", "住家の被害")
+    assert wide.startswith("広域避難先の団体コードまたは団体名")
 
     # The template's header is those labels.
     await muroto.goto(f"/t/{MUROTO}{disaster_path}/imports")
@@ -69,7 +70,8 @@ async def test_a_roster_written_with_the_forms_labels_imports_with_a_confirmed_s
         await muroto.get_by_role("link", name="CSV のひな形をダウンロード").click()
     download = await info.value
     header = (await download.path()).read_text(encoding="utf-8-sig").splitlines()[0].split(",")
-    assert {family, given, home_code, whereabouts, damage, "広域避難先の団体コード"} <= set(header)
+    # The code columns are headed by the field's name; the form's longer label is read as it too.
+    assert {family, given, "住所地の団体コード", whereabouts, damage, "広域避難先の団体コード"} <= set(header)
 
     # A roster written with the form's labels; one name written without a space, in the 氏 column.
     columns = [family, given, home_code, whereabouts, "避難所名", damage, "生年月日"]

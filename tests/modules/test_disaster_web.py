@@ -151,7 +151,7 @@ async def test_opening_a_disaster_is_for_prefectures_and_the_cabinet_office(staf
 async def test_bad_registration_is_refused_in_japanese_and_changes_nothing(staff, session) -> None:
     disaster = await _open_disaster(staff)
     wajima = await staff(WAJIMA, "staff")
-    for values, message in [({"home_lg_code": "999999"}, "市区町村の団体コードではありません"),
+    for values, message in [({"home_lg_code": "999999"}, "住所地の団体コード「999999」"),
                             ({"birth_date": "2099-01-01"}, "生年月日が正しくありません"),
                             ({"birth_date": "1980-02-30"}, "日付（例: 2026-01-01）"),
                             ({"family_name": ""}, "氏と名を入力"), ({"whereabouts": "shelter", "shelter_id": ""}, "避難所を選んで"),
@@ -200,7 +200,7 @@ async def test_roster_import_reports_each_line_and_never_duplicates(staff, sessi
 
     report_url = await upload(ROSTER.encode("cp932"))
     report = await wajima.client.get(report_url)
-    assert "cp932" in report.text and "正しい行 2・誤りのある行 1" in report.text
+    assert "シフトジス" in report.text and "正しい行 2・誤りのある行 1" in report.text
     assert "生年月日「1990-13-01」" in report.text
     refused = await wajima.client.post(f"{report_url}/accept", data={"csrf_token": wajima.csrf})
     assert refused.status_code == 422 and "正しい行だけを取り込む" in refused.text

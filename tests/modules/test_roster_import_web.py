@@ -142,7 +142,7 @@ async def test_the_template_downloads_as_csv_and_xlsx_and_reads_back(staff, sess
     buffer = io.BytesIO()
     book.save(buffer)
     report = await wajima.client.get(await _upload(wajima, disaster, buffer.getvalue(), "名簿.xlsx"))
-    assert "Excel ファイル" in report.text and "正しい行 1・誤りのある行 0" in report.text
+    assert "ブック形式" in report.text and "正しい行 1・誤りのある行 0" in report.text
     await wajima.client.post(f"{report.url.path}/accept", data={"csrf_token": wajima.csrf})
     (record,) = await _records(session, disaster)
     assert (record.given_name, record.damage_level, record.whereabouts) == ("三郎", "半壊", "shelter")

@@ -19,6 +19,7 @@ from kiban.modules.disaster.synthetic import generate
 DEMO_NAME = "デモ: 能登北部地震（架空の災害）"
 AFFECTED = ("172049", "172057", "173843", "174611", "174637")
 REGISTERING = AFFECTED + ("172014", "172022")
+DEMO_ACTOR = "デモデータ作成（架空）"  # shown as who registered: no command names on screens
 
 
 async def load_demo(session: AsyncSession, registrations: int = 400) -> int:
@@ -28,15 +29,15 @@ async def load_demo(session: AsyncSession, registrations: int = 400) -> int:
     ishikawa = await registry.tenant_for(session, "170003")
     disaster = await service.open_disaster(
         session, ishikawa, name=DEMO_NAME, kind="地震", occurred_on=date(2026, 11, 1),
-        description="kiban demo が作成した架空の災害です。登録されている人はすべて合成データです。",
-        affected=list(AFFECTED), relief_act=list(AFFECTED[:3]), actor="kiban demo")
+        description="操作を試すために作った架空の災害です。登録されている人はすべて合成データで、実在の人ではありません。",
+        affected=list(AFFECTED), relief_act=list(AFFECTED[:3]), actor=DEMO_ACTOR)
     shelters: dict[str, str] = {}
     for code in REGISTERING:
         tenant = await registry.tenant_for(session, code)
         async with as_tenant(session, tenant):
             shelter = await service.save_shelter(
                 session, disaster, shelter_id=None, name=f"{tenant.name}総合体育館（デモ）", address="", capacity="300",
-                occupancy="0", is_open=True, needs="毛布、飲料水", expected_version=0, actor="kiban demo")
+                occupancy="0", is_open=True, needs="毛布、飲料水", expected_version=0, actor=DEMO_ACTOR)
             shelters[code] = shelter.id
     added = 0
     for row in generate(registrations, seed=20261101, affected_lg_codes=AFFECTED, registering_lg_codes=REGISTERING):
@@ -49,7 +50,7 @@ async def load_demo(session: AsyncSession, registrations: int = 400) -> int:
             whereabouts="shelter", shelter_id=shelters[tenant.lg_code], phone=row["phone"] or "",
             household_key=str(row.get("household_id", ""))[:60], import_key=f"demo:{row['record_id']}"[:64])
         async with as_tenant(session, tenant):
-            await service.register(session, tenant, disaster, data, actor="kiban demo")
+            await service.register(session, tenant, disaster, data, actor=DEMO_ACTOR)
         added += 1
     occupancy: dict[str, int] = {}
     for record in await service.all_records_for_matching(session, disaster.id):

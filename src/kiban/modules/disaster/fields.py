@@ -7,9 +7,9 @@ other column). Now ``FIELDS`` is the one table: the form templates take their la
 import page lists its columns from it, the template CSV/xlsx has its labels as headers, and
 ``roster.py`` reads a header as a field when it is the label or one of the ``aliases``.
 
-A field's ``label`` is its name everywhere. ``form_label`` is only for a form that shows the field
-inside a fieldset already titled with the label (居場所 under 現在の居場所); ``when`` is the condition
-the form adds in brackets. Fields with ``roster=False`` are entered on the record's page after
+A field's ``label`` is its name everywhere. ``form_label`` is what a form says instead, when the
+form asks for more than the roster column holds (住所地の団体コードまたは団体名: code fields take names
+too) or words it for a fieldset (配慮が必要なこと); ``when`` is the condition the form adds in brackets. Fields with ``roster=False`` are entered on the record's page after
 registering; a roster column named like one of them is reported as not read, never dropped silently.
 """
 
@@ -65,7 +65,8 @@ FIELDS: tuple[Field, ...] = (
     Field("sex", "性別", hint="男・女（わからなければ空欄）", example="男"),
     Field("phone", "連絡先の電話番号", hint="市外局番から（例: 0768-22-2211）", example="0768-22-2211",
           aliases=("電話番号", "連絡先電話番号", "電話", "連絡先", "携帯電話番号")),
-    Field("home_lg_code", "住所地の団体コード", hint="6桁（例: 172049 輪島市）", required=True, example="172049",
+    Field("home_lg_code", "住所地の団体コード", form_label="住所地の団体コードまたは団体名", required=True, example="172049",
+          hint="6桁の団体コード（例: 172049）か団体名（例: 輪島市、石川県輪島市）",
           aliases=("団体コード", "住所地団体コード", "住所の団体コード", "市区町村コード", "地方公共団体コード",
                    "全国地方公共団体コード")),
     Field("home_address", "住所", example="石川県輪島市河井町1部1番地",
@@ -75,11 +76,12 @@ FIELDS: tuple[Field, ...] = (
     Field("household_size", "世帯人数", hint="1〜30（空欄は1）", example="3", aliases=("世帯員数", "世帯の人数")),
     Field("care_needs", "要配慮者", form_label="配慮が必要なこと", hint="あてはまるものを「、」で区切って", example="高齢者",
           aliases=("要配慮者区分", "要配慮", "要配慮事項")),
-    Field("whereabouts", "現在の居場所", form_label="居場所", hint="避難所・在宅・親族・知人宅・広域避難先・応急仮設住宅・不明",
-          example="避難所", aliases=("所在", "現在の所在", "所在区分", "避難先区分", "避難区分")),
+    Field("whereabouts", "現在の居場所", hint="避難所・在宅・親族・知人宅・広域避難先・応急仮設住宅・不明",
+          example="避難所", aliases=("居場所", "所在", "現在の所在", "所在区分", "避難先区分", "避難区分")),
     Field("shelter_name", "避難所名", form_label="避難所", when="居場所が避難所のとき", example="輪島中学校",
           hint="この団体が開設した避難所の名称", aliases=("避難所",)),
-    Field("wide_area_lg_code", "広域避難先の団体コード", when="居場所が広域避難先のとき", hint="6桁（例: 172014 金沢市）",
+    Field("wide_area_lg_code", "広域避難先の団体コード", form_label="広域避難先の団体コードまたは団体名",
+          when="居場所が広域避難先のとき", hint="6桁の団体コード（例: 172014）か団体名（例: 金沢市）",
           aliases=("広域避難先団体コード", "避難先団体コード", "広域避難先コード")),
     Field("damage_level", "住家の被害", example="全壊", hint="全壊・大規模半壊・中規模半壊・半壊・準半壊・一部損壊・未調査（空欄は未調査）",
           aliases=("被害程度", "被害の程度", "住家被害", "住家被害の程度", "住家の被害程度", "被害区分")),

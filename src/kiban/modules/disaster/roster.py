@@ -53,6 +53,7 @@ from typing import Any
 import jaconv
 
 from kiban.core.registry.codes import check_digit, lg_code_problem
+from kiban.kit.errors import InvalidInput
 from kiban.kit.wareki import ERAS, JST
 from kiban.kit.export import csv_bytes, neutralise
 from kiban.modules.disaster.fields import BY_KEY, FIELDS, ROSTER_FIELDS, TEMPLATE_FIELDS
@@ -157,9 +158,12 @@ def compute_import_key(values: Mapping[str, Any]) -> str:
 
 
 def parse_roster(data: bytes, *, shelters: Mapping[str, str], is_known_code: Callable[[str], bool],
-                 max_rows: int = 20000) -> RosterReport:
+                 max_rows: int = 20000, resolve_name: Callable[[str, str, str], str] | None = None) -> RosterReport:
     """Read a roster CSV. ``shelters`` maps shelter name → id; ``is_known_code`` says whether a
-    6-digit code (check digit already verified) is a registered local government."""
+    6-digit code (check digit already verified) is a registered local government. With
+    ``resolve_name(text, field, label)`` (the registry's ``resolve_lg_code_input_sync`` over one
+    snapshot), a code column may hold a name (輪島市, 石川県輪島市): it returns the code or raises
+    ``InvalidInput`` with a Japanese message naming the column."""
     if data.startswith(b"PK\x03\x04"):
         sheet, problem = _xlsx_rows(data)
         if problem is not None:
@@ -186,7 +190,7 @@ def parse_roster(data: bytes, *, shelters: Mapping[str, str], is_known_code: Cal
     layout = _Layout.from_header(header_cells, report)
     if report.file_errors:
         return report
-    parser = _RowParser(layout, shelters, is_known_code)
+    parser = _RowParser(layout, shelters, is_known_code, resolve_name)
     seen: dict[str, int] = {}
     rows: list[RosterRow] = []
     try:
@@ -221,11 +225,11 @@ class _CsvProblem(Exception):
 
 def _decode(data: bytes) -> tuple[str, str, str | None]:
     if data.startswith(b"\xd0\xcf\x11\xe0"):
-        return "", "", ("古い形式の Excel ファイル（.xls）は読めません。Excel で「Excel ブック（.xlsx）」か"
-                        "「CSV UTF-8（コンマ区切り）」として保存してください。")
+        return "", "", ("古い形式のブックは読めません。表計算ソフトで新しいブック形式か"
+                        "CSV 形式（コンマ区切り）で保存し直してください。")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "", "", ("UTF-16 のファイル（Excel の「Unicode テキスト」）は読めません。Excel で"
-                        "「CSV UTF-8（コンマ区切り）」または「CSV（コンマ区切り）」として保存してください。")
+        return "", "", ("「ユニコード テキスト」形式（タブ区切り）のファイルは読めません。表計算ソフトで"
+                        "CSV 形式（コンマ区切り）で保存し直してください。")
     if b"\x00" in data:
         return "", "", "CSV ファイルではないようです（文字でないデータが含まれています）。"
     candidates = (("utf-8-sig", "utf-8-sig"),) if data.startswith(codecs.BOM_UTF8) else ()
@@ -238,8 +242,8 @@ def _decode(data: bytes) -> tuple[str, str, str | None]:
         if codec == "cp932" and _CP932_STRAY.search(text):
             break
         return text, name, None
-    return "", "", ("ファイルの文字コードを読み取れません（UTF-8 でも Shift_JIS でもありません）。Excel で"
-                    "「CSV UTF-8（コンマ区切り）」または「CSV（コンマ区切り）」として保存し直してください。")
+    return "", "", ("ファイルの文字コードを読み取れません（ユニコードでもシフトジスでもありません）。表計算ソフトで"
+                    "CSV 形式（コンマ区切り）で保存し直してください。")
 
 
 def _xlsx_rows(data: bytes) -> tuple[list[tuple[int, list[str]]], str | None]:
@@ -250,8 +254,8 @@ def _xlsx_rows(data: bytes) -> tuple[list[tuple[int, list[str]]], str | None]:
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:  # noqa: BLE001 - any damage to the zip or its XML means the same to staff
-        return [], ("Excel ファイル（.xlsx）として読めません。ファイルが壊れていないか確かめるか、Excel で"
-                    "「CSV UTF-8（コンマ区切り）」として保存してからアップロードしてください。")
+        return [], ("ブック形式のファイルとして読めません。ファイルが壊れていないか確かめるか、表計算ソフトで"
+                    "CSV 形式（コンマ区切り）で保存してからアップロードしてください。")
     try:
         sheet = book[TEMPLATE_SHEET] if TEMPLATE_SHEET in book.sheetnames else book.worksheets[0]
         rows = []
@@ -465,9 +469,11 @@ class _Layout:
 
 
 class _RowParser:
-    def __init__(self, layout: _Layout, shelters: Mapping[str, str], is_known_code: Callable[[str], bool]) -> None:
+    def __init__(self, layout: _Layout, shelters: Mapping[str, str], is_known_code: Callable[[str], bool],
+                 resolve_name: Callable[[str, str, str], str] | None = None) -> None:
         self.layout = layout
         self.is_known_code = is_known_code
+        self.resolve_name = resolve_name
         self.shelter_names: dict[str, str] = {}
         self.shelter_ids: dict[str, str] = {}
         for name, shelter_id in shelters.items():
@@ -656,13 +662,15 @@ class _RowParser:
         if not code:
             self.error(f"{label}が空です。6桁の全国地方公共団体コードを入力してください（{_CODE_EXAMPLE}）。")
             return None
+        if self.resolve_name is not None and not any(ch.isdigit() for ch in code):
+            return self._lg_code_by_name(fld, label, raw)
         if not code.isascii() or not code.isdigit():
             self.error(f"{label}「{raw}」に数字以外の文字が含まれています。6桁の数字で入力してください（{_CODE_EXAMPLE}）。")
             return None
         if len(code) == 5:
             padded, completed = "0" + code, code + check_digit(code)
             if lg_code_problem(padded) is None and self.is_known_code(padded):
-                hint = f"先頭の0が落ちていませんか（{padded}）。Excel では列の書式を「文字列」にしてください。"
+                hint = f"先頭の0が落ちていませんか（{padded}）。表計算ソフトでは列の書式を「文字列」にしてください。"
             elif self.is_known_code(completed):
                 hint = f"末尾の検査数字を含めた6桁で入力してください（{completed}）。"
             else:
@@ -678,6 +686,18 @@ class _RowParser:
             return None
         if not self.is_known_code(code):
             self.error(f"{label}「{raw}」は登録されている地方公共団体のコードではありません。")
+            return None
+        return code
+
+    def _lg_code_by_name(self, fld: str, label: str, raw: str) -> str | None:
+        """A municipality named instead of coded (輪島市, 石川県輪島市, わじまし)."""
+        try:
+            code = self.resolve_name(raw.strip(), fld, label)
+        except InvalidInput as exc:
+            self.error(exc.detail)
+            return None
+        if not self.is_known_code(code):
+            self.error(f"{label}「{raw}」（{code}）は現存する市区町村ではありません。市区町村の団体名か団体コードを入力してください。")
             return None
         return code
 
@@ -746,7 +766,7 @@ class _RowParser:
         text = re.sub("-+", "-", text).strip("-")
         digits = text.replace("-", "")
         if not digits.startswith("0"):
-            hint = "先頭の0が落ちていませんか。Excel では列の書式を「文字列」にしてください。" if len(digits) in (9, 10) else ""
+            hint = "先頭の0が落ちていませんか。表計算ソフトでは列の書式を「文字列」にしてください。" if len(digits) in (9, 10) else ""
             self.error(f"{label}「{raw}」は国内の電話番号（0で始まる10桁か11桁）ではありません。{hint}")
             return None
         if len(digits) not in (10, 11):
@@ -942,7 +962,7 @@ def parse_birth_date(raw: str, *, today: date | None = None) -> tuple[date | Non
     text = _SPACES.sub("", text).upper()
     unreadable = f"を日付として読めません。{_DATE_EXAMPLE}"
     if _SERIAL.fullmatch(text):
-        return None, ("は Excel の日付のシリアル値のようです。セルの書式を日付にして保存し直すか、"
+        return None, ("は表計算ソフトの日付のシリアル値のようです。セルの書式を日付にして保存し直すか、"
                       f"日付を文字で入力してください。{_DATE_EXAMPLE}")
     era = None
     if match := _WAREKI.fullmatch(text):

@@ -259,8 +259,9 @@ class RecordInput:
 
 async def _municipality(session: AsyncSession, code: str, what: str) -> Organization:
     org = await session.get(Organization, (code or "").strip())
-    if org is None or org.type not in MUNICIPAL_TYPES:
-        raise InvalidInput(f"{what}「{code}」は市区町村の団体コードではありません（6桁、例: 172049 輪島市）。")
+    if org is None or org.type not in MUNICIPAL_TYPES or org.retired_on is not None:
+        shown = f"{org.name}（{org.code}）" if org is not None else code
+        raise InvalidInput(f"{what}「{shown}」は現存する市区町村ではありません（例: 172049 または 輪島市）。")
     return org
 
 

@@ -22,6 +22,7 @@ from kiban.core.identity.dependencies import PUBLIC, CurrentResident, StaffConte
 from kiban.core.identity.permissions import Permission
 from kiban.core.registry import service as registry
 from kiban.core.registry.models import Organization
+from kiban.core.registry.snapshot import load_snapshot
 from kiban.core.tenancy.dependencies import CurrentTenant, DbSession
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit.csrf import verify_csrf
@@ -31,7 +32,7 @@ from kiban.kit.templating import templates
 from kiban.modules.disaster import matching, service
 from kiban.modules.disaster.models import DISASTER_KINDS, RosterImport, VictimRecord
 from kiban.modules.disaster.names import normalize_name
-from kiban.modules.disaster.fields import ROSTER_FIELDS
+from kiban.modules.disaster.fields import BY_KEY, ROSTER_FIELDS
 from kiban.modules.disaster.roster import (
     CARE_NEEDS,
     DAMAGE_LEVELS,
@@ -99,21 +100,52 @@ async def workspace_list(request: Request, session: DbSession, staff: Reader) ->
         "error": None, **CHOICES})
 
 
+def _split_list(text: str) -> list[str]:
+    """「172049, 珠洲市、能登町」: entries separated by commas (either width) or 、 or new lines."""
+    for sep in ("、", "，", "\n", "\r"):
+        text = text.replace(sep, ",")
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+async def _resolve_list(session, text: str, field: str, label: str, errors: list[dict]) -> list[str]:
+    """Each entry of a comma-separated code field as its 6-digit code (names and full-width digits
+    too); every entry that cannot be read is reported, naming the field."""
+    codes: list[str] = []
+    for item in _split_list(text):
+        try:
+            codes.append(await registry.resolve_lg_code_input(session, item, field=field, label=label))
+        except InvalidInput as exc:
+            errors.extend(exc.errors or [{"field": field, "message": exc.detail}])
+    return codes
+
+
 @router.post("/t/{lg_code}/disasters", dependencies=[Depends(verify_csrf)])
 async def open_disaster(request: Request, session: DbSession, staff: Opener) -> Response:
     form = await request.form()
+    affected_text = ",".join(str(v) for v in form.getlist("affected"))
+    relief_text = ",".join(str(v) for v in [*form.getlist("relief_act"), form.get("relief_act_text", "")])
+    errors: list[dict] = []
     try:
+        occurred_on = _date(str(form.get("occurred_on", "")), "発生日")
+    except InvalidInput as exc:
+        occurred_on = None
+        errors.append({"field": "occurred_on", "message": exc.detail})
+    affected = await _resolve_list(session, affected_text, "affected", "被害のある市町村", errors)
+    relief_act = await _resolve_list(session, relief_text, "relief_act", "災害救助法を適用する市町村", errors)
+    try:
+        if errors:
+            raise InvalidInput(errors[0]["message"] if len(errors) == 1 else f"入力内容を確認してください（{len(errors)} 件）。",
+                               errors=errors)
         disaster = await service.open_disaster(
             session, staff.tenant, name=str(form.get("name", "")), kind=str(form.get("kind", "")),
-            occurred_on=_date(str(form.get("occurred_on", "")), "発生日"), description=str(form.get("description", "")),
-            affected=[c for v in form.getlist("affected") for c in str(v).replace("、", ",").split(",")],
-            relief_act=[c.strip() for v in [*form.getlist("relief_act"), form.get("relief_act_text", "")]
-                        for c in str(v).replace("、", ",").split(",") if c.strip()], actor=staff.label)
+            occurred_on=occurred_on, description=str(form.get("description", "")),
+            affected=affected, relief_act=relief_act, actor=staff.label)
     except InvalidInput as exc:
         await session.rollback()
         return templates.TemplateResponse(request, "disaster/list.html", {
             "tenant": staff.tenant, "staff": staff, "disasters": await service.list_disasters(session),
-            "may_open": True, "error": exc.detail, **CHOICES}, status_code=exc.status)
+            "may_open": True, "error": exc.detail, "errors": exc.errors, "form": form,
+            "affected_text": affected_text, "relief_text": relief_text, **CHOICES}, status_code=exc.status)
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.opened", target_type="disaster", target_id=disaster.id,
                        details={"name": disaster.name})
     await session.commit()
@@ -200,18 +232,47 @@ async def shelter_page(disaster_id: str, shelter_id: str, request: Request, sess
 
 # -- records ---------------------------------------------------------------------------------------------------
 
-def _record_input(form, *, resident_subject_id: str | None = None) -> service.RecordInput:
+async def _lg_code_field(session, form, key: str, errors: list[dict]) -> str:
+    """A code field that also takes a name (「輪島市」「石川県輪島市」) or full-width digits, as its
+    6-digit code; a problem is added to ``errors`` naming the field, and the text is kept."""
+    raw = str(form.get(key, "")).strip()
+    if not raw:
+        return ""
+    try:
+        return await registry.resolve_lg_code_input(session, raw, field=key, label=BY_KEY[key].label)
+    except InvalidInput as exc:
+        errors.extend(exc.errors or [{"field": key, "message": exc.detail}])
+        return raw
+
+
+async def _record_input(session, form, *, resident_subject_id: str | None = None) -> service.RecordInput:
+    """The form as a ``RecordInput``; every problem found here is reported at once
+    (``InvalidInput.errors``, one per field)."""
+    errors: list[dict] = []
     size = str(form.get("household_size", "1")).strip() or "1"
+    size = size.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
     if not size.isdigit():
-        raise InvalidInput(f"世帯人数「{size}」は1以上の整数で入力してください。")
+        errors.append({"field": "household_size", "message": f"世帯人数「{size}」は1以上の整数で入力してください。"})
+    birth = None
+    try:
+        birth = _date(str(form.get("birth_date", "")), "生年月日")
+    except InvalidInput as exc:
+        errors.append({"field": "birth_date", "message": exc.detail})
+    home = await _lg_code_field(session, form, "home_lg_code", errors)
+    wide = None
+    if str(form.get("whereabouts", "")) == "wide_area":
+        wide = await _lg_code_field(session, form, "wide_area_lg_code", errors) or None
+    if errors:
+        raise InvalidInput(errors[0]["message"] if len(errors) == 1 else f"入力内容を確認してください（{len(errors)} 件）。",
+                           errors=errors)
     sex = str(form.get("sex", "")) or None
     return service.RecordInput(
         family_name=str(form.get("family_name", "")), given_name=str(form.get("given_name", "")),
         family_kana=str(form.get("family_kana", "")), given_kana=str(form.get("given_kana", "")),
-        birth_date=_date(str(form.get("birth_date", "")), "生年月日"), sex=sex,
-        home_address=str(form.get("home_address", "")), home_lg_code=str(form.get("home_lg_code", "")).strip(),
+        birth_date=birth, sex=sex,
+        home_address=str(form.get("home_address", "")), home_lg_code=home,
         whereabouts=str(form.get("whereabouts", "unknown")), shelter_id=str(form.get("shelter_id", "")) or None,
-        wide_area_lg_code=str(form.get("wide_area_lg_code", "")).strip() or None, phone=str(form.get("phone", "")),
+        wide_area_lg_code=wide, phone=str(form.get("phone", "")),
         household_key=str(form.get("household_key", "")), household_size=int(size),
         care_needs=[str(v) for v in form.getlist("care_needs")], damage_level=str(form.get("damage_level", "未調査")),
         risai_status=str(form.get("risai_status", "未申請")), rebuild_plan=str(form.get("rebuild_plan", "未定")),
@@ -233,12 +294,12 @@ async def create_record(disaster_id: str, request: Request, session: DbSession, 
     form = await request.form()
     disaster = await service.get_disaster(session, disaster_id)
     try:
-        record = await service.register(session, staff.tenant, disaster, _record_input(form), actor=staff.label)
+        record = await service.register(session, staff.tenant, disaster, await _record_input(session, form), actor=staff.label)
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
         disaster = await service.get_disaster(session, disaster_id)
         return templates.TemplateResponse(request, "disaster/record_form.html", {
-            "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail,
+            "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail, "errors": exc.errors,
             "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES}, status_code=exc.status)
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.record.registered", target_type="victim_record",
                        target_id=record.id, subject_id=record.resident_subject_id)
@@ -322,13 +383,13 @@ async def edit_record(disaster_id: str, record_id: str, request: Request, sessio
     disaster = await service.get_disaster(session, disaster_id)
     try:
         version = str(form.get("expected_version", "0"))
-        record = await service.update_record(session, staff.tenant, disaster, record_id, _record_input(form),
+        record = await service.update_record(session, staff.tenant, disaster, record_id, await _record_input(session, form),
                                              expected_version=int(version) if version.isdigit() else 0)
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
         disaster = await service.get_disaster(session, disaster_id)
         return templates.TemplateResponse(request, "disaster/record_form.html", {
-            "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail,
+            "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail, "errors": exc.errors,
             "record": {"id": record_id, "version": form.get("expected_version", "0")},
             "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES}, status_code=exc.status)
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.record.updated", target_type="victim_record",
@@ -524,7 +585,13 @@ async def upload_roster(disaster_id: str, request: Request, session: DbSession, 
     shelters = {s.name: s.id for s in await service.shelters_of_tenant(session, disaster_id)}
     known = set((await session.scalars(select(Organization.code).where(
         Organization.type.in_(service.MUNICIPAL_TYPES), Organization.retired_on.is_(None)))).all())
-    report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__)
+    # One registry snapshot for the whole file: a code column may hold names (輪島市) too.
+    snapshot = request.app.state.registry_cache.latest or await load_snapshot(session)
+
+    def resolve_name(text: str, field: str, label: str) -> str:
+        return registry.resolve_lg_code_input_sync(snapshot, text, field=field, label=label)
+
+    report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__, resolve_name=resolve_name)
     batch = RosterImportRepository(session).add(RosterImport(
         id=str(uuid.uuid4()), disaster_id=disaster_id, filename=(file.filename or "roster.csv")[:200],
         encoding=report.encoding, report=_report_json(report), status="staged", created_by=staff.label,
@@ -680,7 +747,7 @@ async def self_register(disaster_id: str, shelter_id: str, tenant: CurrentTenant
     values = {**{k: form.get(k, "") for k in form.keys()}, "whereabouts": "shelter", "shelter_id": shelter.id}
     lists = {key: form.getlist(key) for key in ("care_needs", "supports")}
     try:
-        data = _record_input(_Prefilled(values, lists), resident_subject_id=resident.principal.id)
+        data = await _record_input(session, _Prefilled(values, lists), resident_subject_id=resident.principal.id)
         data.import_key = f"resident:{resident.principal.id}"  # registering twice changes nothing
         record = await service.register(session, tenant, disaster, data, actor="本人（マイナンバーカード）")
     except (InvalidInput, Conflict) as exc:
@@ -688,7 +755,7 @@ async def self_register(disaster_id: str, shelter_id: str, tenant: CurrentTenant
         disaster = await service.get_disaster(session, disaster_id)
         shelter = await service.get_shelter(session, disaster_id, shelter_id)
         return templates.TemplateResponse(request, "disaster/self_register.html", {
-            "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": form, "error": exc.detail, "done": None,
+            "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": form, "error": exc.detail, "errors": exc.errors, "done": None,
             **CHOICES}, status_code=exc.status)
     await audit.record(session, audit.Actor("resident", "本人", resident.principal.id), "disaster.record.self_registered",
                        target_type="victim_record", target_id=record.id, subject_id=resident.principal.id)
