@@ -90,6 +90,8 @@ _PYDANTIC_MESSAGES = {
     "string_too_short": "{min_length} 文字以上で入力してください。",
     "string_too_long": "{max_length} 文字以内で入力してください。",
     "string_pattern_mismatch": "形式が正しくありません。",
+    "too_short": "{min_length} 件以上指定してください。",
+    "too_long": "{max_length} 件以内で指定してください。",
     "literal_error": "次のいずれかを指定してください: {expected}",
     "enum": "次のいずれかを指定してください: {expected}",
     "json_invalid": "JSON の形式が正しくありません。",
@@ -175,6 +177,20 @@ def problem(request: Request, status: int, title: str, detail: str, *, type_slug
     )
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this URL. Starlette's 405 names only the first route
+    whose path matched, so a URL served by a GET route and a POST route would claim GET alone."""
+    from fastapi import routing
+
+    path = request.scope.get("path", request.url.path)
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and route.methods and pattern.match(path):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(KibanError)
     async def _kiban_error(request: Request, exc: KibanError) -> Response:
@@ -205,10 +221,13 @@ def install_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         title = _STATUS_TITLES.get(exc.status_code, "エラーが発生しました")
         detail = exc.detail if isinstance(exc.detail, str) and not exc.detail.isascii() else title
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404:
             detail = "お探しのページは見つかりませんでした。URL をご確認ください。"
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         return problem(request, exc.status_code, title, detail, type_slug=f"http-{exc.status_code}",
-                       headers=getattr(exc, "headers", None))
+                       headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

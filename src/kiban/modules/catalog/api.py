@@ -12,6 +12,7 @@ from kiban.core.audit import service as audit
 from kiban.core.identity.dependencies import PUBLIC, StaffContext, require
 from kiban.core.identity.permissions import Permission
 from kiban.core.tenancy.dependencies import DbSession
+from kiban.kit.openapi import problem_responses
 from kiban.modules.catalog import service
 from kiban.modules.catalog.models import AdoptionStatus, BurdenCategory, Lifecycle, Pattern
 
@@ -95,7 +96,8 @@ async def list_adoptions(staff: AdoptionReader, session: DbSession) -> list[Adop
     return [_adoption(a, s) for a, s, _ in await service.adoptions_of_tenant(session)]
 
 
-@tenant.put("/adoptions/{service_id}", summary="利用状況の登録・更新", response_model=AdoptionRead)
+@tenant.put("/adoptions/{service_id}", summary="利用状況の登録・更新", response_model=AdoptionRead,
+             responses=problem_responses(409))
 async def put_adoption(service_id: str, body: AdoptionWrite, staff: AdoptionWriter, session: DbSession) -> AdoptionRead:
     adoption = await service.save_adoption(session, service.AdoptionInput(service_id=service_id, **body.model_dump()),
                                            actor=staff.label)
