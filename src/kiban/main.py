@@ -14,7 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import kiban
+from kiban.core.audit import api as audit_api
 from kiban.core.audit import web as audit_web
+from kiban.core.identity import api_admin as identity_admin_api
+from kiban.core.identity import api_resident as resident_api
 from kiban.core.identity import api as identity_api
 from kiban.core.identity import web as identity_web
 from kiban.core.identity import web_admin as staff_admin_web
@@ -41,6 +44,7 @@ from kiban.web.viewer import load_viewer, show_viewer_on_unrouted_pages
 from kiban.modules.catalog import api as catalog_api
 from kiban.modules.catalog import web as catalog_web
 from kiban.modules.costs import api as costs_api
+from kiban.modules.costs import api_tenant as costs_tenant_api
 from kiban.modules.costs import web as costs_web
 from kiban.modules.disaster import api as disaster_api
 from kiban.modules.disaster import web as disaster_web
@@ -121,6 +125,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(registry_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(identity_api.router)
+    app.include_router(identity_admin_api.router)
+    app.include_router(resident_api.router)
+    app.include_router(audit_api.router)
     app.include_router(pages.router)
     app.include_router(registry_web.router)
     app.include_router(tenancy_web.router)
@@ -132,6 +139,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(catalog_api.public)
     app.include_router(catalog_api.tenant)
     app.include_router(costs_api.router)
+    app.include_router(costs_tenant_api.public)
+    app.include_router(costs_tenant_api.tenant)
     app.include_router(catalog_web.router)
     app.include_router(costs_web.router)
     app.include_router(disaster_api.router)

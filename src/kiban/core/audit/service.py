@@ -222,3 +222,18 @@ async def verify_all(session: AsyncSession) -> tuple[int, int, list[ChainProblem
     for lg_code in sorted(set(heads) | set(by_org)):
         problems.extend(verify_entries(lg_code, by_org.get(lg_code, []), heads.get(lg_code)))
     return len(set(heads) | set(by_org)), len(entries), problems
+
+
+ACCESS_LOG_LIMIT = 500
+
+
+async def entries_about(session: AsyncSession, subject_id: str, limit: int = ACCESS_LOG_LIMIT) -> Sequence[AuditEntry]:
+    """Every recorded access to one person's data, by any organisation, newest first (at most
+    ``limit``): what a resident reads as 「わたしの情報の利用記録」. Reads across every
+    organisation's chain by design, for the person the entries are about, and only by them."""
+    from kiban.core.tenancy.context import unscoped
+
+    async with unscoped(session, "本人による自分の情報の利用記録の閲覧"):
+        return (await session.scalars(
+            select(AuditEntry).where(AuditEntry.subject_id == subject_id)
+            .order_by(AuditEntry.occurred_at.desc()).limit(limit))).all()

@@ -90,9 +90,22 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 
 # What an API key may be given: reading and writing tenant data, never managing people or keys.
+# Every permission offered here has an /api route that requires it, and every read permission a
+# documented /api/v1/t/ route requires is offered (tests/api/test_api_key_scopes.py).
 API_KEY_GRANTABLE = (Permission.tenancy_setting_read, Permission.tenancy_setting_update, Permission.audit_entry_read,
+                     Permission.identity_membership_read,
                      Permission.catalog_adoption_read, Permission.catalog_adoption_write,
-                     Permission.costs_statement_read)
+                     Permission.costs_statement_read, Permission.costs_schedule_manage,
+                     Permission.disaster_record_read)
+
+# Never given to a key, though /api routes require them: a leaked key must not add or stop staff,
+# mint or revoke keys, or open the tenant's records to another organisation. These stay with a
+# person signed in with password and TOTP (their session works on the same /api routes).
+API_KEY_WITHHELD: dict[Permission, str] = {
+    Permission.identity_membership_manage: "職員の招待・役割の変更・停止は、サインインした団体管理者だけが行います。",
+    Permission.identity_apikey_manage: "API キーでほかの API キーを発行・失効させることはできません。",
+    Permission.tenancy_grant_manage: "ほかの団体への閲覧許可は、サインインした団体管理者だけが出せます。",
+}
 
 
 def permissions_of(role: str) -> frozenset[Permission]:

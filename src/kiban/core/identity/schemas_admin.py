@@ -1,0 +1,99 @@
+"""JSON shapes of an organisation's staff, API keys and access grants. Codes (roles, permissions,
+kinds) travel with their Japanese labels, so a system filters by code and a person reads words."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Choice(BaseModel):
+    value: str
+    label: str
+
+
+class MemberRead(BaseModel):
+    principal_id: str
+    display_name: str
+    username: str | None = Field(description="サインインに使うユーザー名")
+    role: str = Field(description="役割のコード（admin / staff / viewer）")
+    role_label: str = Field(description="役割の名前（団体管理者・職員・閲覧者）")
+    state: Literal["active", "stopped"] = Field(description="active（利用中）/ stopped（停止中）")
+    state_label: str
+    granted_by: str
+    granted_at: datetime
+    stopped_at: datetime | None
+
+
+class StaffList(BaseModel):
+    lg_code: str
+    members: list[MemberRead] = Field(description="利用中の職員（登録順）")
+    stopped: list[MemberRead] = Field(description="停止中の職員（新しく停止した順）。再開すると元の役割に戻ります")
+    roles: list[Choice]
+
+
+class InviteRequest(BaseModel):
+    username: str = Field(max_length=100, description="サインインに使うユーザー名")
+    display_name: str = Field(max_length=200, description="氏名")
+    role: str = Field("staff", max_length=40, description="役割のコード（admin / staff / viewer）")
+
+
+class Invitation(BaseModel):
+    member: MemberRead
+    invite_url: str = Field(description="招待リンク（1回だけ表示。本人がパスワードを設定します）")
+    expires_at: datetime
+
+
+class RoleChange(BaseModel):
+    role: str = Field(max_length=40, description="新しい役割のコード（admin / staff / viewer）")
+
+
+class ApiKeyRead(BaseModel):
+    id: str
+    name: str
+    kind: str = Field(description="live（本番）/ test（テスト）")
+    kind_label: str
+    permissions: list[Choice] = Field(description="キーに与えた権限（コードと名前）")
+    rate_limit_per_minute: int
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+    active: bool
+
+
+class ApiKeyList(BaseModel):
+    lg_code: str
+    items: list[ApiKeyRead] = Field(description="新しい順。秘密の値は保存されておらず、返しません")
+    grantable: list[Choice] = Field(description="キーに与えられる権限")
+    create_url: str = Field(description="キーの発行は画面で行います（キーは一度だけ表示されます）")
+
+
+class GrantRead(BaseModel):
+    id: str
+    grantee_code: str
+    grantee_name: str
+    permission: str
+    permission_label: str
+    purpose: str
+    legal_basis: str
+    granted_by: str
+    granted_at: datetime
+    expires_on: date | None
+    revoked_at: datetime | None
+    active: bool = Field(description="取り消されておらず、期限内")
+
+
+class GrantList(BaseModel):
+    lg_code: str
+    items: list[GrantRead]
+    grantable: list[Choice] = Field(description="許可できる範囲（閲覧のみ）")
+
+
+class GrantCreate(BaseModel):
+    grantee_code: str = Field(max_length=100, description="相手の団体（6桁・5桁の団体コード、または団体名）")
+    permission: str = Field(max_length=60, description="許可する範囲のコード（grantable）")
+    purpose: str = Field(max_length=1000, description="利用目的")
+    legal_basis: str = Field(max_length=1000, description="法的根拠")
+    expires_on: date | None = Field(None, description="有効期限（YYYY-MM-DD。なければ期限なし）")
