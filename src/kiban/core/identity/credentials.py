@@ -27,12 +27,26 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def usable_hash(password_hash: str | None) -> bool:
+    """Whether a stored value is a password hash at all: an invited account that has not set
+    its password yet holds the marker ``!invited``, which no password matches."""
+    return bool(password_hash) and password_hash.startswith("$argon2")
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when ``password`` matches. With no hash (unknown user) a dummy hash is checked so
-    that the answer takes as long either way."""
+    """True when ``password`` matches. Exactly one argon2 verification runs whatever is stored:
+    with no usable hash (an unknown user, an invitation not yet accepted) a dummy hash is
+    checked, so that every refusal costs the same ~0.1 s and timing tells no account apart."""
+    usable = usable_hash(password_hash)
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
+        return _hasher.verify(password_hash if usable else _DUMMY_HASH, password) and usable
+    except VerificationError:
+        return False
+    except InvalidHashError:  # a damaged stored value is refused only after the same work
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
         return False
 
 

@@ -3,14 +3,44 @@
 Each step returns what happened or raises ``SignInRefused`` with a message fit to show; every
 outcome is audited: a staff account's in its organisation's chain, residents', businesses' and
 unknown user names' on the platform's. Callers commit.
+
+サインインの保護 (how guessing is slowed without letting a stranger lock a clerk out):
+
+- Password failures never lock an account. ``SignInThrottle`` counts them per pair of
+  (user name as typed, address) and per address over all names, and answers with a delay
+  window, enforced here before any password is checked: after 3 failures of a pair the next
+  try waits 4 s, then 8, 16 ... up to 15 minutes; after 20 failures from one address (about
+  20 an hour are forgotten) its next try waits 4 s, then 8 ... up to 5 minutes. A refused try
+  is not evaluated, so it is not a guess, and the page says when to try again (429 with
+  ``Retry-After``). Nothing counts per account alone: the owner signing in from an address
+  with no failures is never slowed by someone else's guessing. A success clears its pair.
+- The counters key on the name as typed, whether or not it exists, so throttling answers
+  the same for unknown names; an IPv6 address counts by its /64 (one host holds a whole /64).
+- Unknown user, wrong password, an invitation not yet accepted and a locked account get the
+  same message after the same work: exactly one argon2 verification (against a dummy hash when
+  there is no usable one), the same database reads and one audit entry per chain.
+- The account lock stays for the second factor only: whoever reaches the TOTP step knows the
+  password, so 5 wrong codes lock the account (backoff up to 60 minutes) and its owner is told.
+- Each privilege change issues a new session id and revokes the old one: the password step,
+  the TOTP (or enrolment) step and choosing the organisation to act for. The web layer
+  rotates the CSRF token with it, so a value planted before sign-in is useless after it.
+- The counters live in the process (``app.state.sign_in_throttle``), like the API keys'
+  rate limiter: with N worker processes an address gets up to N times the tries. A shared
+  store (the database or Redis) is the step after this one. Behind a reverse proxy the
+  address must be the client's (uvicorn ``--proxy-headers --forwarded-allow-ips``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
+import math
 import secrets
+import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,6 +75,106 @@ class SignInRefused(KibanError):
     type_slug = "sign-in-refused"
 
 
+class SignInThrottled(SignInRefused):
+    """Too many failures from this address (for this name, or for any): try again later."""
+
+    status = 429
+    title = "しばらく待ってからお試しください"
+    type_slug = "sign-in-throttled"
+
+
+@dataclass(frozen=True)
+class ThrottleRule:
+    """``free`` failures cost nothing; from then on each failure makes the next try wait
+    4 s, 8 s, 16 s ... up to ``max_wait``. One failure is forgotten every ``forget`` seconds."""
+
+    free: int
+    max_wait: float
+    forget: float
+
+    def wait(self, failures: float) -> float:
+        count = math.ceil(failures - 1e-9)
+        if count < self.free:
+            return 0.0
+        return min(self.max_wait, 2.0 ** (count - self.free + 2))
+
+
+PAIR_RULE = ThrottleRule(free=3, max_wait=15 * 60, forget=15 * 60)
+ADDRESS_RULE = ThrottleRule(free=20, max_wait=5 * 60, forget=3 * 60)
+
+
+class SignInThrottle:
+    """Failure counters per (typed user name, address) and per address, in this process (see
+    the module docstring). ``clock`` is seconds on a monotonic scale."""
+
+    MAX_ENTRIES = 100_000  # per table; the least recently failed are dropped beyond it
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._pairs: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+        self._addresses: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    @staticmethod
+    def address_key(host: str | None) -> str:
+        try:
+            address = ipaddress.ip_address((host or "").strip())
+        except ValueError:
+            return (host or "unknown").strip() or "unknown"
+        if address.version == 6:
+            if address.ipv4_mapped:
+                return str(address.ipv4_mapped)
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return str(address)
+
+    @staticmethod
+    def name_key(username: str | None) -> str:
+        return (username or "").strip().casefold()
+
+    def _tables(self, username: str, address: str):
+        address = self.address_key(address)
+        return ((self._pairs, (self.name_key(username), address), PAIR_RULE),
+                (self._addresses, address, ADDRESS_RULE))
+
+    def retry_after(self, username: str, address: str) -> float:
+        """Seconds until a try from ``address`` for ``username`` is heard (0: now)."""
+        now = self._clock()
+        waits = [0.0]
+        for table, key, rule in self._tables(username, address):
+            if (entry := table.get(key)) is not None:
+                level, last = entry
+                waits.append(last + rule.wait(level) - now)
+        return max(waits)
+
+    def failed(self, username: str, address: str) -> float:
+        """Count a failure; the seconds the next try must wait."""
+        now = self._clock()
+        for table, key, rule in self._tables(username, address):
+            level, last = table.pop(key, (0.0, now))
+            table[key] = (max(0.0, level - (now - last) / rule.forget) + 1.0, now)
+            while len(table) > self.MAX_ENTRIES:
+                table.popitem(last=False)
+        return self.retry_after(username, address)
+
+    def succeeded(self, username: str, address: str) -> None:
+        """The right password from this address: its pair starts afresh (the address's count
+        stays, or one valid account would wash away the count of a spraying attack)."""
+        self._pairs.pop((self.name_key(username), self.address_key(address)), None)
+
+
+def wait_text(seconds: float) -> str:
+    """「12秒後」「約3分後」: when to try again, in words."""
+    seconds = max(1, math.ceil(seconds))
+    return f"{seconds}秒後" if seconds < 60 else f"約{math.ceil(seconds / 60)}分後"
+
+
+def _throttled(seconds: float) -> SignInThrottled:
+    seconds = max(1, math.ceil(seconds))
+    return SignInThrottled(
+        f"このネットワークからのサインインの失敗が続いたため、{wait_text(seconds)}まで受け付けません。"
+        "時間をおいてもう一度お試しください。心当たりがない場合は団体管理者に連絡してください。",
+        extra={"retry_after": seconds})
+
+
 @dataclass(frozen=True)
 class NewSession:
     token: str
@@ -60,9 +190,9 @@ async def _platform(session: AsyncSession) -> Tenant:
 
 
 async def _audit_sign_in(session: AsyncSession, actor: audit.Actor, action: str, outcome: str,
-                         subject: str | None = None, **details) -> None:
+                         subject: str | None = None, *, tenant: Tenant | None = None, **details) -> None:
     await audit.record(session, actor, action, outcome=outcome, details=details, subject_id=subject,
-                       tenant=await _platform(session), purpose="本人確認")
+                       tenant=tenant or await _platform(session), purpose="本人確認")
 
 
 def _lock_minutes(failed: int) -> int:
@@ -71,8 +201,8 @@ def _lock_minutes(failed: int) -> int:
 
 # One answer for an unknown user name, a wrong password and a locked account: telling them
 # apart would let anyone find out which user names exist (and which are under attack).
-WRONG_CREDENTIALS = ("ユーザー名またはパスワードが正しくありません。続けて間違えると、しばらくの間"
-                     f"（最長{MAX_LOCK_MINUTES}分）サインインできなくなります。"
+WRONG_CREDENTIALS = ("ユーザー名またはパスワードが正しくありません。続けて間違えると、"
+                     "次に試せるまでの待ち時間が長くなります。"
                      "サインインできない状態が続く場合は、団体管理者に連絡してください。")
 UNKNOWN_USER_ACTOR = audit.Actor("anonymous", "登録のないユーザー名での試行")
 
@@ -93,11 +223,12 @@ def _is_locked(credential: StaffCredential, now: datetime) -> bool:
 
 
 def _refuse_if_locked(credential: StaffCredential | None, now: datetime) -> None:
-    """For the second step only: whoever gets there has shown the password already."""
+    """For the second step only: whoever gets there has shown the password already, so the
+    lock cannot be set off, nor its existence learnt, by someone who only knows a name."""
     if credential is not None and _is_locked(credential, now):
         raise SignInRefused(
-            f"続けて失敗したため、{datetime_ja(credential.locked_until)} までサインインできません。"
-            "心当たりがない場合は団体管理者に連絡してください。")
+            f"確認コードの誤りが続いたため、{datetime_ja(credential.locked_until)} までサインインできません。"
+            "心当たりがない場合はパスワードが他人に知られているおそれがあります。団体管理者に連絡してください。")
 
 
 async def _sign_in_chains(session: AsyncSession, principal_id: str) -> list[Tenant]:
@@ -114,11 +245,11 @@ async def _sign_in_chains(session: AsyncSession, principal_id: str) -> list[Tena
 
 
 async def _audit_staff_sign_in(session: AsyncSession, principal: Principal, kind: str, action: str,
-                               outcome: str, **details) -> None:
+                               outcome: str, *, chains: list[Tenant] | None = None, **details) -> None:
     """A sign-in step of a known account, in the log of its own organisation(s), with the
     account as actor and target (never the typed text)."""
     actor = audit.Actor(kind, principal.display_name, principal.id)
-    for tenant in await _sign_in_chains(session, principal.id):
+    for tenant in chains if chains is not None else await _sign_in_chains(session, principal.id):
         await audit.record(session, actor, action, outcome=outcome, details=details, target_type="principal",
                            target_id=principal.id, tenant=tenant, purpose="本人確認")
 
@@ -136,46 +267,68 @@ async def start_session(session: AsyncSession, principal_id: str, stage: str) ->
     return NewSession(token, web_session)
 
 
-async def sign_in_with_password(session: AsyncSession, username: str, password: str) -> NewSession:
-    """Step 1. Unknown user, wrong password and locked account get the same answer, after the
-    same work (the password hash is checked even when the account is locked).
+async def sign_in_with_password(session: AsyncSession, username: str, password: str, *,
+                                address: str = "", throttle: SignInThrottle | None = None) -> NewSession:
+    """Step 1. Unknown user, wrong password, an invitation not yet accepted and an account
+    locked at the second step get the same answer after the same work: one argon2
+    verification, the same reads, one audit entry per chain. With ``throttle``, a try from an
+    address that must still wait is refused before anything is checked (``SignInThrottled``).
 
     Failures of an existing account are audited in its organisation's log; an unknown user
     name is audited on the platform's log without the name, so nothing typed by an anonymous
     visitor ends up in any log (or in a spreadsheet opened from its export)."""
-    now = utcnow()
     username = (username or "").strip()
+    if throttle is not None and (wait := throttle.retry_after(username, address)) > 0:
+        raise _throttled(wait)
     credential = await StaffRepository(session).by_username(username) if username else None
     # argon2id costs ~0.1 s of CPU by design: off the event loop, so other requests go on.
     valid = await asyncio.to_thread(credentials.verify_password,
                                     credential.password_hash if credential else None, password or "")
-    if credential is None:
-        await _audit_sign_in(session, UNKNOWN_USER_ACTOR, "identity.staff.sign_in", "failure",
-                             step="password", reason="unknown_user")
-        raise SignInRefused(WRONG_CREDENTIALS)
-    principal = await session.get(Principal, credential.principal_id)
-    if principal is None:  # a credential without its principal: refuse, as for anyone
-        raise SignInRefused(WRONG_CREDENTIALS)
-    if _is_locked(credential, now):
-        await _audit_staff_sign_in(session, principal, "anonymous", "identity.staff.sign_in", "failure",
-                                   step="password", reason="locked")
-        raise SignInRefused(WRONG_CREDENTIALS)
-    if not valid:
-        locked_for = await _register_failure(session, credential, now)
-        await _audit_staff_sign_in(session, principal, "anonymous", "identity.staff.sign_in", "failure",
-                                   step="password", reason="wrong_password",
-                                   **({"lock_minutes": locked_for} if locked_for else {}))
-        raise SignInRefused(WRONG_CREDENTIALS)
+    # The same reads whether or not the name exists: a principal, then whose log records it.
+    principal = await session.get(Principal, credential.principal_id if credential else str(uuid.uuid4()))
+    chains = await _sign_in_chains(session, principal.id if principal else str(uuid.uuid4()))
+    if principal is None or not valid:
+        reason = "unknown_user" if credential is None else "wrong_password"
+        wait = throttle.failed(username, address) if throttle is not None else 0.0
+        details = {"step": "password", "reason": reason, **({"wait_seconds": math.ceil(wait)} if wait else {})}
+        if principal is None:
+            # ``chains`` is the platform's alone here (a fresh id belongs nowhere).
+            await _audit_sign_in(session, UNKNOWN_USER_ACTOR, "identity.staff.sign_in", "failure",
+                                 tenant=chains[0], **details)
+        else:
+            await _audit_staff_sign_in(session, principal, "anonymous", "identity.staff.sign_in", "failure",
+                                       chains=chains, **details)
+        raise SignInRefused(WRONG_CREDENTIALS + (f"次は{wait_text(wait)}から試せます。" if wait else ""),
+                            extra={"retry_after": math.ceil(wait)} if wait else None)
+    if throttle is not None:
+        throttle.succeeded(username, address)
     if principal.disabled_at is not None:
         await _audit_staff_sign_in(session, principal, "anonymous", "identity.staff.sign_in", "failure",
-                                   step="password", reason="disabled")
+                                   chains=chains, step="password", reason="disabled")
         raise SignInRefused("このアカウントは利用停止されています。団体管理者に連絡してください。")
     stage = "password" if credential.totp_confirmed_at else "enrol"
     return await start_session(session, credential.principal_id, stage)
 
 
-async def verify_second_factor(session: AsyncSession, web_session: WebSession, code: str) -> WebSession:
-    """Step 2: a TOTP code from the enrolled authenticator. Failures count toward lockout."""
+async def _rotate(session: AsyncSession, old: WebSession, *, stage: str, acting_lg_code: str | None) -> NewSession:
+    """The same sign-in under a new id and token, the old one revoked: at every privilege
+    change, so a token seen (or planted) before it opens nothing after it. The absolute
+    expiry still counts from the password step."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    fresh = WebSession(id=str(uuid.uuid4()), token_hash=token_hash(token), principal_id=old.principal_id,
+                       stage=stage, acting_lg_code=acting_lg_code, created_at=now, last_seen_at=now,
+                       expires_at=old.expires_at)
+    old.revoked_at = now
+    session.add(fresh)
+    await session.flush()
+    return NewSession(token, fresh)
+
+
+async def verify_second_factor(session: AsyncSession, web_session: WebSession, code: str) -> NewSession:
+    """Step 2: a TOTP code from the enrolled authenticator. Failures here count toward the
+    account's lock (only someone who knows the password gets this far). Success revokes the
+    password-stage session and returns a new, active one."""
     now = utcnow()
     credential = await StaffRepository(session).for_principal(web_session.principal_id)
     principal = await session.get(Principal, web_session.principal_id)
@@ -187,14 +340,14 @@ async def verify_second_factor(session: AsyncSession, web_session: WebSession, c
         await _audit_staff_sign_in(session, principal, "staff", "identity.staff.sign_in", "failure",
                                    step="totp", reason="wrong_code",
                                    **({"lock_minutes": locked_for} if locked_for else {}))
+        if locked_for:
+            _refuse_if_locked(credential, now)
         raise SignInRefused("確認コードが正しくないか、有効期限が切れています。アプリに表示されている最新の6桁を入力してください。")
     credential.last_totp_step = step
     credential.failed_count = 0
     credential.locked_until = None
-    web_session.stage = "active"
     await _audit_staff_sign_in(session, principal, "staff", "identity.staff.sign_in", "success")
-    await session.flush()
-    return web_session
+    return await _rotate(session, web_session, stage="active", acting_lg_code=None)
 
 
 async def begin_enrolment(session: AsyncSession, web_session: WebSession) -> tuple[bytes, str]:
@@ -215,7 +368,8 @@ async def current_enrolment_secret(session: AsyncSession, web_session: WebSessio
     return credentials.decrypt_secret(credential.totp_secret_encrypted), credential.username
 
 
-async def confirm_enrolment(session: AsyncSession, web_session: WebSession, code: str) -> WebSession:
+async def confirm_enrolment(session: AsyncSession, web_session: WebSession, code: str) -> NewSession:
+    """The first code from a newly enrolled authenticator; like step 2, a new active session."""
     credential = await StaffRepository(session).for_principal(web_session.principal_id)
     if credential.totp_secret_encrypted is None:
         raise InvalidInput("QRコードを表示してから、アプリの確認コードを入力してください。")
@@ -225,11 +379,9 @@ async def confirm_enrolment(session: AsyncSession, web_session: WebSession, code
         raise InvalidInput("確認コードが正しくありません。アプリに表示されている6桁を入力してください。")
     credential.totp_confirmed_at = utcnow()
     credential.last_totp_step = step
-    web_session.stage = "active"
     principal = await session.get(Principal, web_session.principal_id)
     await _audit_staff_sign_in(session, principal, "staff", "identity.staff.totp_enrolled", "success")
-    await session.flush()
-    return web_session
+    return await _rotate(session, web_session, stage="active", acting_lg_code=None)
 
 
 async def load_session(session: AsyncSession, token: str | None) -> WebSession | None:
@@ -258,14 +410,14 @@ async def memberships_of(session: AsyncSession, principal_id: str):
     return await organisations_of(session, principal_id)
 
 
-async def act_for(session: AsyncSession, web_session: WebSession, lg_code: str) -> Tenant:
-    """Choose the organisation this session acts for; only one of the principal's own."""
+async def act_for(session: AsyncSession, web_session: WebSession, lg_code: str) -> tuple[Tenant, NewSession]:
+    """Choose the organisation this session acts for; only one of the principal's own. What the
+    session may do changes, so it continues under a new id (the old one is revoked)."""
     codes = {m.lg_code for m in await organisations_of(session, web_session.principal_id)}
     if lg_code not in codes:
         raise InvalidInput("所属していない団体は選べません。")
-    web_session.acting_lg_code = lg_code
-    await session.flush()
-    return await registry_service.tenant_for(session, lg_code)
+    rotated = await _rotate(session, web_session, stage=web_session.stage, acting_lg_code=lg_code)
+    return await registry_service.tenant_for(session, lg_code), rotated
 
 
 async def create_staff(session: AsyncSession, *, username: str, display_name: str, password: str,
