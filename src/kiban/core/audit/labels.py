@@ -104,6 +104,7 @@ DETAIL_KEYS: dict[str, str] = {
     "reason": "理由",
     "step": "段階",
     "lock_minutes": "この失敗によるロック（分）",
+    "wait_seconds": "次に試せるまでの待ち時間（秒）",
     "role": "役割",
     "label": "項目",
     "value": "値",
