@@ -256,6 +256,10 @@ async def test_setting_twin_changes_and_clears_with_versions(staff, client) -> N
     _problem(await (await staff(HAKODATE, "admin")).client.put(url, json={"value": 12}), 404)
     key = await _key(admin, SAPPORO, "tenancy.setting.update")
     assert (await client.put(url, headers=key, json={"value": 12, "expected_version": 0})).json()["value"] == 12
+    # The change is audited with the key as actor (its id fits actor_id on PostgreSQL too).
+    latest = (await admin.client.get(f"{API}/audit")).json()["items"][0]
+    assert latest["action"] == "tenancy.setting.updated" and latest["actor_kind"] == "api_client"
+    assert latest["actor"] == "連携システム（札幌市）" and latest["actor_id"] == key["Authorization"].split("_")[3]
 
 
 # -- 住民本人 ---------------------------------------------------------------------------------------------

@@ -43,8 +43,11 @@ class Actor:
 
     @classmethod
     def of_staff(cls, staff) -> Actor:
-        """The actor for a ``StaffContext``: a staff member, or a system using an API key."""
-        return cls("api_client" if staff.api_key else "staff", staff.label, staff.principal.id)
+        """The actor for a ``StaffContext``: a staff member, or a system using an API key (by the
+        key's id: its stand-in principal's ``apikey:<id>`` is longer than ``actor_id`` holds)."""
+        if staff.api_key is not None:
+            return cls("api_client", staff.label, staff.api_key.id)
+        return cls("staff", staff.label, staff.principal.id)
 
 
 SYSTEM = Actor(kind="system", label="Kiban")
