@@ -39,7 +39,8 @@ def _set_session_cookie(request: Request, response: Response, token: str) -> Non
 
 
 def _renew(request: Request, response: Response, started: service.NewSession) -> Response:
-    """A privilege change: the browser gets the new session and a new CSRF token together."""
+    """A privilege change: the browser gets the new session and a new CSRF token together, so
+    nothing it held before, or was given by someone else, still counts afterwards."""
     _set_session_cookie(request, response, started.token)
     csrf.rotate(request, response)
     return response
