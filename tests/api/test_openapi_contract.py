@@ -11,16 +11,53 @@ writes is gone after the test, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 
 import pytest
+import schemathesis
+from schemathesis.engine import events
+from schemathesis.engine import from_schema as engine_for
 
+from kiban.core.identity.permissions import API_KEY_GRANTABLE
 from kiban.kit.openapi import route_access
+from tests.conftest import BACKEND
 from tests.factories import SAPPORO
 
 OPENAPI = "/api/v1/openapi.json"
 PROBLEM = "application/problem+json"
 METHODS = {"get", "put", "post", "patch", "delete"}
+
+SEED = 20240410
+MAX_EXAMPLES = 20
+
+# Checks switched off for single operations, each with the defect schemathesis still finds there
+# (their routes belong to other work in progress; reported to its owners). Every other check
+# still runs on them. The list must only shrink.
+KNOWN_FAILING: dict[str, tuple[str, str]] = {
+    "POST /api/v1/t/{lg_code}/apikeys/{key_id}/revoke":
+        ("positive_data_acceptance", "415 without a JSON body ({}) the document does not declare"),
+    "POST /api/v1/t/{lg_code}/grants/{grant_id}/revoke":
+        ("positive_data_acceptance", "415 without a JSON body ({}) the document does not declare"),
+    "POST /api/v1/t/{lg_code}/staff/{principal_id}/stop":
+        ("positive_data_acceptance", "415 without a JSON body ({}) the document does not declare"),
+    "POST /api/v1/t/{lg_code}/staff/{principal_id}/reinstate":
+        ("positive_data_acceptance", "415 without a JSON body ({}) the document does not declare"),
+    "PUT /api/v1/t/{lg_code}/staff/{principal_id}/role":
+        ("positive_data_acceptance", "role is any string in the document; only the assignable roles are accepted"),
+}
+
+# Operations whose well-formed input can still be refused with 422 for a rule JSON Schema cannot
+# state; schemathesis's positive_data_acceptance accepts 422 there and nowhere else.
+SEMANTIC_422: dict[str, str] = {
+    "GET /api/v1/organizations/{code}": "団体コードの検査数字（JIS X 0402）",
+    "POST /api/v1/costs/allocations": "按分の基準（人口・利用量）の合計が0のときは配分できない",
+    "PUT /api/v1/t/{lg_code}/adoptions/{service_id}": "vendor_id はそのサービスの事業者として登録されたものだけ",
+    "PUT /api/v1/t/{lg_code}/settings/{key}": "value の型と範囲は設定項目（key）ごとに決まる",
+}
 
 
 def _operations(document: dict):
@@ -141,12 +178,180 @@ async def test_the_live_validation_error_is_what_the_document_says(client, docum
 
 async def test_a_wrong_method_is_told_every_method_the_url_answers(client, document) -> None:
     """Starlette's 405 named only the first route matching the path (GET where GET and POST exist)."""
-    shared = [(path, {m.upper() for m in item if m in METHODS}) for path, item in document["paths"].items()
-              if len(set(item) & METHODS) >= 2]
-    assert shared, "no URL answers two methods"
-    for path, methods in shared:
+    resources = [(path, {m.upper() for m in item if m in METHODS}) for path, item in document["paths"].items()]
+    assert resources
+    for path, methods in resources:
         url = re.sub(r"{[^}]+}", "x", path.replace("{lg_code}", SAPPORO))
         response = await client.request("PATCH" if "PATCH" not in methods else "TRACE", url)
         assert response.status_code == 405, url
         assert response.headers["content-type"].startswith(PROBLEM)
         assert set(response.headers["allow"].split(", ")) == methods, url
+
+
+# -- schemathesis against the live app ------------------------------------------------------
+
+class LoopBridge:
+    """An ASGI app that serves each request on ``loop`` (the test's), whichever loop calls it.
+
+    The request body is read whole first, the app runs on ``loop``, and its messages are replayed
+    to the caller: no awaitable ever crosses between the two loops."""
+
+    def __init__(self, app, loop: asyncio.AbstractEventLoop) -> None:
+        self.app = app
+        self.loop = loop
+        self.requests = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":  # the test's app is already started by its fixtures
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.requests += 1
+        answered = asyncio.run_coroutine_threadsafe(self._serve(scope, body), self.loop)
+        for message in await asyncio.wrap_future(answered):
+            await send(message)
+
+    async def _serve(self, scope, body: bytes) -> list[dict]:
+        sent: list[dict] = []
+        done = asyncio.Event()
+        delivered = False
+
+        async def receive() -> dict:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                done.set()
+
+        await self.app(dict(scope), receive, send)
+        done.set()
+        return sent
+
+
+@dataclass
+class RunReport:
+    who: str
+    requests: int = 0
+    cases: int = 0
+    seconds: float = 0.0
+    statuses: Counter = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"schemathesis [{BACKEND}] {self.who}: {self.requests} requests, {self.cases} cases, "
+                f"{self.seconds:.1f}s, statuses {dict(sorted(self.statuses.items()))}, "
+                f"{len(self.failures)} failures, {len(self.errors)} errors")
+
+
+def _config(auth: dict[str, dict[str, str]]) -> schemathesis.Config:
+    operations = [
+        {"include-method": label.split()[0], "include-path": label.split()[1],
+         "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]}}}
+        for label in SEMANTIC_422
+    ] + [
+        {"include-method": label.split()[0], "include-path": label.split()[1],
+         "checks": {check: {"enabled": False}}}
+        for label, (check, _) in KNOWN_FAILING.items()
+    ]
+    config = {
+        "seed": SEED,
+        "workers": 1,
+        "parameters": {"path.lg_code": SAPPORO},
+        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "mode": "all",
+                       "database": "none"},
+        "checks": {"enabled": True},
+        "phases": {"stateful": {"enabled": False}},
+        "warnings": False,
+        "operations": operations,
+    }
+    if auth:
+        config["auth"] = {"openapi": auth}
+    return schemathesis.Config.from_dict(config)
+
+
+def _run(bridge: LoopBridge, who: str, auth: dict[str, dict[str, str]]) -> RunReport:
+    """One schemathesis run (in a worker thread: the test's loop keeps serving the bridge)."""
+    report = RunReport(who)
+    schema = schemathesis.openapi.from_asgi(OPENAPI, bridge, config=_config(auth))
+    started, before = time.monotonic(), bridge.requests
+    for event in engine_for(schema).execute():
+        if isinstance(event, (events.ScenarioFinished, events.FuzzScenarioFinished)):
+            recorder = event.recorder
+            report.cases += len(recorder.cases)
+            for interaction in recorder.interactions.values():
+                if interaction.response is not None:
+                    report.statuses[interaction.response.status_code] += 1
+            for checks in recorder.checks.values():
+                for check in checks:
+                    if check.failure_info is not None:
+                        failure = check.failure_info.failure
+                        report.failures.append(f"{failure.operation}: {check.name}: {failure.title}: "
+                                               f"{failure.message}\n    {check.failure_info.code_sample}")
+        elif isinstance(event, events.NonFatalError):
+            report.errors.append(f"{event.label}: {event.info.format() if hasattr(event.info, 'format') else event.value}")
+        elif isinstance(event, events.FatalError):
+            report.errors.append(f"fatal: {event.exception!r}")
+        elif isinstance(event, events.EngineFinished):
+            report.failures.extend(f"{f.operation}: {f.title}: {f.message}" for f in event.failures)
+    report.seconds = time.monotonic() - started
+    report.requests = bridge.requests - before
+    return report
+
+
+async def _api_key_with_every_permission(admin) -> str:
+    page = await admin.client.post(f"/t/{SAPPORO}/apikeys", data={
+        "name": "契約テスト", "kind": "live", "permissions": sorted(p.value for p in API_KEY_GRANTABLE),
+        "rate_limit_per_minute": "10000", "csrf_token": admin.csrf})
+    assert page.status_code == 200, page.text
+    return re.search(r'<code id="new-api-key">([^<]+)</code>', page.text).group(1)
+
+
+def _unique(lines: list[str]) -> list[str]:
+    return sorted(set(lines))
+
+
+async def test_schemathesis_finds_nothing_anonymous_signed_in_or_with_an_api_key(app, staff, capsys) -> None:
+    admin = await staff(SAPPORO, "admin")
+    token = await _api_key_with_every_permission(admin)
+    bridge = LoopBridge(app, asyncio.get_running_loop())
+    runs = [
+        ("anonymous", {}),
+        ("札幌市 admin (session)", {"sessionCookie": {"api_key": admin.client.cookies.get("kiban_session")}}),
+        ("札幌市 API key (every permission)", {"apiKey": {"bearer": token}}),
+    ]
+    reports = []
+    for who, auth in runs:
+        reports.append(await asyncio.to_thread(_run, bridge, who, auth))
+    with capsys.disabled():
+        print()
+        for report in reports:
+            print(report.line())
+    problems = {r.who: _unique(r.failures) + _unique(r.errors) for r in reports if r.failures or r.errors}
+    if problems:
+        with capsys.disabled():
+            print("\n".join(f"== {who}\n" + "\n".join(lines) for who, lines in problems.items()))
+    assert problems == {}, "schemathesis failures are listed above"
+    for report in reports:
+        assert report.requests > 50, report.line()
+    # each identity reached the data it may read, not only the doors
+    assert reports[1].statuses[200] > 0 and reports[2].statuses[200] > 0
+    assert reports[0].statuses[401] > 0

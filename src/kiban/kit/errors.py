@@ -178,17 +178,22 @@ def problem(request: Request, status: int, title: str, detail: str, *, type_slug
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route answers at this URL. Starlette's 405 names only the first route
-    whose path matched, so a URL served by a GET route and a POST route would claim GET alone."""
+    """Every method the routes of this URL's resource answer. Starlette's 405 names only the
+    first route whose path matched, so a URL served by a GET route and a POST route would claim
+    GET alone. The resource is the most specific path template that matches (``/settings/history``
+    rather than ``/settings/{key}``), as the OpenAPI document lists methods per template."""
     from fastapi import routing
 
     path = request.scope.get("path", request.url.path)
-    methods: set[str] = set()
+    by_template: dict[str, set[str]] = {}
     for route in routing.iter_route_contexts(request.app.routes):
         pattern = getattr(route, "path_regex", None)
         if pattern is not None and route.methods and pattern.match(path):
-            methods |= set(route.methods)
-    return sorted(methods)
+            by_template.setdefault(route.path_format, set()).update(route.methods)
+    if not by_template:
+        return []
+    specific = min(by_template, key=lambda template: (template.count("{"), -len(template)))
+    return sorted(by_template[specific])
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -22,7 +22,8 @@ class MemberIn(BaseModel):
 class AllocationRequest(BaseModel):
     amount: int = Field(ge=0, description="配分する総額（円）")
     method: MethodSpec = MethodSpec()
-    members: list[MemberIn] = Field(max_length=5000)
+    # at least one member: checked by the service, which says so in Japanese
+    members: list[MemberIn] = Field(max_length=5000, json_schema_extra={"minItems": 1})
 
 
 class FeeOut(BaseModel):
