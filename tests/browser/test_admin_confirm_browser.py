@@ -120,3 +120,44 @@ async def test_the_confirmation_page_has_no_serious_accessibility_violations(bro
                 if v["impact"] in {"serious", "critical"}]
     assert blocking == []
     await context.close()
+
+
+async def test_forms_with_several_mistakes_say_all_of_them_and_keep_the_input_on_a_phone(
+        browser, live_server, cast) -> None:
+    (admin_user, admin_secret), _, _ = cast
+    context = await browser.new_context(base_url=live_server, locale="ja-JP", viewport=PHONE)
+    page = await context.new_page()
+    await sign_in(page, admin_user, admin_secret)
+    await page.wait_for_url(f"**/t/{HINOEMATA}/")
+
+    await page.goto(f"/t/{HINOEMATA}/grants")
+    grantee = page.get_by_label("相手の団体（団体コードまたは団体名）")
+    await expect(grantee).to_have_value("福島県")  # the prefecture, offered by name
+    await page.get_by_label("利用目的").fill("")
+    await page.get_by_label("法的根拠").fill("地方自治法第245条の4")
+    await page.get_by_label("有効期限").fill("2020-04-01")
+    await page.get_by_role("button", name="許可する").click()  # the browser does not stop at the first
+    summary = page.get_by_role("alert")
+    await expect(summary).to_contain_text("2点を直して")
+    await expect(summary.get_by_role("link", name=re.compile("利用目的を入力してください"))).to_be_visible()
+    await expect(summary.get_by_role("link", name=re.compile("有効期限が過去の日付です"))).to_be_visible()
+    await expect(page.get_by_label("法的根拠")).to_have_value("地方自治法第245条の4")
+    await expect(page.get_by_label("有効期限")).to_have_value("2020-04-01")
+    await expect(page.get_by_label("利用目的")).to_have_attribute("aria-invalid", "true")
+    await _fits_the_phone(page)
+    await summary.get_by_role("link", name=re.compile("利用目的")).click()
+    await expect(page.get_by_label("利用目的")).to_be_focused()  # the link leads to the field
+    results = await Axe().run(page)
+    assert [v["id"] for v in results.response["violations"] if v["impact"] in {"serious", "critical"}] == []
+
+    await page.goto(f"/t/{HINOEMATA}/staff")
+    await page.get_by_role("textbox", name="氏名", exact=True).fill("檜枝岐 新人")
+    await page.get_by_role("combobox", name="役割", exact=True).select_option(label="閲覧者")
+    await page.get_by_role("button", name="招待リンクを作る").click()
+    await expect(page.get_by_role("alert")).to_contain_text("ユーザー名を入力してください")
+    await expect(page.get_by_role("textbox", name="氏名", exact=True)).to_have_value("檜枝岐 新人")
+    await expect(page.get_by_role("combobox", name="役割", exact=True)).to_have_value("viewer")
+    await _fits_the_phone(page)
+    results = await Axe().run(page)
+    assert [v["id"] for v in results.response["violations"] if v["impact"] in {"serious", "critical"}] == []
+    await context.close()

@@ -29,7 +29,7 @@ async def test_staff_sign_in_with_totp_and_change_a_setting(page, sapporo_admin)
     await page.get_by_label("確認コード（6桁）").fill(credentials.totp_code(secret))
     await page.get_by_role("button", name="サインイン").click()
     await expect(page).to_have_url(re.compile(rf"/t/{MISATO}/$"))
-    await expect(page.get_by_text("美郷 ブラウザ さん（美郷町・admin）としてサインインしています")).to_be_visible()
+    await expect(page.get_by_text("美郷 ブラウザ さん（美郷町・団体管理者）としてサインインしています")).to_be_visible()
 
     await page.get_by_role("link", name="テナント設定").click()
     await page.get_by_label("保育所等利用申込の締切日（毎月）の新しい値").fill("20")

@@ -56,7 +56,7 @@ async def test_a_revoked_grant_closes_access_at_once(staff, session) -> None:
 async def test_grants_need_purpose_and_legal_basis_and_cannot_grant_writes(staff) -> None:
     sapporo_admin = await staff(SAPPORO)
     missing = await _grant(sapporo_admin, purpose="")
-    assert missing.status_code == 422 and "利用目的と法的根拠" in missing.text
+    assert missing.status_code == 422 and "利用目的を入力してください" in missing.text
     write = await _grant(sapporo_admin, permission="tenancy.setting.update")
     assert write.status_code == 422 and "閲覧の権限だけ" in write.text
     itself = await _grant(sapporo_admin, grantee_code=SAPPORO)
@@ -138,3 +138,49 @@ async def test_revoking_grants_is_for_this_organisations_admins_only(staff, sess
     async with as_tenant(session, await registry_service.tenant_for(session, SAPPORO)):
         await session.refresh(grant)
     assert grant.revoked_at is None
+
+
+# -- the grant form: every error at once, the input kept ----------------------------------------
+
+def _typed(html: str, name: str) -> str:
+    import re
+
+    return re.search(rf'<input[^>]*name="{name}"[^>]*value="([^"]*)"', html).group(1)
+
+
+async def test_the_grant_form_shows_every_error_at_once_and_keeps_what_was_typed(staff, session) -> None:
+    import re
+
+    from kiban.core.tenancy.grants_models import AccessGrant
+
+    sapporo_admin = await staff(SAPPORO)
+    page = await _grant(sapporo_admin, grantee_code="010007", permission="audit.entry.read", purpose="道の監査",
+                        legal_basis="", expires_on="2020-04-01")
+    assert page.status_code == 422
+    text = _visible(page.text)
+    assert "検査数字" in text  # the organisation
+    assert "法的根拠を入力してください" in text
+    assert "有効期限が過去の日付です" in text
+    assert "3点を直して" in text
+    assert _typed(page.text, "grantee_code") == "010007"
+    assert _typed(page.text, "purpose") == "道の監査"
+    assert _typed(page.text, "expires_on") == "2020-04-01"
+    assert re.search(r'<option value="audit.entry.read"\s*selected', page.text)
+
+    page = await _grant(sapporo_admin, grantee_code=SAPPORO, permission="tenancy.setting.update", purpose="",
+                        legal_basis="地方自治法", expires_on="来年の春")
+    text = _visible(page.text)
+    for message in ("自分の団体には許可を出せません", "閲覧の権限だけ", "利用目的を入力してください",
+                    "有効期限は「2027-03-31」のように"):
+        assert message in text, message
+    assert "YYYY" not in page.text
+    assert _typed(page.text, "legal_basis") == "地方自治法"
+    async with as_tenant(session, await registry_service.tenant_for(session, SAPPORO)):
+        assert (await session.scalars(select(AccessGrant))).all() == []  # nothing granted
+
+
+async def test_an_expiry_typed_with_slashes_or_full_width_digits_is_read(staff, session) -> None:
+    sapporo_admin = await staff(SAPPORO)
+    assert (await _grant(sapporo_admin, expires_on="２０９９/３/３１")).status_code == 303
+    grant = await _the_grant(session)
+    assert str(grant.expires_on) == "2099-03-31"

@@ -171,3 +171,39 @@ def test_every_permission_has_a_japanese_label() -> None:
     from kiban.core.identity.permissions import PERMISSION_LABELS, Permission
 
     assert set(PERMISSION_LABELS) == set(Permission)
+
+
+# -- the key form: every error at once, the input kept ------------------------------------------
+
+async def test_the_key_form_shows_every_error_at_once_and_keeps_what_was_typed(staff, session) -> None:
+    admin = await staff(SAPPORO)
+    page = await admin.client.post(f"/t/{SAPPORO}/apikeys", data={
+        "name": "", "kind": "live", "permissions": ["audit.entry.read"], "rate_limit_per_minute": "たくさん",
+        "csrf_token": admin.csrf})
+    assert page.status_code == 422  # a word in the number field is explained, not a bare 422 page
+    assert "キーの名前（用途が分かるもの）を入力してください。" in page.text
+    assert "1分あたりの上限は、1〜10000の数字で入力してください。" in page.text
+    assert re.search(r'<input[^>]*value="live"[^>]*checked', page.text)
+    assert re.search(r'<input[^>]*value="audit.entry.read"[^>]*checked', page.text)
+    assert not re.search(r'<input[^>]*value="tenancy.setting.read"[^>]*checked', page.text)
+    assert re.search(r'<input[^>]*name="rate_limit_per_minute"[^>]*value="たくさん"', page.text)
+
+    page = await admin.client.post(f"/t/{SAPPORO}/apikeys", data={
+        "name": "基幹連携", "kind": "prod", "rate_limit_per_minute": "20000", "csrf_token": admin.csrf})
+    assert page.status_code == 422
+    for message in ("種類は「本番」か「テスト」を選んでください。", "権限を一つ以上", "1〜10000の範囲で入力してください（いま20000）"):
+        assert message in page.text, message
+    assert re.search(r'<input[^>]*name="name"[^>]*value="基幹連携"', page.text)
+    async with unscoped(session, "test: no key was made"):
+        assert (await session.scalars(select(ApiKey).where(ApiKey.name == "基幹連携"))).all() == []
+
+
+async def test_a_full_width_limit_is_read_as_typed(staff, session) -> None:
+    admin = await staff(SAPPORO)
+    page = await admin.client.post(f"/t/{SAPPORO}/apikeys", data={
+        "name": "全角の上限", "kind": "test", "permissions": ["tenancy.setting.read"],
+        "rate_limit_per_minute": "１，２００", "csrf_token": admin.csrf})
+    assert page.status_code == 200, page.text
+    async with unscoped(session, "test: the key just made"):
+        key = (await session.scalars(select(ApiKey).where(ApiKey.name == "全角の上限"))).one()
+    assert key.rate_limit_per_minute == 1200

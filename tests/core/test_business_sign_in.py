@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +16,7 @@ from oidc_provider_mock import run_server_in_thread
 from kiban.core.identity import oidc
 from kiban.core.registry.corporate_number import corporate_check_digit, corporate_number_problem
 from kiban.kit.settings import get_settings
+from tests.core.test_japanese_only import foreign_words, read
 
 CLIENT_ID = "kiban-test-client"
 CORPORATE_NUMBER = corporate_check_digit("123456789012") + "123456789012"
@@ -83,7 +85,8 @@ async def test_a_forged_state_is_refused(gbizid, new_client) -> None:
     client = new_client()
     path, query = await _authorize(client, gbizid, "gbiz-user-3")
     forged = await client.get(path, params={**query, "state": "attacker-state"})
-    assert forged.status_code == 401 and "state 不一致" in forged.text
+    assert forged.status_code == 401 and "この画面から始められたものではない" in forged.text
+    assert "state" not in read(forged)[0]
 
 
 async def test_a_callback_in_another_browser_is_refused(gbizid, new_client) -> None:
@@ -108,6 +111,18 @@ async def test_provider_denial_is_explained(gbizid, new_client) -> None:
     client = new_client()
     response = await client.get("/signin/business/callback", params={"error": "access_denied", "state": "x"})
     assert response.status_code == 401 and "完了しませんでした" in response.text
+    assert "もう一度「GビズID でサインイン」から始めてください" in response.text
+
+
+def test_every_refusal_says_in_japanese_what_happened_and_what_to_do() -> None:
+    import inspect
+
+    raised = set(re.findall(r'OidcRejected\("(\w+)"', inspect.getsource(oidc)))
+    assert raised <= set(oidc.REFUSALS), raised - set(oidc.REFUSALS)  # each refusal has its message
+    for reason, message in oidc.REFUSALS.items():
+        assert not foreign_words(message), (reason, message)  # no 「（issuer）」「（state 不一致）」
+        assert "もう一度" in message or "運用担当" in message, (reason, message)  # what to do next
+        assert oidc.OidcRejected(reason).message == message
 
 
 async def test_business_page_requires_a_business_sign_in(client) -> None:

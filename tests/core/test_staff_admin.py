@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kiban.core.identity import credentials
 from kiban.core.identity.models import StaffCredential
@@ -223,3 +223,53 @@ async def test_a_stopped_member_who_signs_in_is_told_why_there_is_nothing_to_ope
     page = await person.get("/signin/organization")
     assert "いま所属している団体がありません" in page.text and "団体管理者に連絡してください" in page.text
     assert 'name="lg_code"' not in page.text
+
+
+# -- the invitation forms: every error at once, the input kept ----------------------------------
+
+def _field(html: str, name: str) -> str:
+    return re.search(rf'<(?:input|select)[^>]*name="{name}"[^>]*>', html).group(0)
+
+
+def _selected(html: str, element_id: str) -> str:
+    select_html = re.search(rf'<select[^>]*id="{element_id}".*?</select>', html, flags=re.S).group(0)
+    return re.search(r'<option value="([^"]+)"\s*selected', select_html).group(1)
+
+
+async def test_the_invitation_form_shows_every_error_at_once_and_keeps_what_was_typed(staff, session) -> None:
+    admin = await staff(SAPPORO, "admin", name="札幌 管理者")
+    taken = await staff(SAPPORO, "staff", name="札幌 先輩")
+    accounts = await session.scalar(select(func.count()).select_from(StaffCredential))
+    # A taken user name and no name: both said at once, the role and the typed name kept.
+    page = await admin.client.post(f"/t/{SAPPORO}/staff/invite", data={
+        "display_name": "", "username": taken.username, "role": "viewer", "csrf_token": admin.csrf})
+    assert page.status_code == 422
+    assert "氏名を入力してください。" in page.text
+    assert f"ユーザー名「{taken.username}」はすでに使われています。" in page.text
+    assert f'value="{taken.username}"' in _field(page.text, "username")
+    assert 'aria-invalid="true"' in _field(page.text, "display_name")
+    assert _selected(page.text, "invite-role") == "viewer"  # the role-change lists have their own
+    assert 'href="#invite-display_name"' in page.text and 'href="#invite-username"' in page.text
+
+    # A name typed and no user name: the name stays, the user name is asked for.
+    page = await admin.client.post(f"/t/{SAPPORO}/staff/invite", data={
+        "display_name": "札幌 新人", "username": "  ", "role": "root", "csrf_token": admin.csrf})
+    assert page.status_code == 422
+    assert 'value="札幌 新人"' in _field(page.text, "display_name")
+    assert "ユーザー名を入力してください" in page.text and "役割は一覧から選んでください。" in page.text
+    # Nothing was created by either attempt.
+    assert await session.scalar(select(func.count()).select_from(StaffCredential)) == accounts
+
+
+async def test_accepting_an_invitation_says_every_password_problem_and_keeps_the_name(staff, new_client) -> None:
+    admin = await staff(SAPPORO, "admin", name="札幌 管理者")
+    page = await admin.client.post(f"/t/{SAPPORO}/staff/invite", data={
+        "display_name": "札幌 新人", "username": "sapporo-both-wrong", "role": "staff", "csrf_token": admin.csrf})
+    path = re.search(r'<code id="invite-link">([^<]+)</code>', page.text).group(1).replace("http://testserver", "")
+    invitee = new_client()
+    await invitee.get(path)
+    both = await invitee.post(path, data={"password": "short", "confirm": "other", "csrf_token": csrf_of(invitee)})
+    assert both.status_code == 422
+    assert "12文字以上" in both.text and "一致しません" in both.text
+    assert "札幌 新人 さん" in both.text  # the page still greets the invitee
+    assert 'value="short"' not in both.text and 'value="other"' not in both.text  # passwords never sent back

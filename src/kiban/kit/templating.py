@@ -1,5 +1,6 @@
 """One Jinja2 environment for every module: templates are found in ``kiban/web/templates`` and
-in each module's ``templates/`` folder, with the 和暦 and number filters screens need."""
+in each module's ``templates/`` folder, with the 和暦 and number filters screens need, and the
+filters that name codes in Japanese (``role_label``, ``permission_label``, ``action_label``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from kiban.kit import wareki
+from kiban.kit.settings import get_settings
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +39,34 @@ def _signed_in(request) -> object | None:
     return getattr(state, "viewer", None) if state is not None else None
 
 
+# Codes shown to people: any template may write {{ m.role | role_label }}, {{ p | permission_label }}
+# or {{ e.action | action_label }}. kit does not import core at import time, so the tables are
+# looked up on first use (core imports kit, never the other way round while loading).
+def _role_label(code) -> str:
+    from kiban.core.identity.permissions import role_label
+
+    return role_label(code)
+
+
+def _permission_label(code) -> str:
+    from kiban.core.identity.permissions import permission_label
+
+    return permission_label(code)
+
+
+def _action_label(code) -> str:
+    from kiban.core.audit.labels import action_label
+
+    return action_label(code)
+
+
+def _business_sign_in_available() -> bool:
+    """Whether GビズID is configured (``KIBAN_GBIZID_ISSUER`` and ``..._CLIENT_ID``), so pages
+    link to /signin/business only where it works; the same test as ``oidc.provider_config``."""
+    settings = get_settings()
+    return bool(settings.gbizid_issuer and settings.gbizid_client_id)
+
+
 def _csrf_token(request) -> str:
     state = getattr(request, "state", None)
     return getattr(state, "csrf_token", "") if state is not None else ""
@@ -49,5 +79,9 @@ templates.env.filters["wareki_seireki"] = wareki.wareki_with_seireki
 templates.env.filters["datetime_ja"] = wareki.datetime_ja
 templates.env.filters["fiscal_year"] = wareki.fiscal_year_label
 templates.env.filters["number"] = _number
+templates.env.filters["role_label"] = _role_label
+templates.env.filters["permission_label"] = _permission_label
+templates.env.filters["action_label"] = _action_label
+templates.env.globals["business_sign_in_available"] = _business_sign_in_available
 templates.env.globals["signed_in"] = _signed_in
 templates.env.globals["csrf_token"] = _csrf_token

@@ -28,10 +28,30 @@ from kiban.kit.db import utcnow
 from kiban.kit.settings import get_settings
 
 LOGIN_SECONDS = 600
+# Every refusal says what happened and what to do, in words a business user reads.
+AGAIN = "もう一度「GビズID でサインイン」から始めてください。"
+REFUSALS = {
+    "issuer_mismatch": ("GビズID の接続先が、この環境に設定された接続先と一致しないため、安全のためサインインを中止しました。"
+                        "お手数ですが運用担当にお知らせください。"),
+    "provider_unreachable": f"GビズID に接続できませんでした。時間をおいて、{AGAIN}",
+    "state_unknown": f"このサインインの手続きは、この画面から始められたものではないため、受け付けられませんでした。{AGAIN}",
+    "state_other_browser": f"このサインインは別のブラウザーで始められたものです。いまお使いのブラウザーで、{AGAIN}",
+    "state_reused": f"このサインインの手続きはすでに使われています。{AGAIN}",
+    "state_expired": f"サインインを始めてから{LOGIN_SECONDS // 60}分が過ぎたため、時間切れになりました。{AGAIN}",
+    "token_exchange": f"GビズID から本人確認の結果を受け取れませんでした。時間をおいて、{AGAIN}",
+    "no_id_token": f"GビズID から本人確認の情報が届きませんでした。{AGAIN}続く場合は運用担当にお知らせください。",
+    "id_token_invalid": ("GビズID から届いた本人確認の情報が正しいことを確かめられなかったため、サインインを中止しました。"
+                         f"{AGAIN}続く場合は運用担当にお知らせください。"),
+    "provider_denied": ("GビズID の画面でサインインが取り消されたか、許可されなかったため、サインインは完了しませんでした。"
+                        f"{AGAIN}"),
+}
 
 
 class OidcRejected(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    """A refused sign-in: ``reason`` for the audit log, ``message`` (from ``REFUSALS``) for the person."""
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        message = message or REFUSALS[reason]
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -75,7 +95,7 @@ async def _get_json(url: str, cache: dict, *, refresh: bool = False) -> dict[str
 async def discovery(config: ProviderConfig) -> dict[str, Any]:
     document = await _get_json(f"{config.issuer}/.well-known/openid-configuration", _discovery_cache)
     if document.get("issuer", "").rstrip("/") != config.issuer:
-        raise OidcRejected("issuer_mismatch", "認証サービスの設定が一致しません（issuer）。")
+        raise OidcRejected("issuer_mismatch")
     return document
 
 
@@ -103,47 +123,58 @@ async def finish(session: AsyncSession, config: ProviderConfig, *, state: str, c
     login = await session.get(OidcLogin, state) if state else None
     now = utcnow()
     if login is None:
-        raise OidcRejected("state_unknown", "認証の手続きが見つかりません（state 不一致）。最初からやり直してください。")
+        raise OidcRejected("state_unknown")
     if login.browser_hash != browser_binding(csrf_cookie):
-        raise OidcRejected("state_other_browser", "この認証は別のブラウザーで開始されたものです。最初からやり直してください。")
+        raise OidcRejected("state_other_browser")
     if login.used_at is not None:
-        raise OidcRejected("state_reused", "この認証はすでに使われています。最初からやり直してください。")
+        raise OidcRejected("state_reused")
     if login.expires_at <= now:
-        raise OidcRejected("state_expired", "時間切れです。最初からやり直してください。")
+        raise OidcRejected("state_expired")
     login.used_at = now
     await session.flush()
-    meta = await discovery(config)
+    try:
+        meta = await discovery(config)
+    except httpx.HTTPError as exc:
+        raise OidcRejected("provider_unreachable") from exc
     async with AsyncOAuth2Client(config.client_id, config.client_secret, redirect_uri=login.redirect_uri,
                                  code_challenge_method="S256") as client:
         try:
             token = await client.fetch_token(meta["token_endpoint"], code=code,
                                              code_verifier=login.code_verifier, grant_type="authorization_code")
         except Exception as exc:  # noqa: BLE001 - any failure of the exchange is a refusal
-            raise OidcRejected("token_exchange", "認証サービスから応答を受け取れませんでした。") from exc
+            raise OidcRejected("token_exchange") from exc
     claims = await verify_id_token(config, meta, token.get("id_token"), login.nonce)
     if config.corporate_number_claim not in claims and token.get("access_token") and meta.get("userinfo_endpoint"):
-        async with httpx.AsyncClient(timeout=10) as http:
-            response = await http.get(meta["userinfo_endpoint"],
-                                      headers={"Authorization": f"Bearer {token['access_token']}"})
-            if response.status_code == 200:
-                info = response.json()
-                if info.get("sub") == claims["sub"]:
-                    claims = {**info, **claims}
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                response = await http.get(meta["userinfo_endpoint"],
+                                          headers={"Authorization": f"Bearer {token['access_token']}"})
+        except httpx.HTTPError as exc:
+            raise OidcRejected("provider_unreachable") from exc
+        if response.status_code == 200:
+            info = response.json()
+            if info.get("sub") == claims["sub"]:
+                claims = {**info, **claims}
     return claims, login
 
 
 async def verify_id_token(config: ProviderConfig, meta: dict[str, Any], id_token: str | None,
                           nonce: str) -> dict[str, Any]:
     if not id_token:
-        raise OidcRejected("no_id_token", "認証サービスから本人確認の情報が届きませんでした。")
-    jwks = await _get_json(meta["jwks_uri"], _jwks_cache)
+        raise OidcRejected("no_id_token")
     try:
+        jwks = await _get_json(meta["jwks_uri"], _jwks_cache)
         try:
             decoded = jwt.decode(id_token, KeySet.import_key_set(jwks))
         except JoseError:
             # The provider may have rotated its keys since we cached them.
             jwks = await _get_json(meta["jwks_uri"], _jwks_cache, refresh=True)
             decoded = jwt.decode(id_token, KeySet.import_key_set(jwks))
+    except httpx.HTTPError as exc:
+        raise OidcRejected("provider_unreachable") from exc
+    except (JoseError, ValueError) as exc:
+        raise OidcRejected("id_token_invalid") from exc
+    try:
         registry = jwt.JWTClaimsRegistry(
             iss={"essential": True, "value": config.issuer},
             aud={"essential": True, "value": config.client_id},
@@ -153,7 +184,7 @@ async def verify_id_token(config: ProviderConfig, meta: dict[str, Any], id_token
         )
         registry.validate(decoded.claims)
     except (JoseError, ValueError) as exc:
-        raise OidcRejected("id_token_invalid", "本人確認の情報（ID トークン）を検証できませんでした。") from exc
+        raise OidcRejected("id_token_invalid") from exc
     return dict(decoded.claims)
 
 

@@ -10,6 +10,7 @@ stored state, never from the query text, so a crafted link cannot put words on t
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -19,7 +20,7 @@ from kiban.core.identity import service
 from kiban.core.identity.dependencies import PUBLIC, DbSession, StaffContext, require
 from kiban.core.identity.models import Principal
 from kiban.core.identity.repository import MembershipRepository
-from kiban.core.identity.permissions import ROLE_LABELS, Permission, Role, permission_label, role_label
+from kiban.core.identity.permissions import ROLE_LABELS, Permission, Role, role_label
 from kiban.kit.csrf import verify_csrf
 from kiban.kit.errors import KibanError, NotFound
 from kiban.kit.templating import templates
@@ -27,10 +28,6 @@ from kiban.kit.templating import templates
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[StaffContext, require(Permission.identity_membership_manage)]
 CsrfChecked = [Depends(verify_csrf)]
-
-# Screens show roles and permissions by their Japanese names (organization.html among them).
-templates.env.filters.setdefault("role_label", role_label)
-templates.env.filters.setdefault("permission_label", permission_label)
 
 
 def _actor(staff: StaffContext) -> Actor:
@@ -64,13 +61,45 @@ async def _staff_result(session, staff: StaffContext, done: str | None, who: str
     return None
 
 
+def _problem(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "message": message}
+
+
+def _errors_of(exc: KibanError, field: str) -> list[dict[str, str]]:
+    """A service's refusal as form errors: its own per-field ``errors``, or its message on ``field``."""
+    return list(exc.errors) or [_problem(field, exc.detail)]
+
+
 async def _page(request: Request, session, staff: StaffContext, *, error: str | None = None,
-                invite_link: str | None = None, result: str | None = None, status: int = 200) -> HTMLResponse:
+                invite_link: str | None = None, result: str | None = None, status: int = 200,
+                invite_errors: list[dict[str, str]] | None = None,
+                invite_form: dict[str, str] | None = None) -> HTMLResponse:
     members = MembershipRepository(session)
     return templates.TemplateResponse(request, "identity/staff_admin.html", {
         "tenant": staff.tenant, "staff": staff, "members": await members.active_with_people(),
         "stopped": await members.stopped_with_people(), "roles": ROLE_LABELS,
-        "error": error, "invite_link": invite_link, "result": result}, status_code=status)
+        "error": error, "invite_link": invite_link, "result": result,
+        "invite_errors": invite_errors or [], "invite_form": invite_form or {}}, status_code=status)
+
+
+async def _invite_problems(session, *, username: str, display_name: str, role: str) -> list[dict[str, str]]:
+    """Every problem with the invitation form at once (the service stops at the first)."""
+    from kiban.core.identity.repository import StaffRepository
+
+    problems = []
+    if not display_name:
+        problems.append(_problem("display_name", "氏名を入力してください。"))
+    elif len(display_name) > 200:
+        problems.append(_problem("display_name", f"氏名は200文字以内で入力してください（いま{len(display_name)}文字）。"))
+    if not username:
+        problems.append(_problem("username", "ユーザー名を入力してください（本人がサインインするときに使います）。"))
+    elif len(username) > 100:
+        problems.append(_problem("username", f"ユーザー名は100文字以内で入力してください（いま{len(username)}文字）。"))
+    elif await StaffRepository(session).by_username(username):
+        problems.append(_problem("username", f"ユーザー名「{username}」はすでに使われています。別の名前にしてください。"))
+    if role not in {r.value for r in Role}:
+        problems.append(_problem("role", "役割は一覧から選んでください。"))
+    return problems
 
 
 @router.get("/t/{lg_code}/staff", response_class=HTMLResponse)
@@ -82,12 +111,18 @@ async def staff_admin(request: Request, session: DbSession, staff: Admin, done: 
 @router.post("/t/{lg_code}/staff/invite", dependencies=CsrfChecked)
 async def invite(request: Request, session: DbSession, staff: Admin, username: Annotated[str, Form()] = "",
                  display_name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = Role.staff) -> Response:
+    username, display_name = username.strip(), display_name.strip()
+    typed = {"username": username, "display_name": display_name, "role": role}
+    problems = await _invite_problems(session, username=username, display_name=display_name, role=role)
+    if problems:
+        return await _page(request, session, staff, invite_errors=problems, invite_form=typed, status=422)
     try:
         invitation = await service.invite_staff(session, staff.label, _actor(staff), username=username,
                                                 display_name=display_name, role=role)
-    except KibanError as exc:
+    except KibanError as exc:  # e.g. the user name taken a moment ago by someone else
         await session.rollback()
-        return await _page(request, session, staff, error=exc.detail, status=exc.status)
+        return await _page(request, session, staff, invite_errors=_errors_of(exc, "username"), invite_form=typed,
+                           status=exc.status)
     await session.commit()
     link = str(request.url_for("accept_invitation_page", token=invitation.token))
     return await _page(request, session, staff, invite_link=link)
@@ -184,27 +219,44 @@ async def reinstate(principal_id: str, request: Request, session: DbSession, sta
     return RedirectResponse(_staff_url(staff, done="reinstated", who=principal_id), status_code=303)
 
 
-@router.get("/invite/{token}", name="accept_invitation_page", response_class=HTMLResponse, dependencies=[PUBLIC])
-async def accept_invitation_page(token: str, request: Request, session: DbSession) -> HTMLResponse:
+async def _invitation_page(request: Request, session, token: str, *, errors: list[dict[str, str]] | None = None,
+                           status: int = 200) -> HTMLResponse:
+    """The page for an invitation link: the invitee's name and the password form, or why the
+    link cannot be used (410)."""
     try:
         invitation = await service.find_invitation(session, token)
     except KibanError as exc:
-        return templates.TemplateResponse(request, "identity/invite.html", {"error": exc.detail, "token": None},
-                                          status_code=410)
+        return templates.TemplateResponse(request, "identity/invite.html",
+                                          {"error": exc.detail, "token": None, "errors": []}, status_code=410)
     principal = await session.get(Principal, invitation.principal_id)
-    return templates.TemplateResponse(request, "identity/invite.html",
-                                      {"error": None, "token": token, "name": principal.display_name})
+    return templates.TemplateResponse(request, "identity/invite.html", {
+        "error": None, "token": token, "name": principal.display_name if principal else "",
+        "errors": errors or []}, status_code=status)
+
+
+@router.get("/invite/{token}", name="accept_invitation_page", response_class=HTMLResponse, dependencies=[PUBLIC])
+async def accept_invitation_page(token: str, request: Request, session: DbSession) -> HTMLResponse:
+    return await _invitation_page(request, session, token)
 
 
 @router.post("/invite/{token}", dependencies=[PUBLIC, *CsrfChecked])
 async def accept_invitation(token: str, request: Request, session: DbSession,
                             password: Annotated[str, Form()] = "", confirm: Annotated[str, Form()] = "") -> Response:
+    from kiban.core.identity import credentials
+
+    # Every problem at once; the passwords themselves are never sent back to the browser.
+    problems = []
+    if problem := credentials.password_problem(password):
+        problems.append(_problem("password", problem))
+    if password != confirm:
+        problems.append(_problem("confirm", "確認用のパスワードが一致しません。同じパスワードをもう一度入力してください。"))
+    if problems:
+        return await _invitation_page(request, session, token, errors=problems, status=422)
     try:
         await service.accept_invitation(session, token, password, confirm)
     except KibanError as exc:
         await session.rollback()
-        return templates.TemplateResponse(request, "identity/invite.html",
-                                          {"error": exc.detail, "token": token, "name": ""}, status_code=422)
+        return await _invitation_page(request, session, token, errors=_errors_of(exc, "password"), status=422)
     await session.commit()
     return RedirectResponse("/signin", status_code=303)
 
@@ -216,15 +268,47 @@ def _key_kind(kind: str) -> str:
     return "本番" if kind == "live" else "テスト"
 
 
-async def _keys_page(request: Request, session, staff: StaffContext, *, error: str | None = None,
-                     new_token: str | None = None, result: str | None = None, status: int = 200) -> HTMLResponse:
-    from kiban.core.identity.apikeys import ApiKeyRepository
+async def _keys_page(request: Request, session, staff: StaffContext, *, errors: list[dict[str, str]] | None = None,
+                     form: dict | None = None, new_token: str | None = None, result: str | None = None,
+                     status: int = 200) -> HTMLResponse:
+    from kiban.core.identity.apikeys import DEFAULT_RATE_LIMIT, ApiKeyRepository
     from kiban.core.identity.permissions import API_KEY_GRANTABLE
 
     return templates.TemplateResponse(request, "identity/api_keys.html", {
         "tenant": staff.tenant, "keys": await ApiKeyRepository(session).listed(),
-        "grantable": API_KEY_GRANTABLE, "error": error, "new_token": new_token, "result": result},
+        "grantable": API_KEY_GRANTABLE, "errors": errors or [], "new_token": new_token, "result": result,
+        "form": form or {"kind": "test", "permissions": [], "rate_limit_per_minute": str(DEFAULT_RATE_LIMIT)}},
         status_code=status)
+
+
+RATE_LIMIT_MAX = 10_000
+
+
+def _key_problems(*, name: str, kind: str, permissions: list[str], rate: str) -> tuple[list[dict[str, str]], int]:
+    """Every problem with the key form at once (the service stops at the first), and the
+    per-minute limit as a number (full-width digits and 「1,000」 read as typed)."""
+    from kiban.core.identity.apikeys import KINDS
+    from kiban.core.identity.permissions import API_KEY_GRANTABLE
+
+    problems = []
+    if not name:
+        problems.append(_problem("name", "キーの名前（用途が分かるもの）を入力してください。"))
+    elif len(name) > 100:
+        problems.append(_problem("name", f"キーの名前は100文字以内で入力してください（いま{len(name)}文字）。"))
+    if kind not in KINDS:
+        problems.append(_problem("kind", "種類は「本番」か「テスト」を選んでください。"))
+    allowed = {p.value for p in API_KEY_GRANTABLE}
+    if not permissions or any(p not in allowed for p in permissions):
+        problems.append(_problem("permissions", "キーに与える権限を一つ以上、一覧から選んでください。"))
+    limit = 0
+    folded = unicodedata.normalize("NFKC", rate).strip().replace(",", "")
+    if not folded.isascii() or not folded.isdigit():
+        problems.append(_problem("rate_limit_per_minute",
+                                 f"1分あたりの上限は、1〜{RATE_LIMIT_MAX}の数字で入力してください。"))
+    elif not 1 <= (limit := int(folded)) <= RATE_LIMIT_MAX:
+        problems.append(_problem("rate_limit_per_minute",
+                                 f"1分あたりの上限は、1〜{RATE_LIMIT_MAX}の範囲で入力してください（いま{limit}）。"))
+    return problems, limit
 
 
 @router.get("/t/{lg_code}/apikeys", response_class=HTMLResponse)
@@ -242,16 +326,21 @@ async def api_keys(request: Request, session: DbSession, staff: KeyAdmin, revoke
 async def create_api_key(request: Request, session: DbSession, staff: KeyAdmin,
                          name: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "test",
                          permissions: Annotated[list[str] | None, Form()] = None,
-                         rate_limit_per_minute: Annotated[int, Form()] = 600) -> Response:
+                         rate_limit_per_minute: Annotated[str, Form()] = "600") -> Response:
     from kiban.core.identity import apikeys
 
+    name, permissions = name.strip(), permissions or []
+    typed = {"name": name, "kind": kind, "permissions": permissions, "rate_limit_per_minute": rate_limit_per_minute}
+    problems, limit = _key_problems(name=name, kind=kind, permissions=permissions, rate=rate_limit_per_minute)
+    if problems:
+        return await _keys_page(request, session, staff, errors=problems, form=typed, status=422)
     try:
-        created = await apikeys.create_key(session, _actor(staff), name=name, kind=kind,
-                                           permissions=permissions or [],
-                                           rate_limit_per_minute=rate_limit_per_minute)
+        created = await apikeys.create_key(session, _actor(staff), name=name, kind=kind, permissions=permissions,
+                                           rate_limit_per_minute=limit)
     except KibanError as exc:
         await session.rollback()
-        return await _keys_page(request, session, staff, error=exc.detail, status=exc.status)
+        return await _keys_page(request, session, staff, errors=_errors_of(exc, "name"), form=typed,
+                                status=exc.status)
     await session.commit()
     return await _keys_page(request, session, staff, new_token=created.token)
 
@@ -289,17 +378,22 @@ async def revoke_api_key(key_id: str, session: DbSession, staff: KeyAdmin) -> Re
 GrantAdmin = Annotated[StaffContext, require(Permission.tenancy_grant_manage)]
 
 
-async def _grants_page(request: Request, session, staff: StaffContext, *, error: str | None = None,
-                       result: str | None = None, status: int = 200) -> HTMLResponse:
+async def _grants_page(request: Request, session, staff: StaffContext, *, errors: list[dict[str, str]] | None = None,
+                       form: dict[str, str] | None = None, result: str | None = None,
+                       status: int = 200) -> HTMLResponse:
     from kiban.core.registry import service as registry_service
     from kiban.core.tenancy.grants import GRANTABLE, AccessGrantRepository
 
     grants = await AccessGrantRepository(session).listed()
-    orgs = await registry_service.organizations_by_code(session, sorted({g.grantee_code for g in grants}))
+    prefecture = staff.tenant.prefecture_code if staff.tenant.prefecture_code != staff.tenant.lg_code else None
+    codes = {g.grantee_code for g in grants} | ({prefecture} if prefecture else set())
+    orgs = await registry_service.organizations_by_code(session, sorted(codes))
+    # A municipality usually grants to its prefecture: offer it by name (the field takes names).
+    suggested = orgs[prefecture].name if prefecture in orgs else ""
     return templates.TemplateResponse(request, "identity/grants.html", {
         "tenant": staff.tenant, "grants": grants, "grantable": GRANTABLE,
-        "names": {code: org.name for code, org in orgs.items()}, "error": error, "result": result},
-        status_code=status)
+        "names": {code: org.name for code, org in orgs.items()}, "errors": errors or [], "result": result,
+        "form": form or {"grantee_code": suggested}}, status_code=status)
 
 
 async def _grant_described(session, grant) -> tuple[str, str]:
@@ -314,10 +408,13 @@ async def _grant_described(session, grant) -> tuple[str, str]:
 
 @router.get("/t/{lg_code}/grants", response_class=HTMLResponse)
 async def grants_page(request: Request, session: DbSession, staff: GrantAdmin,
-                      revoked: str | None = None) -> HTMLResponse:
+                      revoked: str | None = None, granted: str | None = None) -> HTMLResponse:
     from kiban.core.tenancy.grants import AccessGrantRepository
 
     result = None
+    if granted and (grant := await AccessGrantRepository(session).by_id(granted)) and grant.revoked_at is None:
+        grantee, scope = await _grant_described(session, grant)
+        result = f"{grantee}に「{scope}」を許可しました。閲覧のたびに利用目的と法的根拠が監査ログに残ります。"
     if revoked and (grant := await AccessGrantRepository(session).by_id(revoked)) and grant.revoked_at is not None:
         grantee, scope = await _grant_described(session, grant)
         result = (f"{grantee}への「{scope}」の許可を取り消しました。"
@@ -330,23 +427,24 @@ async def create_grant(request: Request, session: DbSession, staff: GrantAdmin,
                        grantee_code: Annotated[str, Form()] = "", permission: Annotated[str, Form()] = "",
                        purpose: Annotated[str, Form()] = "", legal_basis: Annotated[str, Form()] = "",
                        expires_on: Annotated[str, Form()] = "") -> Response:
-    from datetime import date
-
     from kiban.core.tenancy import grants
-    from kiban.kit.errors import InvalidInput
 
+    try:  # a date input shows only 2027-03-31: 「2027/3/31」 is kept in that form
+        day = grants.parse_expiry(expires_on)
+        shown_expiry = day.isoformat() if day else ""
+    except ValueError:
+        shown_expiry = expires_on
+    typed = {"grantee_code": grantee_code, "permission": permission, "purpose": purpose,
+             "legal_basis": legal_basis, "expires_on": shown_expiry}
     try:
-        try:
-            until = date.fromisoformat(expires_on) if expires_on.strip() else None
-        except ValueError:
-            raise InvalidInput("有効期限は YYYY-MM-DD の形式で入力してください。") from None
-        await grants.grant_access(session, _actor(staff), grantee_code=grantee_code, permission=permission,
-                                  purpose=purpose, legal_basis=legal_basis, expires_on=until)
+        grant = await grants.grant_access(session, _actor(staff), grantee_code=grantee_code, permission=permission,
+                                          purpose=purpose, legal_basis=legal_basis, expires_on=expires_on)
     except KibanError as exc:
         await session.rollback()
-        return await _grants_page(request, session, staff, error=exc.detail, status=exc.status)
+        return await _grants_page(request, session, staff, errors=_errors_of(exc, "grantee_code"), form=typed,
+                                  status=exc.status)
     await session.commit()
-    return RedirectResponse(f"/t/{staff.tenant.lg_code}/grants", status_code=303)
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/grants?granted={grant.id}", status_code=303)
 
 
 @router.get("/t/{lg_code}/grants/{grant_id}/revoke/confirm", response_class=HTMLResponse)

@@ -37,8 +37,10 @@ async def business_sign_in(request: Request, session: DbSession, next: str | Non
     try:
         url = await oidc.start(session, config, redirect_uri=str(request.url_for("business_callback")),
                                csrf_cookie=request.state.csrf_token, next_url=_safe_next(next))
+    except oidc.OidcRejected as exc:  # the provider answers as another issuer
+        return _refused(request, exc.message, 503, retry=False)
     except Exception:  # noqa: BLE001 - the provider being down is the person's problem to hear about
-        return _refused(request, "GビズID に接続できませんでした。時間をおいてお試しください。", 503)
+        return _refused(request, oidc.REFUSALS["provider_unreachable"], 503)
     await session.commit()
     return RedirectResponse(url, status_code=303)
 
@@ -52,7 +54,7 @@ async def business_callback(request: Request, session: DbSession, state: str = "
     if error:
         await service.refuse_gbizid(session, f"provider:{error}")
         await session.commit()
-        return _refused(request, "GビズID でのサインインが完了しませんでした（キャンセルまたは拒否）。")
+        return _refused(request, oidc.REFUSALS["provider_denied"])
     try:
         claims, login = await oidc.finish(session, config, state=state, code=code,
                                           csrf_cookie=request.cookies.get(CSRF_COOKIE))

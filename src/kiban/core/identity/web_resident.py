@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from kiban.core.audit.labels import action_label
 from kiban.core.audit.models import AuditEntry
 from kiban.core.identity import jpki, service
 from kiban.core.identity.dependencies import PUBLIC, CurrentResident, DbSession
@@ -63,5 +62,5 @@ async def my_page(request: Request, session: DbSession, resident: CurrentResiden
             .order_by(AuditEntry.occurred_at.desc()).limit(500))).all()
     orgs = await registry_service.organizations_by_code(session, sorted({e.lg_code for e in entries}))
     return templates.TemplateResponse(request, "identity/me.html", {
-        "resident": resident, "entries": entries, "orgs": orgs,
-        "action_label": action_label})  # the log keeps codes; residents read 「住民のサインイン」
+        # The log keeps codes; residents read 「住民のサインイン」 (the action_label filter).
+        "resident": resident, "entries": entries, "orgs": orgs})
