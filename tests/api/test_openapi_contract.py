@@ -184,7 +184,8 @@ async def test_a_wrong_method_is_told_every_method_the_url_answers(client, docum
         url = re.sub(r"{[^}]+}", "x", path.replace("{lg_code}", SAPPORO))
         response = await client.request("PATCH" if "PATCH" not in methods else "TRACE", url)
         assert response.status_code == 405, url
-        assert response.headers["content-type"].startswith(PROBLEM)
+        if path.startswith("/api/"):
+            assert response.headers["content-type"].startswith(PROBLEM)
         assert set(response.headers["allow"].split(", ")) == methods, url
 
 
