@@ -1,6 +1,6 @@
 """Issue #5's story in a real browser: 石川県 opens the disaster; 輪島市 opens a shelter and
 registers a family; 金沢市 registers one of them again with 髙 and half-width kana, sees the match
-with its reasons and confirms it; 輪島市 sees where he is now; an unrelated municipality gets 404;
+with its reasons and confirms it; 輪島市 accepts the confirmation and sees where he is now; an unrelated municipality gets 404;
 内閣府's dashboard shows the counts. These tenants hold committed data no other test reads."""
 
 from __future__ import annotations
@@ -87,8 +87,20 @@ async def test_a_family_is_found_across_municipal_borders(browser, live_server, 
     await expect(candidate).to_contain_text("異体字")
     await expect(candidate).to_contain_text("生年月日が一致")
     await candidate.get_by_role("button", name=re.compile("同じ人として統合")).click()
-    await expect(kanazawa.locator("#linked")).to_contain_text("輪島市が登録: 高橋 健太")
+    # Across municipalities this only asks 輪島市: nothing of its record is shown until it accepts.
+    await expect(kanazawa.locator("#waiting")).to_contain_text("輪島市が受け入れるまで、その記録の内容は表示されません")
+    await expect(kanazawa.locator("#linked")).to_have_count(0)
     await _no_serious_violations(kanazawa)  # the record page with candidates, decisions and support
+
+    # 輪島市 finds the request on its workspace and accepts it on its own record.
+    await wajima.goto(f"/t/{WAJIMA}{disaster_path}")
+    await wajima.get_by_role("link", name=re.compile("金沢市からの依頼")).click()
+    await expect(wajima.locator("#requests")).to_contain_text("金沢市の記録: 髙橋 健太")
+    await _no_serious_violations(wajima)  # the record page with a request to answer
+    await wajima.get_by_role("button", name=re.compile("同じ人として受け入れる")).click()
+    await expect(wajima.locator("#linked")).to_contain_text("金沢市が登録: 髙橋 健太 — 避難所（金沢市）")
+    await kanazawa.reload()
+    await expect(kanazawa.locator("#linked")).to_contain_text("輪島市が登録: 高橋 健太")
 
     # The home municipality sees where he is now.
     await wajima.goto(f"/t/{WAJIMA}{disaster_path}")

@@ -5,6 +5,8 @@ keeps the input; 一括名寄せ shows what it will do before it does it and is 
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from kiban.core.registry import service as registry
@@ -36,7 +38,17 @@ async def _same_person_twice(staff) -> tuple[str, str, str, object, object]:
     confirmed = await kanazawa.client.post(f"/t/{KANAZAWA}/disasters/{disaster}/matches", data={
         "record_id": again, "other_id": father, "decision": "confirmed", "csrf_token": kanazawa.csrf})
     assert confirmed.status_code == 303
+    await accept_request(wajima, WAJIMA, disaster, father)  # across municipalities the owner accepts first
     return disaster, father, again, wajima, kanazawa
+
+
+async def accept_request(person, code: str, disaster: str, record: str) -> None:
+    """The owner of ``record`` accepts the confirmation waiting on it."""
+    page = await person.client.get(f"/t/{code}/disasters/{disaster}/records/{record}")
+    decision = re.search(r'/matches/([0-9a-f-]+)/accept"', page.text).group(1)
+    accepted = await person.client.post(f"/t/{code}/disasters/{disaster}/matches/{decision}/accept",
+                                        data={"csrf_token": person.csrf})
+    assert accepted.status_code == 303, accepted.text
 
 
 async def test_every_breakdown_counts_registrations_and_persons_after_matching(staff) -> None:

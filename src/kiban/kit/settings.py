@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # Where residents reach this server (e.g. https://kiban.example.jp), for URLs printed on paper
+    # such as the shelter's QR code. Unset: the request's own address, but only when its Host is
+    # one of ``allowed_hosts`` (comma-separated), never one a client merely claims.
+    public_url: str | None = None
+    allowed_hosts: str = "localhost,127.0.0.1"
     sql_echo: bool = False
     registry_cache_seconds: float = 1.0
     secret_key: str | None = None

@@ -80,3 +80,40 @@ async def candidates_for(session: AsyncSession, record: VictimRecord, limit: int
 
 def explain(a: VictimRecord, b: VictimRecord):
     return explain_pair(record_mapping(a), record_mapping(b))
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A candidate as the viewer may see it: ``shared`` when the record is readable by the viewer
+    anyway under the sharing rules (its card may show the birth date); otherwise only what is
+    needed to judge the match (name, who registered it, the probability and the reasons), never
+    a birth date, whereabouts or contact details, and only from ``MIN_CONFIRM_PROBABILITY`` up."""
+
+    candidate: Candidate
+    record: VictimRecord
+    shared: bool
+
+
+async def candidates_for_viewer(session: AsyncSession, viewer, record: VictimRecord, limit: int = 10) -> list[Shown]:
+    """The candidates ``viewer`` may be shown for one of the records it can see. A record marked
+    支援措置対象 is never a candidate outside its owner and the prefectures; another municipality's
+    record the viewer cannot read is offered only when at least as probable as confirming needs,
+    so the list is no search over the disaster by a name."""
+    from kiban.modules.disaster import service
+
+    found = await candidates_for(session, record, limit=max(limit, 50))
+    others = await service.records_for_matching(session, record.disaster_id, {c.record_id for c in found})
+    readable = {r.id for r in await service.visible_records(session, viewer, record.disaster_id,
+                                                            record_ids=sorted(others))} if others else set()
+    shown: list[Shown] = []
+    for c in found:
+        other = others.get(c.record_id)
+        if other is None or (other.protected and not service.may_see_protected(viewer, other)):
+            continue
+        shared = other.id in readable
+        if not shared and c.probability < service.MIN_CONFIRM_PROBABILITY:
+            continue
+        shown.append(Shown(c, other, shared))
+        if len(shown) >= limit:
+            break
+    return shown

@@ -93,6 +93,9 @@ class VictimRecord(TenantScoped, Base):
     supports: Mapped[list] = mapped_column(JSON, default=list)
     note: Mapped[str] = mapped_column(String(400), default="")
     resident_subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # 支援措置対象 (DV・ストーカー等の被害者): seen only by the municipality that registered it and by
+    # the prefectures; never a 名寄せ candidate elsewhere, its whereabouts never shared.
+    protected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     import_key: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(200))
@@ -124,6 +127,16 @@ class MatchDecision(Base):
     reverted_by: Mapped[str | None] = mapped_column(String(200))
     # The 一括名寄せ run that made an automatic link (undone together); None for staff decisions.
     batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # A staff confirmation across municipalities links nothing until the other record's owner (or
+    # its prefecture) accepts it: ``pending`` → ``accepted`` (or ``declined``, taken back). "" for
+    # decisions that need no acceptance (rejections, one municipality's own records, batch links).
+    acceptance: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    awaiting_code: Mapped[str | None] = mapped_column(String(6), index=True)
+    accepted_by_code: Mapped[str | None] = mapped_column(String(6))
+    accepted_by: Mapped[str | None] = mapped_column(String(200))
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who decided (the staff member's principal), for the per-person limit on confirmations.
+    decided_by_principal: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
 class LinkageBatch(Base):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.audit import service as audit
@@ -28,7 +28,7 @@ from kiban.core.tenancy.context import Tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.core.tenancy.settings_definitions import SHELTER_WARNING_PERCENT
 from kiban.kit.db import utcnow
-from kiban.kit.errors import Conflict, InvalidInput, NotFound
+from kiban.kit.errors import Conflict, InvalidInput, KibanError, NotFound
 from kiban.modules.disaster.models import (
     DISASTER_KINDS,
     Disaster,
@@ -255,6 +255,7 @@ class RecordInput:
     note: str = ""
     import_key: str | None = None
     resident_subject_id: str | None = None
+    protected: bool = False
 
 
 async def _municipality(session: AsyncSession, code: str, what: str) -> Organization:
@@ -313,7 +314,7 @@ async def _validated(session: AsyncSession, tenant: Tenant, disaster: Disaster, 
         household_key=data.household_key.strip(), household_size=data.household_size, care_needs=list(data.care_needs),
         damage_level=data.damage_level, risai_status=data.risai_status, rebuild_plan=data.rebuild_plan,
         demolished=data.demolished, long_term_evacuation=data.long_term_evacuation,
-        supports=list(data.supports), note=data.note.strip())
+        supports=list(data.supports), note=data.note.strip(), protected=data.protected)
 
 
 async def register(session: AsyncSession, tenant: Tenant, disaster: Disaster, data: RecordInput, *, actor: str) -> VictimRecord:
@@ -358,10 +359,23 @@ async def update_record(session: AsyncSession, tenant: Tenant, disaster: Disaste
 
 
 def _visible_to(viewer: Tenant):
+    """第90条の3・第90条の4 as implemented: the registering municipality, the home and current
+    municipalities, and the prefectures of both. A record marked 支援措置対象 (DV等) is kept from
+    the home and current municipalities: only its owner and the prefectures see it."""
     if viewer.is_prefecture:
         return or_(VictimRecord.home_pref_code == viewer.lg_code, VictimRecord.current_pref_code == viewer.lg_code)
-    return or_(VictimRecord.lg_code == viewer.lg_code, VictimRecord.home_lg_code == viewer.lg_code,
-               VictimRecord.current_lg_code == viewer.lg_code)
+    return or_(VictimRecord.lg_code == viewer.lg_code,
+               and_(VictimRecord.protected.is_(False), or_(VictimRecord.home_lg_code == viewer.lg_code,
+                                                           VictimRecord.current_lg_code == viewer.lg_code)))
+
+
+def may_see_protected(viewer: Tenant, record: VictimRecord) -> bool:
+    """Whether the viewer may see (or be offered as a candidate) a 支援措置対象 record: its owner, or
+    a prefecture it belongs to (the owner's, the home or the current one)."""
+    if record.lg_code == viewer.lg_code:
+        return True
+    return viewer.is_prefecture and viewer.lg_code in (record.home_pref_code, record.current_pref_code,
+                                                       prefecture_code(record.lg_code))
 
 
 async def visible_records(session: AsyncSession, viewer: Tenant, disaster_id: str, *,
@@ -386,7 +400,8 @@ async def visible_records(session: AsyncSession, viewer: Tenant, disaster_id: st
         if extra:
             for r in (await session.scalars(select(VictimRecord).where(VictimRecord.id.in_(extra)))).all():
                 records[r.id] = r
-    chosen = [r for r in records.values() if wanted is None or r.id in wanted]
+    chosen = [r for r in records.values() if (wanted is None or r.id in wanted)
+              and (not r.protected or may_see_protected(viewer, r))]
     chosen.sort(key=lambda r: (r.family_kana, r.given_kana, r.created_at))
     if actor is not None:
         await audit_reads(session, viewer, actor, [r for r in chosen if r.lg_code != viewer.lg_code])
@@ -446,6 +461,12 @@ async def decisions(session: AsyncSession, disaster_id: str, record_ids: set[str
     return list((await session.scalars(statement)).all())
 
 
+def links(d: MatchDecision) -> bool:
+    """Whether a decision joins its two records into one person (and so lets each side's readers
+    see the other record): a confirmation or batch link in force, not one awaiting acceptance."""
+    return d.reverted_at is None and d.decision in ("confirmed", "auto") and d.acceptance != PENDING
+
+
 def clusters(active: list[MatchDecision]) -> dict[str, str]:
     """record id → person key: connected components of confirmed (or automatic) links."""
     parent: dict[str, str] = {}
@@ -457,7 +478,7 @@ def clusters(active: list[MatchDecision]) -> dict[str, str]:
         return x
 
     for d in active:
-        if d.reverted_at is None and d.decision in ("confirmed", "auto"):
+        if links(d):
             a, b = find(d.record_a_id), find(d.record_b_id)
             if a != b:
                 parent[max(a, b)] = min(a, b)
@@ -465,39 +486,150 @@ def clusters(active: list[MatchDecision]) -> dict[str, str]:
 
 
 def _decision(disaster_id: str, first: VictimRecord, second: VictimRecord, decision: str, probability: float | None,
-              reasons: list[str], viewer: Tenant, actor: str) -> MatchDecision:
+              reasons: list[str], viewer: Tenant, actor: str, *, awaiting: str | None = None,
+              principal: str | None = None) -> MatchDecision:
     return MatchDecision(id=str(uuid.uuid4()), disaster_id=disaster_id, record_a_code=first.lg_code,
                          record_a_id=first.id, record_b_code=second.lg_code, record_b_id=second.id,
                          decision=decision, probability="" if probability is None else f"{probability:.6f}",
-                         reasons=reasons, decided_by_code=viewer.lg_code, decided_by=actor, decided_at=utcnow())
+                         reasons=reasons, decided_by_code=viewer.lg_code, decided_by=actor, decided_at=utcnow(),
+                         acceptance=PENDING if awaiting else "", awaiting_code=awaiting, decided_by_principal=principal)
 
 
 STAFF_DECISIONS = ("confirmed", "rejected")
+PENDING, ACCEPTED, DECLINED = "pending", "accepted", "declined"
+
+
+def awaiting_for(viewer: Tenant, other: VictimRecord) -> str | None:
+    """Whose acceptance a confirmation by ``viewer`` with another municipality's record ``other``
+    waits for: that record's owner; nobody when the viewer owns it or is the prefecture
+    responsible for it."""
+    if other.lg_code == viewer.lg_code:
+        return None
+    if viewer.is_prefecture and prefecture_code(other.lg_code) == viewer.lg_code:
+        return None
+    return other.lg_code
+
+
+def may_answer(viewer: Tenant, match: MatchDecision) -> bool:
+    """The owner a confirmation waits for, or that owner's prefecture, may accept or decline it."""
+    code = match.awaiting_code or ""
+    return bool(code) and (viewer.lg_code == code or (viewer.is_prefecture and prefecture_code(code) == viewer.lg_code))
 
 
 async def decide(session: AsyncSession, viewer: Tenant, disaster_id: str, a: VictimRecord, b: VictimRecord, *,
-                 decision: str, probability: float | None, reasons: list[str], actor: str) -> MatchDecision:
+                 decision: str, probability: float | None, reasons: list[str], actor: str,
+                 principal: str | None = None) -> MatchDecision:
     """A staff member's judgement on one pair: ``confirmed`` or ``rejected``, nothing else.
     Automatic links (``auto``) come only from 一括名寄せ (``apply_batch``), run by the bodies
     allowed to run it; accepting ``auto`` here would skip the probability rule and the
-    ownership check and let anyone link (and so read) any record. Fails with ``InvalidInput``
-    for any other decision and ``NotFound`` when neither record is the viewer's."""
+    ownership check and let anyone link (and so read) any record. ``a`` is the record the viewer
+    is looking at, ``b`` the candidate: confirming it with a record another municipality
+    registered links nothing until that owner (or its prefecture) accepts (``acceptance`` is
+    ``pending``, see ``accept``), so knowing a name and a birth date is not enough to read
+    someone's record. Fails with ``InvalidInput`` for any other decision and ``NotFound`` when
+    neither record is the viewer's."""
     if decision not in STAFF_DECISIONS:
         raise InvalidInput("判断は「同じ人」か「別の人」を選んでください。")
     if a.id == b.id:
         raise InvalidInput("同じ記録どうしは照合できません。")
     if a.lg_code != viewer.lg_code and b.lg_code != viewer.lg_code and not viewer.is_prefecture:
         raise NotFound("被災者の記録が見つかりません。")
+    awaiting = awaiting_for(viewer, b) if decision == "confirmed" else None
     first, second = sorted((a, b), key=lambda r: r.id)
     for d in await decisions(session, disaster_id, {first.id}):
         if d.reverted_at is None and {d.record_a_id, d.record_b_id} == {first.id, second.id}:
-            if d.decision == decision:
+            if d.decision == decision and (d.acceptance != PENDING or awaiting):
                 return d  # the same decision again changes nothing
             d.reverted_at, d.reverted_by = utcnow(), actor  # a new decision replaces the old one
-    match = _decision(disaster_id, first, second, decision, probability, reasons, viewer, actor)
+    match = _decision(disaster_id, first, second, decision, probability, reasons, viewer, actor,
+                      awaiting=awaiting, principal=principal)
     session.add(match)
     await session.flush()
     return match
+
+
+async def pending_for(session: AsyncSession, viewer: Tenant, disaster_id: str) -> list[MatchDecision]:
+    """Confirmations waiting for the viewer's answer (its own records', or, for a prefecture, its
+    municipalities')."""
+    statement = select(MatchDecision).where(MatchDecision.disaster_id == disaster_id, MatchDecision.acceptance == PENDING,
+                                            MatchDecision.reverted_at.is_(None))
+    if viewer.is_prefecture:
+        statement = statement.where(MatchDecision.awaiting_code.like(f"{viewer.lg_code[:2]}%"))
+    else:
+        statement = statement.where(MatchDecision.awaiting_code == viewer.lg_code)
+    return [d for d in (await session.scalars(statement.order_by(MatchDecision.decided_at))).all() if may_answer(viewer, d)]
+
+
+async def _pending(session: AsyncSession, viewer: Tenant, disaster_id: str, decision_id: str) -> MatchDecision:
+    match = await session.get(MatchDecision, decision_id)
+    if (match is None or match.disaster_id != disaster_id or match.reverted_at is not None
+            or match.acceptance != PENDING or not may_answer(viewer, match)):
+        raise NotFound("受け入れを待っている確認が見つかりません。")
+    return match
+
+
+async def accept(session: AsyncSession, viewer: Tenant, disaster_id: str, decision_id: str, actor: str) -> MatchDecision:
+    """The owner of the other record (or its prefecture) agrees the two are the same person: from
+    now on the records are linked and each side's readers see the other."""
+    match = await _pending(session, viewer, disaster_id, decision_id)
+    match.acceptance, match.accepted_by_code, match.accepted_by, match.accepted_at = ACCEPTED, viewer.lg_code, actor, utcnow()
+    await session.flush()
+    return match
+
+
+async def decline(session: AsyncSession, viewer: Tenant, disaster_id: str, decision_id: str, actor: str) -> MatchDecision:
+    """The owner judges them different people: the request is taken back and its 「別の人」 kept."""
+    match = await _pending(session, viewer, disaster_id, decision_id)
+    now = utcnow()
+    match.acceptance, match.accepted_by_code, match.accepted_by, match.accepted_at = DECLINED, viewer.lg_code, actor, now
+    match.reverted_at, match.reverted_by = now, f"{actor}（受け入れず）"
+    session.add(MatchDecision(
+        id=str(uuid.uuid4()), disaster_id=disaster_id, record_a_code=match.record_a_code, record_a_id=match.record_a_id,
+        record_b_code=match.record_b_code, record_b_id=match.record_b_id, decision="rejected",
+        probability=match.probability, reasons=list(match.reasons or []), decided_by_code=viewer.lg_code,
+        decided_by=actor, decided_at=now, acceptance=""))
+    await session.flush()
+    return match
+
+
+# Confirmations are how one municipality asks to see another's record: a person confirming many
+# in a short time is refused, and patterns worth a look are flagged to the prefecture.
+CONFIRM_LIMIT_PER_HOUR = 20
+FLAG_CONFIRMATIONS_PER_DAY = 10
+FLAG_OWNERS_PER_DAY = 3
+
+
+class TooManyConfirmations(KibanError):
+    status = 429
+    title = "確認の操作が多すぎます"
+    type_slug = "too-many-requests"
+
+
+async def check_confirmation_limit(session: AsyncSession, principal: str) -> None:
+    since = utcnow() - timedelta(hours=1)
+    count = await session.scalar(select(func.count()).select_from(MatchDecision).where(
+        MatchDecision.decided_by_principal == principal, MatchDecision.decision == "confirmed",
+        MatchDecision.decided_at >= since))
+    if (count or 0) >= CONFIRM_LIMIT_PER_HOUR:
+        raise TooManyConfirmations(
+            f"1時間に確認できるのは {CONFIRM_LIMIT_PER_HOUR} 件までです。時間をおいてから続けてください。"
+            "大量の重複登録の整理は、都道府県の一括名寄せをご利用ください。")
+
+
+async def unusual_confirmations(session: AsyncSession, principal: str) -> str | None:
+    """Why this staff member's confirmations of the last day deserve the prefecture's attention
+    (None if they do not): many requests to see other municipalities' records, or requests
+    spread over many municipalities."""
+    since = utcnow() - timedelta(days=1)
+    rows = (await session.scalars(select(MatchDecision).where(
+        MatchDecision.decided_by_principal == principal, MatchDecision.decision == "confirmed",
+        MatchDecision.awaiting_code.is_not(None), MatchDecision.decided_at >= since))).all()
+    owners = {d.awaiting_code for d in rows}
+    if len(rows) >= FLAG_CONFIRMATIONS_PER_DAY:
+        return f"1日に {len(rows)} 件、ほかの団体の記録と同じ人とする確認を依頼しています。"
+    if len(owners) >= FLAG_OWNERS_PER_DAY:
+        return f"1日に {len(owners)} 団体の記録について、同じ人とする確認を依頼しています。"
+    return None
 
 
 async def revert(session: AsyncSession, viewer: Tenant, disaster_id: str, decision_id: str, actor: str) -> MatchDecision:

@@ -171,8 +171,16 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
     await session.commit()
     names = {code: org.name for code, org in (await registry.organizations_by_code(
         session, {r.lg_code for r in records} | {r.current_lg_code for r in records} | {r.home_lg_code for r in records})).items()}
+    # Confirmations waiting for this organisation's answer, and (for a prefecture) the flags its
+    # municipalities' staff raised by confirming unusually often.
+    pending = await service.pending_for(session, staff.tenant, disaster_id)
+    requests = [(d, d.record_a_id if d.record_a_code == d.awaiting_code else d.record_b_id) for d in pending]
+    flags = await _flags(session, staff, disaster_id) if staff.tenant.is_prefecture else []
+    names.update({code: org.name for code, org in (await registry.organizations_by_code(
+        session, {d.decided_by_code for d in pending} | {d.awaiting_code for d in pending})).items()})
     return templates.TemplateResponse(request, "disaster/workspace.html", {
         "tenant": staff.tenant, "staff": staff, "disaster": disaster, "records": records, "names": names, "q": q,
+        "requests": requests, "flags": flags,
         "total": total, "page": page, "pages": pages,
         "areas": await service.areas(session, disaster_id),
         "shelters": await service.shelters_of_tenant(session, disaster_id),
@@ -184,6 +192,16 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
         "may_close": disaster.closed_at is None and staff.tenant.lg_code in (disaster.opened_by_code, service.CABINET_OFFICE)
         and staff.can(Permission.disaster_disaster_manage),
         **CHOICES})
+
+
+async def _flags(session, staff: StaffContext, disaster_id: str) -> list:
+    """名寄せの注意 on the prefecture's own chain for this disaster, newest first."""
+    from kiban.core.audit.models import AuditEntry
+
+    statement = select(AuditEntry).where(AuditEntry.lg_code == staff.tenant.lg_code,
+                                         AuditEntry.action.in_(("disaster.match.flagged", "disaster.match.limited")),
+                                         AuditEntry.target_id == disaster_id)
+    return list((await session.scalars(statement.order_by(AuditEntry.occurred_at.desc()).limit(50))).all())
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/shelters", dependencies=[Depends(verify_csrf)])
@@ -216,17 +234,34 @@ async def save_shelter(disaster_id: str, request: Request, session: DbSession, s
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}#shelters", status_code=303)
 
 
+def public_base_url(request: Request) -> str | None:
+    """Where residents reach this server, for a URL printed on a poster (the shelter's QR code):
+    ``KIBAN_PUBLIC_URL`` when set; otherwise the request's own address only when its Host is one
+    of ``KIBAN_ALLOWED_HOSTS`` (default localhost and 127.0.0.1), never an address a client
+    merely claims (a forged Host header would put the attacker's site on the poster)."""
+    settings = request.app.state.settings
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    allowed = {h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip()}
+    if (request.url.hostname or "").lower() in allowed:
+        return str(request.base_url).rstrip("/")
+    return None
+
+
 @router.get("/t/{lg_code}/disasters/{disaster_id}/shelters/{shelter_id}", response_class=HTMLResponse)
 async def shelter_page(disaster_id: str, shelter_id: str, request: Request, session: DbSession, staff: Writer) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
     shelter = await service.get_shelter(session, disaster_id, shelter_id)
     if shelter is None:
         raise NotFound("避難所が見つかりません。")
-    register_url = f"{str(request.base_url).rstrip('/')}/t/{staff.tenant.lg_code}/disasters/{disaster_id}/shelters/{shelter_id}/register"
-    qr = segno.make(register_url, error="m").svg_inline(scale=4, title=f"{shelter.name}で住民が自分で登録するためのQRコード")
+    base = public_base_url(request)
+    register_url = qr = None
+    if base is not None:
+        register_url = f"{base}/t/{staff.tenant.lg_code}/disasters/{disaster_id}/shelters/{shelter_id}/register"
+        qr = segno.make(register_url, error="m").svg_inline(scale=4, title=f"{shelter.name}で住民が自分で登録するためのQRコード")
     return templates.TemplateResponse(request, "disaster/shelter.html", {
         "tenant": staff.tenant, "disaster": disaster, "shelter": shelter, "form": None, "error": None,
-        "register_url": register_url, "qr": qr,
+        "register_url": register_url, "qr": qr, "register_unavailable": base is None,
         "warning_percent": await service.shelter_warning_percent(session, staff.tenant)})
 
 
@@ -278,7 +313,7 @@ async def _record_input(session, form, *, resident_subject_id: str | None = None
         risai_status=str(form.get("risai_status", "未申請")), rebuild_plan=str(form.get("rebuild_plan", "未定")),
         demolished=form.get("demolished") == "on", long_term_evacuation=form.get("long_term_evacuation") == "on",
         supports=[str(v) for v in form.getlist("supports")], note=str(form.get("note", "")),
-        resident_subject_id=resident_subject_id)
+        resident_subject_id=resident_subject_id, protected=form.get("protected") == "on")
 
 
 @router.get("/t/{lg_code}/disasters/{disaster_id}/records/new", response_class=HTMLResponse)
@@ -311,21 +346,34 @@ async def create_record(disaster_id: str, request: Request, session: DbSession, 
 async def record_page(disaster_id: str, record_id: str, request: Request, session: DbSession, staff: Reader) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
     record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, audit.Actor.of_staff(staff))
-    # Candidate matches from the whole disaster, shown at once, with the reasons.
-    found = await matching.candidates_for(session, record)
-    others = await service.records_for_matching(session, disaster_id, {c.record_id for c in found})
-    candidates = [(c, others[c.record_id]) for c in found if c.record_id in others]
+    # Candidate matches the viewer may be shown, with the reasons (never another municipality's
+    # whereabouts or contact details, never a 支援措置対象 record outside its owner and prefecture).
+    candidates = await matching.candidates_for_viewer(session, staff.tenant, record)
     if candidates:
         await service.audit_reads(session, staff.tenant, audit.Actor.of_staff(staff),
-                                  [r for _, r in candidates if r.lg_code != staff.tenant.lg_code], "disaster.record.match_viewed")
+                                  [c.record for c in candidates if c.record.lg_code != staff.tenant.lg_code],
+                                  "disaster.record.match_viewed")
     made = await service.decisions(session, disaster_id, {record.id})
-    linked_ids = {d.record_b_id if d.record_a_id == record.id else d.record_a_id for d in made
-                  if d.reverted_at is None and d.decision in ("confirmed", "auto")}
+    linked_ids = {d.record_b_id if d.record_a_id == record.id else d.record_a_id for d in made if service.links(d)}
     linked = await service.visible_records(session, staff.tenant, disaster_id, actor=audit.Actor.of_staff(staff),
                                            record_ids=sorted(linked_ids)) if linked_ids else []
+    # Confirmations of this record waiting for an answer: those the viewer asked for (it sees only
+    # whom it waits for) and those it is asked to answer (it sees what the asker registered, enough
+    # to judge the match).
+    waiting = [d for d in made if d.acceptance == service.PENDING and d.reverted_at is None]
+    asked = [d for d in waiting if service.may_answer(staff.tenant, d)]
+    askers = await service.records_for_matching(
+        session, disaster_id, {d.record_b_id if d.record_a_id == record.id else d.record_a_id for d in asked})
+    if askers:
+        await service.audit_reads(session, staff.tenant, audit.Actor.of_staff(staff),
+                                  [r for r in askers.values() if r.lg_code != staff.tenant.lg_code],
+                                  "disaster.record.match_viewed")
+    requests = [(d, askers[d.record_b_id if d.record_a_id == record.id else d.record_a_id]) for d in asked
+                if (d.record_b_id if d.record_a_id == record.id else d.record_a_id) in askers]
     await session.commit()
-    codes = {record.lg_code, record.home_lg_code, record.current_lg_code} | {r.lg_code for _, r in candidates} | {
-        r.lg_code for r in linked} | {r.current_lg_code for r in linked}
+    codes = {record.lg_code, record.home_lg_code, record.current_lg_code} | {c.record.lg_code for c in candidates} | {
+        r.lg_code for r in linked} | {r.current_lg_code for r in linked} | {d.awaiting_code for d in waiting} | {
+        r.lg_code for _, r in requests} | {service.prefecture_code(d.awaiting_code) for d in waiting}
     names = {code: org.name for code, org in (await registry.organizations_by_code(session, codes)).items()}
     try:
         support = estimate(record.damage_level, household_size=record.household_size, rebuild_plan=record.rebuild_plan,
@@ -338,6 +386,8 @@ async def record_page(disaster_id: str, record_id: str, request: Request, sessio
     return templates.TemplateResponse(request, "disaster/record.html", {
         "tenant": staff.tenant, "staff": staff, "disaster": disaster, "record": record, "names": names,
         "candidates": candidates, "decided": decided, "linked": linked, "decisions": made, "support": support,
+        "waiting": [d for d in waiting if d.decided_by_code == staff.tenant.lg_code], "requests": requests,
+        "prefecture_code": service.prefecture_code,
         "own": record.lg_code == staff.tenant.lg_code, "may_write": staff.can(Permission.disaster_record_write),
         **CHOICES})
 
@@ -351,6 +401,7 @@ def _form_of(record: VictimRecord) -> dict:
     values["household_size"] = str(record.household_size)
     values["demolished"] = "on" if record.demolished else ""
     values["long_term_evacuation"] = "on" if record.long_term_evacuation else ""
+    values["protected"] = "on" if record.protected else ""
     return values
 
 
@@ -394,7 +445,7 @@ async def edit_record(disaster_id: str, record_id: str, request: Request, sessio
             "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES}, status_code=exc.status)
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.record.updated", target_type="victim_record",
                        target_id=record.id, subject_id=record.resident_subject_id,
-                       details={"version": record.version, "whereabouts": record.whereabouts})
+                       details={"version": record.version, "whereabouts": record.whereabouts, "protected": record.protected})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/records/{record_id}", status_code=303)
 
@@ -407,24 +458,81 @@ async def decide_match(disaster_id: str, request: Request, session: DbSession, s
         raise InvalidInput("判断は「同じ人」か「別の人」を選んでください。")
     await service.get_disaster(session, disaster_id)
     record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, audit.Actor.of_staff(staff))
-    candidates = {c.record_id: c for c in await matching.candidates_for(session, record, limit=50)}
+    candidates = {c.record.id: c for c in await matching.candidates_for_viewer(session, staff.tenant, record, limit=50)}
     if other_id not in candidates:
         raise NotFound("照合する候補が見つかりません。")
-    other = (await service.records_for_matching(session, disaster_id, {other_id}))[other_id]
-    candidate = candidates[other_id]
+    other, candidate = candidates[other_id].record, candidates[other_id].candidate
     if decision == "confirmed" and candidate.probability < service.MIN_CONFIRM_PROBABILITY:
         # Confirming widens who sees both records; a weak candidate needs the owner's own judgement.
         raise InvalidInput(f"一致の確からしさが {service.MIN_CONFIRM_PROBABILITY:.0%} 未満の候補は、ここでは統合できません。"
                            "登録した団体に連絡し、記録を直してから照合してください。")
+    actor = audit.Actor.of_staff(staff)
+    if decision == "confirmed":
+        try:
+            await service.check_confirmation_limit(session, staff.principal.id)
+        except service.TooManyConfirmations:
+            await _flag(session, staff, disaster_id, {staff.tenant.lg_code, other.lg_code},
+                        f"1時間に {service.CONFIRM_LIMIT_PER_HOUR} 件を超えて確認しようとしたため、止めました。",
+                        action="disaster.match.limited")
+            await session.commit()
+            raise
     match = await service.decide(session, staff.tenant, disaster_id, record, other, decision=decision,
-                                 probability=candidate.probability, reasons=list(candidate.reasons), actor=staff.label)
+                                 probability=candidate.probability, reasons=list(candidate.reasons), actor=staff.label,
+                                 principal=staff.principal.id)
     for owner_code in {record.lg_code, other.lg_code}:
-        await audit.record(session, audit.Actor.of_staff(staff), f"disaster.match.{decision}", target_type="match_decision",
+        await audit.record(session, actor, "disaster.match.requested" if match.acceptance == service.PENDING
+                           else f"disaster.match.{decision}", target_type="match_decision",
                            target_id=match.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
-                           details={"records": [record.id, other.id]},
+                           details={"records": [record.id, other.id], "awaiting": match.awaiting_code},
                            tenant=await registry.tenant_for(session, owner_code))
+    if match.acceptance == service.PENDING:
+        reason = await service.unusual_confirmations(session, staff.principal.id)
+        if reason:
+            await _flag(session, staff, disaster_id, {staff.tenant.lg_code, other.lg_code}, reason)
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/records/{record_id}", status_code=303)
+
+
+async def _flag(session, staff: StaffContext, disaster_id: str, codes: set[str], reason: str,
+                action: str = "disaster.match.flagged") -> None:
+    """Tell the prefectures of the municipalities involved (on their audit chains, listed on their
+    workspace) that a staff member's confirmations look unusual."""
+    for prefecture in sorted({service.prefecture_code(code) for code in codes}):
+        await audit.record(session, audit.Actor.of_staff(staff), action, target_type="disaster", target_id=disaster_id,
+                           purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS, outcome="failure"
+                           if action.endswith("limited") else "success",
+                           details={"who": staff.label, "municipality": staff.tenant.name, "reason": reason},
+                           tenant=await registry.tenant_for(session, prefecture))
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/matches/{decision_id}/accept", dependencies=[Depends(verify_csrf)])
+async def accept_match(disaster_id: str, decision_id: str, session: DbSession, staff: Writer) -> Response:
+    """The owner of the other record (or its prefecture) agrees: the two are one person from now on."""
+    match = await service.accept(session, staff.tenant, disaster_id, decision_id, staff.label)
+    await _answered(session, staff, match, "disaster.match.accepted")
+    await session.commit()
+    return RedirectResponse(_own_record_url(staff, disaster_id, match), status_code=303)
+
+
+@router.post("/t/{lg_code}/disasters/{disaster_id}/matches/{decision_id}/decline", dependencies=[Depends(verify_csrf)])
+async def decline_match(disaster_id: str, decision_id: str, session: DbSession, staff: Writer) -> Response:
+    match = await service.decline(session, staff.tenant, disaster_id, decision_id, staff.label)
+    await _answered(session, staff, match, "disaster.match.declined")
+    await session.commit()
+    return RedirectResponse(_own_record_url(staff, disaster_id, match), status_code=303)
+
+
+async def _answered(session, staff: StaffContext, match, action: str) -> None:
+    for owner_code in {match.record_a_code, match.record_b_code, match.decided_by_code}:
+        await audit.record(session, audit.Actor.of_staff(staff), action, target_type="match_decision", target_id=match.id,
+                           purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
+                           details={"records": [match.record_a_id, match.record_b_id], "asked_by": match.decided_by_code},
+                           tenant=await registry.tenant_for(session, owner_code))
+
+
+def _own_record_url(staff: StaffContext, disaster_id: str, match) -> str:
+    record_id = match.record_a_id if match.record_a_code == match.awaiting_code else match.record_b_id
+    return f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/records/{record_id}"
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/matches/{decision_id}/revert", dependencies=[Depends(verify_csrf)])
