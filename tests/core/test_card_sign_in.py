@@ -168,3 +168,17 @@ async def test_me_requires_a_resident(client, staff) -> None:
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/signin/card")
     clerk = await staff("011002", "staff")
     assert (await clerk.client.get("/me")).status_code == 303
+
+
+async def test_card_sign_in_renews_the_csrf_token_and_ends_the_previous_session(ca, new_client) -> None:
+    client = new_client()
+    response, _, _ = await _sign_in(client, ca.issue("taro"))
+    first_session = client.cookies.get("kiban_session")
+    planted = csrf_of(client)
+    response, _, _ = await _sign_in(client, ca.issue("hanako"))
+    assert response.status_code == 303
+    assert csrf_of(client) != planted  # a token set before (or by someone else) no longer counts
+    assert client.cookies.get("kiban_session") != first_session
+    old = new_client()
+    old.cookies.set("kiban_session", first_session)
+    assert (await old.get("/me")).status_code in (302, 303, 401)  # taro's session ended

@@ -111,10 +111,12 @@ async def consume_challenge(session: AsyncSession, challenge_id: str, csrf_cooki
     now = utcnow()
     if challenge is None:
         raise CardRejected("challenge_unknown", "認証の手続きが見つかりません。最初からやり直してください。")
-    if not hmac.compare_digest(challenge.browser_hash, browser_binding(csrf_cookie)):
-        raise CardRejected("challenge_other_session", "この認証は別の画面（別のブラウザー）で開始されたものです。最初からやり直してください。")
+    # spent first: after a sign-in the browser holds a new CSRF token, and a replay should
+    # still be told the plain truth (already used), not "another browser"
     if challenge.used_at is not None:
         raise CardRejected("challenge_reused", "この認証はすでに使われています。最初からやり直してください。")
+    if not hmac.compare_digest(challenge.browser_hash, browser_binding(csrf_cookie)):
+        raise CardRejected("challenge_other_session", "この認証は別の画面（別のブラウザー）で開始されたものです。最初からやり直してください。")
     if challenge.expires_at <= now:
         raise CardRejected("challenge_expired", "時間切れです。最初からやり直してください。")
     challenge.used_at = now

@@ -124,10 +124,10 @@ async def finish(session: AsyncSession, config: ProviderConfig, *, state: str, c
     now = utcnow()
     if login is None:
         raise OidcRejected("state_unknown")
+    if login.used_at is not None:  # before the browser check: see jpki.consume_challenge
+        raise OidcRejected("state_reused")
     if login.browser_hash != browser_binding(csrf_cookie):
         raise OidcRejected("state_other_browser")
-    if login.used_at is not None:
-        raise OidcRejected("state_reused")
     if login.expires_at <= now:
         raise OidcRejected("state_expired")
     login.used_at = now

@@ -46,6 +46,14 @@ def _renew(request: Request, response: Response, started: service.NewSession) ->
     return response
 
 
+async def end_previous_session(request: Request, session) -> None:
+    """Whatever session this browser had before a new sign-in (another account, or one planted
+    on it) ends; the caller commits."""
+    previous = await current_web_session(request, session)
+    if previous is not None:
+        await service.sign_out(session, previous)
+
+
 def _render(request: Request, name: str, context: dict, status: int = 200) -> HTMLResponse:
     return templates.TemplateResponse(request, name, context, status_code=status)
 
@@ -85,10 +93,7 @@ async def sign_in(request: Request, session: DbSession, username: Annotated[str,
         await session.commit()  # the audit entry must stick
         return _signin_page(request, next_url=_safe_next(next), error=exc.detail, username=username,
                             status=exc.status, retry_after=exc.extra.get("retry_after"))
-    # Whatever session this browser had before (another account, or one planted on it) ends.
-    previous = await current_web_session(request, session)
-    if previous is not None:
-        await service.sign_out(session, previous)
+    await end_previous_session(request, session)
     await session.commit()
     step = "/signin/totp" if started.session.stage == "password" else "/signin/enrol"
     target = _safe_next(next)

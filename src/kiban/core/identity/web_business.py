@@ -11,7 +11,7 @@ from sqlalchemy import select
 from kiban.core.identity import oidc, service
 from kiban.core.identity.dependencies import PUBLIC, DbSession, SignInRequired, current_web_session
 from kiban.core.identity.models import BusinessIdentity, Principal
-from kiban.core.identity.web import _safe_next, _set_session_cookie
+from kiban.core.identity.web import _renew, _safe_next, end_previous_session
 from kiban.kit.csrf import COOKIE as CSRF_COOKIE
 from kiban.kit.templating import templates
 
@@ -66,10 +66,10 @@ async def business_callback(request: Request, session: DbSession, state: str = "
     except service.SignInRefused as exc:
         await session.commit()
         return _refused(request, exc.detail)
+    await end_previous_session(request, session)
     await session.commit()
     response = RedirectResponse(login.next_url or "/business", status_code=303)
-    _set_session_cookie(request, response, started.token)
-    return response
+    return _renew(request, response, started)
 
 
 async def _current_business(request: Request, session: DbSession):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from kiban.core.audit.models import AuditEntry
 from kiban.core.identity import jpki, service
 from kiban.core.identity.dependencies import PUBLIC, CurrentResident, DbSession
-from kiban.core.identity.web import _safe_next, _set_session_cookie
+from kiban.core.identity.web import _renew, _safe_next, end_previous_session
 from kiban.core.registry import service as registry_service
 from kiban.core.tenancy.context import unscoped
 from kiban.kit.csrf import COOKIE as CSRF_COOKIE
@@ -47,10 +47,10 @@ async def card_submit(request: Request, session: DbSession,
     except service.SignInRefused as exc:
         await session.commit()  # the spent challenge and the audit entry stay
         return await _card_page(request, session, _safe_next(next), exc.detail, 401)
+    await end_previous_session(request, session)
     await session.commit()
     response = RedirectResponse(_safe_next(next) or "/me", status_code=303)
-    _set_session_cookie(request, response, started.token)
-    return response
+    return _renew(request, response, started)
 
 
 @router.get("/me", response_class=HTMLResponse)
