@@ -6,14 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
-from kiban.core.audit.models import AuditEntry
+from kiban.core.audit import service as audit_service
 from kiban.core.identity import jpki, service
 from kiban.core.identity.dependencies import PUBLIC, CurrentResident, DbSession
 from kiban.core.identity.web import _renew, _safe_next, end_previous_session
 from kiban.core.registry import service as registry_service
-from kiban.core.tenancy.context import unscoped
 from kiban.kit.csrf import COOKIE as CSRF_COOKIE
 from kiban.kit.csrf import verify_csrf
 from kiban.kit.settings import get_settings
@@ -56,10 +54,7 @@ async def card_submit(request: Request, session: DbSession,
 @router.get("/me", response_class=HTMLResponse)
 async def my_page(request: Request, session: DbSession, resident: CurrentResident) -> HTMLResponse:
     """Every recorded access to this resident's data, by any organisation, with its purpose."""
-    async with unscoped(session, "本人による自分の情報の利用記録の閲覧"):
-        entries = (await session.scalars(
-            select(AuditEntry).where(AuditEntry.subject_id == resident.principal.id)
-            .order_by(AuditEntry.occurred_at.desc()).limit(500))).all()
+    entries = await audit_service.entries_about(session, resident.principal.id)  # the API twin reads the same
     orgs = await registry_service.organizations_by_code(session, sorted({e.lg_code for e in entries}))
     return templates.TemplateResponse(request, "identity/me.html", {
         # The log keeps codes; residents read 「住民のサインイン」 (the action_label filter).
