@@ -35,6 +35,7 @@ from kiban.modules.disaster.models import (
     DisasterArea,
     LinkageBatch,
     MatchDecision,
+    RosterImport,
     Shelter,
     VictimRecord,
 )
@@ -897,3 +898,376 @@ async def support_act_applies(session: AsyncSession, disaster_id: str, home_lg_c
     when the disaster is opened, alongside 災害救助法)."""
     area = await session.get(DisasterArea, (disaster_id, home_lg_code))
     return bool(area and area.support_act)
+
+
+# -- what the pages and the API share ------------------------------------------------------------------
+# The workspace's search and paging, the record form's reading of its fields, a staff 名寄せ
+# decision and the roster import live here so that the pages (web.py) and their JSON twins
+# (api.py) apply exactly the same rules.
+
+PAGE_SIZE = 100
+
+
+def parse_date(value: str, what: str) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{what}「{value}」は日付（例: 2026-01-01）で入力してください。") from None
+
+
+def split_list(text: str) -> list[str]:
+    """「172049, 珠洲市、能登町」: entries separated by commas (either width) or 、 or new lines."""
+    for sep in ("、", "，", "\n", "\r"):
+        text = text.replace(sep, ",")
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+async def resolve_codes(session: AsyncSession, items: list[str], field: str, label: str, errors: list[dict]) -> list[str]:
+    """Each entry of a code list as its 6-digit code (names and full-width digits too); every
+    entry that cannot be read is reported, naming the field."""
+    codes: list[str] = []
+    for item in items:
+        try:
+            codes.append(await registry.resolve_lg_code_input(session, item, field=field, label=label))
+        except InvalidInput as exc:
+            errors.extend(exc.errors or [{"field": field, "message": exc.detail}])
+    return codes
+
+
+def all_errors(errors: list[dict]) -> InvalidInput:
+    return InvalidInput(errors[0]["message"] if len(errors) == 1 else f"入力内容を確認してください（{len(errors)} 件）。",
+                        errors=errors)
+
+
+class FormValues(dict):
+    """Values set by the caller rather than posted (a record being edited, the shelter a resident
+    registers at, a JSON body), with ``getlist`` for the multi-valued fields like a real form."""
+
+    def __init__(self, values: dict, lists: dict) -> None:
+        super().__init__(values)
+        self.lists = lists
+
+    def getlist(self, key):
+        return self.lists.get(key, [])
+
+
+async def _code_field(session: AsyncSession, form, key: str, errors: list[dict]) -> str:
+    from kiban.modules.disaster.fields import BY_KEY
+
+    raw = str(form.get(key, "") or "").strip()
+    if not raw:
+        return ""
+    try:
+        return await registry.resolve_lg_code_input(session, raw, field=key, label=BY_KEY[key].label)
+    except InvalidInput as exc:
+        errors.extend(exc.errors or [{"field": key, "message": exc.detail}])
+        return raw
+
+
+async def record_input(session: AsyncSession, form, *, resident_subject_id: str | None = None) -> RecordInput:
+    """The record form (or its JSON twin) as a ``RecordInput``; every problem found here is
+    reported at once (``InvalidInput.errors``, one per field)."""
+    errors: list[dict] = []
+    size = str(form.get("household_size", "1") or "1").strip() or "1"
+    size = size.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+    if not (size.isascii() and size.isdigit()):
+        errors.append({"field": "household_size", "message": f"世帯人数「{size}」は1以上の整数で入力してください。"})
+    birth = None
+    try:
+        birth = parse_date(str(form.get("birth_date", "") or ""), "生年月日")
+    except InvalidInput as exc:
+        errors.append({"field": "birth_date", "message": exc.detail})
+    home = await _code_field(session, form, "home_lg_code", errors)
+    wide = None
+    if str(form.get("whereabouts", "")) == "wide_area":
+        wide = await _code_field(session, form, "wide_area_lg_code", errors) or None
+    if errors:
+        raise all_errors(errors)
+
+    def text(key: str, default: str = "") -> str:
+        value = form.get(key, default)
+        return default if value is None else str(value)
+
+    return RecordInput(
+        family_name=text("family_name"), given_name=text("given_name"),
+        family_kana=text("family_kana"), given_kana=text("given_kana"),
+        birth_date=birth, sex=text("sex") or None,
+        home_address=text("home_address"), home_lg_code=home,
+        whereabouts=text("whereabouts", "unknown") or "unknown", shelter_id=text("shelter_id") or None,
+        wide_area_lg_code=wide, phone=text("phone"),
+        household_key=text("household_key"), household_size=int(size),
+        care_needs=[str(v) for v in form.getlist("care_needs")], damage_level=text("damage_level", "未調査"),
+        risai_status=text("risai_status", "未申請"), rebuild_plan=text("rebuild_plan", "未定"),
+        demolished=form.get("demolished") == "on", long_term_evacuation=form.get("long_term_evacuation") == "on",
+        supports=[str(v) for v in form.getlist("supports")], note=text("note"),
+        resident_subject_id=resident_subject_id, protected=form.get("protected") == "on")
+
+
+@dataclass
+class RecordsPage:
+    records: list[VictimRecord]
+    total: int
+    page: int
+    pages: int
+
+
+async def records_page(session: AsyncSession, viewer: Tenant, actor: audit.Actor, disaster_id: str, *, q: str = "",
+                       page: int = 1, page_size: int = PAGE_SIZE) -> RecordsPage:
+    """The workspace's list: the records the viewer may see, searched by name or kana, one page of
+    ``PAGE_SIZE``. Only the rows returned are read: each other municipality's row is audited."""
+    from kiban.modules.disaster.names import normalize_name
+
+    records = await visible_records(session, viewer, disaster_id)
+    if q.strip():
+        key = normalize_name(q)
+        records = [r for r in records if key in normalize_name(r.family_name + r.given_name)
+                   or key in normalize_name(r.family_kana + r.given_kana)]
+    total, pages = len(records), max(1, -(-len(records) // page_size))
+    page = min(max(page, 1), pages)
+    records = records[(page - 1) * page_size:page * page_size]
+    await audit_reads(session, viewer, actor, [r for r in records if r.lg_code != viewer.lg_code])
+    return RecordsPage(records, total, page, pages)
+
+
+async def staff_decision(session: AsyncSession, staff, disaster_id: str, record_id: str, other_id: str,
+                         decision: str) -> MatchDecision:
+    """A staff member's 名寄せ judgement on a candidate of one of the records it can see: only
+    「同じ人」/「別の人」 (``auto`` belongs to 一括名寄せ), only on a candidate the viewer is shown,
+    confirming only from ``MIN_CONFIRM_PROBABILITY`` and within the hourly limit; across
+    municipalities a confirmation waits for the other owner. Audited on both owners' chains;
+    unusual confirmations are flagged to the prefectures. (Commits when the limit is hit, so the
+    flag stays while the request is refused.)"""
+    from kiban.modules.disaster import matching
+
+    if decision not in STAFF_DECISIONS:
+        raise InvalidInput("判断は「同じ人」か「別の人」を選んでください。",
+                           errors=[{"field": "decision", "message": "判断は「同じ人」か「別の人」を選んでください。"}])
+    await get_disaster(session, disaster_id)
+    actor = audit.Actor.of_staff(staff)
+    record = await get_visible_record(session, staff.tenant, disaster_id, record_id, actor)
+    candidates = {c.record.id: c for c in await matching.candidates_for_viewer(session, staff.tenant, record, limit=50)}
+    if other_id not in candidates:
+        raise NotFound("照合する候補が見つかりません。")
+    other, candidate = candidates[other_id].record, candidates[other_id].candidate
+    if decision == "confirmed" and candidate.probability < MIN_CONFIRM_PROBABILITY:
+        # Confirming widens who sees both records; a weak candidate needs the owner's own judgement.
+        raise InvalidInput(f"一致の確からしさが {MIN_CONFIRM_PROBABILITY:.0%} 未満の候補は、ここでは統合できません。"
+                           "登録した団体に連絡し、記録を直してから照合してください。")
+    if decision == "confirmed":
+        try:
+            await check_confirmation_limit(session, staff.principal.id)
+        except TooManyConfirmations:
+            await flag(session, staff, disaster_id, {staff.tenant.lg_code, other.lg_code},
+                       f"1時間に {CONFIRM_LIMIT_PER_HOUR} 件を超えて確認しようとしたため、止めました。",
+                       action="disaster.match.limited")
+            await session.commit()
+            raise
+    match = await decide(session, staff.tenant, disaster_id, record, other, decision=decision,
+                         probability=candidate.probability, reasons=list(candidate.reasons), actor=staff.label,
+                         principal=staff.principal.id)
+    for owner_code in {record.lg_code, other.lg_code}:
+        await audit.record(session, actor, "disaster.match.requested" if match.acceptance == PENDING
+                           else f"disaster.match.{decision}", target_type="match_decision",
+                           target_id=match.id, purpose=SHARE_PURPOSE, legal_basis=LEGAL_BASIS,
+                           details={"records": [record.id, other.id], "awaiting": match.awaiting_code},
+                           tenant=await registry.tenant_for(session, owner_code))
+    if match.acceptance == PENDING:
+        reason = await unusual_confirmations(session, staff.principal.id)
+        if reason:
+            await flag(session, staff, disaster_id, {staff.tenant.lg_code, other.lg_code}, reason)
+    return match
+
+
+async def flag(session: AsyncSession, staff, disaster_id: str, codes: set[str], reason: str,
+               action: str = "disaster.match.flagged") -> None:
+    """Tell the prefectures of the municipalities involved (on their audit chains, listed on their
+    workspace) that a staff member's confirmations look unusual."""
+    for prefecture in sorted({prefecture_code(code) for code in codes}):
+        await audit.record(session, audit.Actor.of_staff(staff), action, target_type="disaster", target_id=disaster_id,
+                           purpose=SHARE_PURPOSE, legal_basis=LEGAL_BASIS, outcome="failure"
+                           if action.endswith("limited") else "success",
+                           details={"who": staff.label, "municipality": staff.tenant.name, "reason": reason},
+                           tenant=await registry.tenant_for(session, prefecture))
+
+
+async def answered(session: AsyncSession, staff, match: MatchDecision, action: str) -> None:
+    """An accepted or declined confirmation, on the chains of both owners and the asker."""
+    for owner_code in {match.record_a_code, match.record_b_code, match.decided_by_code}:
+        await audit.record(session, audit.Actor.of_staff(staff), action, target_type="match_decision", target_id=match.id,
+                           purpose=SHARE_PURPOSE, legal_basis=LEGAL_BASIS,
+                           details={"records": [match.record_a_id, match.record_b_id], "asked_by": match.decided_by_code},
+                           tenant=await registry.tenant_for(session, owner_code))
+
+
+async def flags_of(session: AsyncSession, viewer: Tenant, disaster_id: str) -> list:
+    """名寄せの注意 on the prefecture's own chain for this disaster, newest first."""
+    from kiban.core.audit.models import AuditEntry
+
+    statement = select(AuditEntry).where(AuditEntry.lg_code == viewer.lg_code,
+                                         AuditEntry.action.in_(("disaster.match.flagged", "disaster.match.limited")),
+                                         AuditEntry.target_id == disaster_id)
+    return list((await session.scalars(statement.order_by(AuditEntry.occurred_at.desc()).limit(50))).all())
+
+
+# -- roster import (名簿の取り込み) ---------------------------------------------------------------------------
+
+class RosterImportRepository(TenantRepository[RosterImport]):
+    model = RosterImport
+
+
+def report_json(report) -> dict:
+    from dataclasses import asdict
+
+    def value(v):
+        return v.isoformat() if isinstance(v, date) else v
+
+    return {"file_errors": list(report.file_errors), "warnings": list(report.warnings),
+            "columns": [asdict(c) for c in report.columns], "rows": [
+        {"line": r.line, "errors": list(r.errors), "warnings": list(r.warnings), "import_key": r.import_key,
+         "values": {k: value(v) for k, v in r.values.items()} if r.values else None,
+         "proposal": {**asdict(r.proposal), "text": r.proposal.text} if r.proposal else None} for r in report.rows]}
+
+
+async def stage_roster(session: AsyncSession, viewer: Tenant, disaster_id: str, data: bytes, filename: str, snapshot,
+                       *, actor: str):
+    """Read an uploaded roster into a staged import (nothing registered yet): one registry
+    snapshot for the whole file, so a code column may hold names (輪島市) too."""
+    from kiban.modules.disaster.roster import parse_roster
+
+    shelters = {s.name: s.id for s in await shelters_of_tenant(session, disaster_id)}
+    known = set((await session.scalars(select(Organization.code).where(
+        Organization.type.in_(MUNICIPAL_TYPES), Organization.retired_on.is_(None)))).all())
+
+    def resolve_name(text: str, field: str, label: str) -> str:
+        return registry.resolve_lg_code_input_sync(snapshot, text, field=field, label=label)
+
+    report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__, resolve_name=resolve_name)
+    return RosterImportRepository(session).add(RosterImport(
+        id=str(uuid.uuid4()), disaster_id=disaster_id, filename=(filename or "roster.csv")[:200],
+        encoding=report.encoding, report=report_json(report), status="staged", created_by=actor,
+        created_at=utcnow()))
+
+
+async def roster_batch(session: AsyncSession, disaster_id: str, batch_id: str) -> RosterImport:
+    repo = RosterImportRepository(session)
+    batch = await repo.first(repo.select().where(RosterImport.id == batch_id, RosterImport.disaster_id == disaster_id))
+    if batch is None:
+        raise NotFound("取り込みが見つかりません。")
+    return batch
+
+
+async def registered_keys(session: AsyncSession, viewer: Tenant, disaster_id: str) -> set[str]:
+    """The import key of everyone already in this municipality's 台帳 for this disaster: the keys
+    earlier imports stored, and the key a roster row would have for a record registered on the form
+    or by the resident (computed from its name, birth date, kana, home code and household)."""
+    from kiban.modules.disaster.roster import compute_import_key
+
+    rows = (await session.execute(select(
+        VictimRecord.import_key, VictimRecord.family_name, VictimRecord.given_name, VictimRecord.family_kana,
+        VictimRecord.given_kana, VictimRecord.birth_date, VictimRecord.home_lg_code, VictimRecord.household_key,
+    ).where(VictimRecord.lg_code == viewer.lg_code, VictimRecord.disaster_id == disaster_id))).all()
+    keys = set()
+    for row in rows:
+        if row.import_key:
+            keys.add(row.import_key)
+        keys.add(compute_import_key(row._mapping))
+    return keys
+
+
+@dataclass
+class ImportCounts:
+    registered: set[int]  # lines already in the 台帳 (skipped on import)
+    valid: int
+    invalid: int
+    proposals: int  # guessed name splits staff must confirm
+
+
+async def import_counts(session: AsyncSession, viewer: Tenant, disaster_id: str, batch) -> ImportCounts:
+    rows = batch.report["rows"]
+    registered = await registered_keys(session, viewer, disaster_id)
+    flagged = {r["line"] for r in rows if r.get("import_key") in registered} if batch.status == "staged" else set()
+    return ImportCounts(flagged, sum(1 for r in rows if not r["errors"]), sum(1 for r in rows if r["errors"]),
+                        sum(1 for r in rows if not r["errors"] and r.get("proposal") and r["line"] not in flagged))
+
+
+class ImportNotAccepted(InvalidInput):
+    """The preview's choices do not allow registering yet; ``problems`` says every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems), errors=[{"field": "options", "message": p} for p in problems])
+        self.problems = problems
+
+
+@dataclass
+class ImportResult:
+    added: int
+    confirmed_splits: int
+    unconfirmed_splits: int
+
+
+async def accept_roster(session: AsyncSession, staff, disaster: Disaster, batch, form) -> ImportResult:
+    """Register the rows staff accepted. A row whose import key is already registered is skipped; a
+    name split guessed from the surname list is registered only as staff confirmed (or corrected)
+    it (``confirm-<line>`` = yes and the four name parts); ``valid_only`` = yes skips rows in error,
+    ``skip_unconfirmed`` = yes skips unconfirmed splits. Audited; not committed."""
+    from kiban.modules.disaster.roster import confirm_split
+
+    valid_only = str(form.get("valid_only", "") or "")
+    rows = batch.report["rows"]
+    if batch.status != "staged":
+        raise Conflict("この取り込みはすでに反映済みです。")
+    if batch.report["file_errors"]:
+        raise InvalidInput("ファイル全体の誤りがあるため取り込めません。ファイルを直して、もう一度読み込んでください。")
+    known = await registered_keys(session, staff.tenant, disaster.id)
+    problems: list[str] = []
+    if any(r["errors"] for r in rows) and valid_only != "yes":
+        problems.append("誤りのある行があります。直したファイルを読み込み直すか、正しい行だけを取り込むことを選んでください。")
+    splits: dict[int, dict] = {}
+    unconfirmed: list[int] = []
+    for row in rows:
+        if row["errors"] or not row["values"] or not row.get("proposal") or row["import_key"] in known:
+            continue
+        line = row["line"]
+        if form.get(f"confirm-{line}") != "yes":
+            unconfirmed.append(line)
+            continue
+        names, problem = confirm_split(row["proposal"], *(str(form.get(f"{part}-{line}", "") or "") for part in (
+            "family_name", "given_name", "family_kana", "given_kana")))
+        if problem:
+            problems.append(f"{line}行目: {problem}")
+        else:
+            splits[line] = names
+    if unconfirmed and form.get("skip_unconfirmed") != "yes":
+        problems.append(f"氏と名の分け方を確認していない行があります（{'、'.join(f'{n}行目' for n in unconfirmed)}）。"
+                        "「この分け方で登録する」を選ぶか、「分け方を確認していない行を除いて取り込む」を選んでください。")
+    if problems:
+        raise ImportNotAccepted(problems)
+    added = 0
+    for row in rows:
+        if row["errors"] or not row["values"] or row["import_key"] in known:
+            continue  # in error, or already registered (an earlier import of the same roster)
+        if row.get("proposal") and row["line"] not in splits:
+            continue  # a guessed split staff did not confirm: never registered on a guess
+        v = {**row["values"], **splits.get(row["line"], {})}
+        v["birth_date"] = date.fromisoformat(v["birth_date"]) if v.get("birth_date") else None
+        for text in ("family_kana", "given_kana", "home_address", "phone", "household_key", "note"):
+            v[text] = v.get(text) or ""
+        data = RecordInput(**{k: v[k] for k in (
+            "family_name", "given_name", "family_kana", "given_kana", "birth_date", "sex", "home_address", "home_lg_code",
+            "whereabouts", "shelter_id", "wide_area_lg_code", "phone", "household_key", "household_size", "care_needs",
+            "damage_level", "risai_status", "note") if k in v}, import_key=row["import_key"])
+        try:
+            await register(session, staff.tenant, disaster, data, actor=staff.label)
+        except InvalidInput as exc:
+            await session.rollback()
+            raise InvalidInput(f"{row['line']}行目: {exc.detail}") from None
+        known.add(row["import_key"])
+        added += 1
+    batch.status, batch.imported_count = "imported", added
+    await audit.record(session, audit.Actor.of_staff(staff), "disaster.roster.imported", target_type="roster_import",
+                       target_id=batch.id, details={"added": added, "rows": len(rows), "valid_only": valid_only == "yes",
+                                                    "confirmed_splits": len(splits), "unconfirmed_splits": len(unconfirmed)})
+    return ImportResult(added, len(splits), len(unconfirmed))

@@ -6,42 +6,31 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
-from dataclasses import asdict
-from datetime import date
 from typing import Annotated
 from urllib.parse import quote
 
 import segno
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from kiban.core.audit import service as audit
 from kiban.core.identity.dependencies import PUBLIC, CurrentResident, StaffContext, require
 from kiban.core.identity.permissions import Permission
 from kiban.core.registry import service as registry
-from kiban.core.registry.models import Organization
 from kiban.core.registry.snapshot import load_snapshot
 from kiban.core.tenancy.dependencies import CurrentTenant, DbSession
-from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit.csrf import verify_csrf
-from kiban.kit.db import utcnow
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.templating import templates
 from kiban.modules.disaster import matching, service
 from kiban.modules.disaster.models import DISASTER_KINDS, RosterImport, VictimRecord
-from kiban.modules.disaster.names import normalize_name
-from kiban.modules.disaster.fields import BY_KEY, ROSTER_FIELDS
+from kiban.modules.disaster.fields import ROSTER_FIELDS
 from kiban.modules.disaster.roster import (
     CARE_NEEDS,
     DAMAGE_LEVELS,
     RISAI_STATUSES,
     TEMPLATE_FILENAME,
     WHEREABOUTS,
-    compute_import_key,
-    confirm_split,
-    parse_roster,
     template_csv,
     template_xlsx,
 )
@@ -52,21 +41,13 @@ Reader = Annotated[StaffContext, require(Permission.disaster_record_read)]
 Writer = Annotated[StaffContext, require(Permission.disaster_record_write)]
 Opener = Annotated[StaffContext, require(Permission.disaster_disaster_manage)]
 MAX_UPLOAD = 5 * 1024 * 1024
-PAGE_SIZE = 100
+PAGE_SIZE = service.PAGE_SIZE
 
 
-class RosterImportRepository(TenantRepository[RosterImport]):
-    model = RosterImport
+RosterImportRepository = service.RosterImportRepository
 
 
-def _date(value: str, what: str) -> date | None:
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{what}「{value}」は日付（例: 2026-01-01）で入力してください。") from None
+_date = service.parse_date
 
 
 CHOICES = {"whereabouts": WHEREABOUTS, "damage_levels": DAMAGE_LEVELS, "care_needs": CARE_NEEDS,
@@ -100,25 +81,6 @@ async def workspace_list(request: Request, session: DbSession, staff: Reader) ->
         "error": None, **CHOICES})
 
 
-def _split_list(text: str) -> list[str]:
-    """「172049, 珠洲市、能登町」: entries separated by commas (either width) or 、 or new lines."""
-    for sep in ("、", "，", "\n", "\r"):
-        text = text.replace(sep, ",")
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-async def _resolve_list(session, text: str, field: str, label: str, errors: list[dict]) -> list[str]:
-    """Each entry of a comma-separated code field as its 6-digit code (names and full-width digits
-    too); every entry that cannot be read is reported, naming the field."""
-    codes: list[str] = []
-    for item in _split_list(text):
-        try:
-            codes.append(await registry.resolve_lg_code_input(session, item, field=field, label=label))
-        except InvalidInput as exc:
-            errors.extend(exc.errors or [{"field": field, "message": exc.detail}])
-    return codes
-
-
 @router.post("/t/{lg_code}/disasters", dependencies=[Depends(verify_csrf)])
 async def open_disaster(request: Request, session: DbSession, staff: Opener) -> Response:
     form = await request.form()
@@ -130,12 +92,12 @@ async def open_disaster(request: Request, session: DbSession, staff: Opener) -> 
     except InvalidInput as exc:
         occurred_on = None
         errors.append({"field": "occurred_on", "message": exc.detail})
-    affected = await _resolve_list(session, affected_text, "affected", "被害のある市町村", errors)
-    relief_act = await _resolve_list(session, relief_text, "relief_act", "災害救助法を適用する市町村", errors)
+    affected = await service.resolve_codes(session, service.split_list(affected_text), "affected", "被害のある市町村", errors)
+    relief_act = await service.resolve_codes(session, service.split_list(relief_text), "relief_act",
+                                             "災害救助法を適用する市町村", errors)
     try:
         if errors:
-            raise InvalidInput(errors[0]["message"] if len(errors) == 1 else f"入力内容を確認してください（{len(errors)} 件）。",
-                               errors=errors)
+            raise service.all_errors(errors)
         disaster = await service.open_disaster(
             session, staff.tenant, name=str(form.get("name", "")), kind=str(form.get("kind", "")),
             occurred_on=occurred_on, description=str(form.get("description", "")),
@@ -158,16 +120,9 @@ async def open_disaster(request: Request, session: DbSession, staff: Opener) -> 
 async def workspace(disaster_id: str, request: Request, session: DbSession, staff: Reader,
                     q: str = "", page: int = 1, closed: str = "") -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
-    records = await service.visible_records(session, staff.tenant, disaster_id)
-    if q.strip():
-        key = normalize_name(q)
-        records = [r for r in records if key in normalize_name(r.family_name + r.given_name)
-                   or key in normalize_name(r.family_kana + r.given_kana)]
-    total, pages = len(records), max(1, -(-len(records) // PAGE_SIZE))
-    page = min(max(page, 1), pages)
-    records = records[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
-    # Only the rows shown are read: each other municipality's row on this page is audited.
-    await service.audit_reads(session, staff.tenant, audit.Actor.of_staff(staff), [r for r in records if r.lg_code != staff.tenant.lg_code])
+    listed = await service.records_page(session, staff.tenant, audit.Actor.of_staff(staff), disaster_id, q=q, page=page,
+                                         page_size=PAGE_SIZE)
+    records, total, page, pages = listed.records, listed.total, listed.page, listed.pages
     await session.commit()
     names = {code: org.name for code, org in (await registry.organizations_by_code(
         session, {r.lg_code for r in records} | {r.current_lg_code for r in records} | {r.home_lg_code for r in records})).items()}
@@ -175,7 +130,7 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
     # municipalities' staff raised by confirming unusually often.
     pending = await service.pending_for(session, staff.tenant, disaster_id)
     requests = [(d, d.record_a_id if d.record_a_code == d.awaiting_code else d.record_b_id) for d in pending]
-    flags = await _flags(session, staff, disaster_id) if staff.tenant.is_prefecture else []
+    flags = await service.flags_of(session, staff.tenant, disaster_id) if staff.tenant.is_prefecture else []
     names.update({code: org.name for code, org in (await registry.organizations_by_code(
         session, {d.decided_by_code for d in pending} | {d.awaiting_code for d in pending})).items()})
     return templates.TemplateResponse(request, "disaster/workspace.html", {
@@ -192,16 +147,6 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
         "may_close": disaster.closed_at is None and staff.tenant.lg_code in (disaster.opened_by_code, service.CABINET_OFFICE)
         and staff.can(Permission.disaster_disaster_manage),
         **CHOICES})
-
-
-async def _flags(session, staff: StaffContext, disaster_id: str) -> list:
-    """名寄せの注意 on the prefecture's own chain for this disaster, newest first."""
-    from kiban.core.audit.models import AuditEntry
-
-    statement = select(AuditEntry).where(AuditEntry.lg_code == staff.tenant.lg_code,
-                                         AuditEntry.action.in_(("disaster.match.flagged", "disaster.match.limited")),
-                                         AuditEntry.target_id == disaster_id)
-    return list((await session.scalars(statement.order_by(AuditEntry.occurred_at.desc()).limit(50))).all())
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/shelters", dependencies=[Depends(verify_csrf)])
@@ -267,53 +212,7 @@ async def shelter_page(disaster_id: str, shelter_id: str, request: Request, sess
 
 # -- records ---------------------------------------------------------------------------------------------------
 
-async def _lg_code_field(session, form, key: str, errors: list[dict]) -> str:
-    """A code field that also takes a name (「輪島市」「石川県輪島市」) or full-width digits, as its
-    6-digit code; a problem is added to ``errors`` naming the field, and the text is kept."""
-    raw = str(form.get(key, "")).strip()
-    if not raw:
-        return ""
-    try:
-        return await registry.resolve_lg_code_input(session, raw, field=key, label=BY_KEY[key].label)
-    except InvalidInput as exc:
-        errors.extend(exc.errors or [{"field": key, "message": exc.detail}])
-        return raw
-
-
-async def _record_input(session, form, *, resident_subject_id: str | None = None) -> service.RecordInput:
-    """The form as a ``RecordInput``; every problem found here is reported at once
-    (``InvalidInput.errors``, one per field)."""
-    errors: list[dict] = []
-    size = str(form.get("household_size", "1")).strip() or "1"
-    size = size.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
-    if not size.isdigit():
-        errors.append({"field": "household_size", "message": f"世帯人数「{size}」は1以上の整数で入力してください。"})
-    birth = None
-    try:
-        birth = _date(str(form.get("birth_date", "")), "生年月日")
-    except InvalidInput as exc:
-        errors.append({"field": "birth_date", "message": exc.detail})
-    home = await _lg_code_field(session, form, "home_lg_code", errors)
-    wide = None
-    if str(form.get("whereabouts", "")) == "wide_area":
-        wide = await _lg_code_field(session, form, "wide_area_lg_code", errors) or None
-    if errors:
-        raise InvalidInput(errors[0]["message"] if len(errors) == 1 else f"入力内容を確認してください（{len(errors)} 件）。",
-                           errors=errors)
-    sex = str(form.get("sex", "")) or None
-    return service.RecordInput(
-        family_name=str(form.get("family_name", "")), given_name=str(form.get("given_name", "")),
-        family_kana=str(form.get("family_kana", "")), given_kana=str(form.get("given_kana", "")),
-        birth_date=birth, sex=sex,
-        home_address=str(form.get("home_address", "")), home_lg_code=home,
-        whereabouts=str(form.get("whereabouts", "unknown")), shelter_id=str(form.get("shelter_id", "")) or None,
-        wide_area_lg_code=wide, phone=str(form.get("phone", "")),
-        household_key=str(form.get("household_key", "")), household_size=int(size),
-        care_needs=[str(v) for v in form.getlist("care_needs")], damage_level=str(form.get("damage_level", "未調査")),
-        risai_status=str(form.get("risai_status", "未申請")), rebuild_plan=str(form.get("rebuild_plan", "未定")),
-        demolished=form.get("demolished") == "on", long_term_evacuation=form.get("long_term_evacuation") == "on",
-        supports=[str(v) for v in form.getlist("supports")], note=str(form.get("note", "")),
-        resident_subject_id=resident_subject_id, protected=form.get("protected") == "on")
+_record_input = service.record_input
 
 
 @router.get("/t/{lg_code}/disasters/{disaster_id}/records/new", response_class=HTMLResponse)
@@ -405,16 +304,7 @@ def _form_of(record: VictimRecord) -> dict:
     return values
 
 
-class _Prefilled(dict):
-    """Form values set by the page rather than posted (a record being edited, the shelter a
-    resident registers at), with ``getlist`` for the multi-valued fields like a real form."""
-
-    def __init__(self, values: dict, lists: dict) -> None:
-        super().__init__(values)
-        self.lists = lists
-
-    def getlist(self, key):
-        return self.lists.get(key, [])
+_Prefilled = service.FormValues
 
 
 @router.get("/t/{lg_code}/disasters/{disaster_id}/records/{record_id}/edit", response_class=HTMLResponse)
@@ -454,62 +344,16 @@ async def edit_record(disaster_id: str, record_id: str, request: Request, sessio
 async def decide_match(disaster_id: str, request: Request, session: DbSession, staff: Writer,
                        record_id: Annotated[str, Form()] = "", other_id: Annotated[str, Form()] = "",
                        decision: Annotated[str, Form()] = "") -> Response:
-    if decision not in service.STAFF_DECISIONS:  # "auto" belongs to 一括名寄せ only
-        raise InvalidInput("判断は「同じ人」か「別の人」を選んでください。")
-    await service.get_disaster(session, disaster_id)
-    record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, audit.Actor.of_staff(staff))
-    candidates = {c.record.id: c for c in await matching.candidates_for_viewer(session, staff.tenant, record, limit=50)}
-    if other_id not in candidates:
-        raise NotFound("照合する候補が見つかりません。")
-    other, candidate = candidates[other_id].record, candidates[other_id].candidate
-    if decision == "confirmed" and candidate.probability < service.MIN_CONFIRM_PROBABILITY:
-        # Confirming widens who sees both records; a weak candidate needs the owner's own judgement.
-        raise InvalidInput(f"一致の確からしさが {service.MIN_CONFIRM_PROBABILITY:.0%} 未満の候補は、ここでは統合できません。"
-                           "登録した団体に連絡し、記録を直してから照合してください。")
-    actor = audit.Actor.of_staff(staff)
-    if decision == "confirmed":
-        try:
-            await service.check_confirmation_limit(session, staff.principal.id)
-        except service.TooManyConfirmations:
-            await _flag(session, staff, disaster_id, {staff.tenant.lg_code, other.lg_code},
-                        f"1時間に {service.CONFIRM_LIMIT_PER_HOUR} 件を超えて確認しようとしたため、止めました。",
-                        action="disaster.match.limited")
-            await session.commit()
-            raise
-    match = await service.decide(session, staff.tenant, disaster_id, record, other, decision=decision,
-                                 probability=candidate.probability, reasons=list(candidate.reasons), actor=staff.label,
-                                 principal=staff.principal.id)
-    for owner_code in {record.lg_code, other.lg_code}:
-        await audit.record(session, actor, "disaster.match.requested" if match.acceptance == service.PENDING
-                           else f"disaster.match.{decision}", target_type="match_decision",
-                           target_id=match.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
-                           details={"records": [record.id, other.id], "awaiting": match.awaiting_code},
-                           tenant=await registry.tenant_for(session, owner_code))
-    if match.acceptance == service.PENDING:
-        reason = await service.unusual_confirmations(session, staff.principal.id)
-        if reason:
-            await _flag(session, staff, disaster_id, {staff.tenant.lg_code, other.lg_code}, reason)
+    await service.staff_decision(session, staff, disaster_id, record_id, other_id, decision)
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/records/{record_id}", status_code=303)
-
-
-async def _flag(session, staff: StaffContext, disaster_id: str, codes: set[str], reason: str,
-                action: str = "disaster.match.flagged") -> None:
-    """Tell the prefectures of the municipalities involved (on their audit chains, listed on their
-    workspace) that a staff member's confirmations look unusual."""
-    for prefecture in sorted({service.prefecture_code(code) for code in codes}):
-        await audit.record(session, audit.Actor.of_staff(staff), action, target_type="disaster", target_id=disaster_id,
-                           purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS, outcome="failure"
-                           if action.endswith("limited") else "success",
-                           details={"who": staff.label, "municipality": staff.tenant.name, "reason": reason},
-                           tenant=await registry.tenant_for(session, prefecture))
 
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/matches/{decision_id}/accept", dependencies=[Depends(verify_csrf)])
 async def accept_match(disaster_id: str, decision_id: str, session: DbSession, staff: Writer) -> Response:
     """The owner of the other record (or its prefecture) agrees: the two are one person from now on."""
     match = await service.accept(session, staff.tenant, disaster_id, decision_id, staff.label)
-    await _answered(session, staff, match, "disaster.match.accepted")
+    await service.answered(session, staff, match, "disaster.match.accepted")
     await session.commit()
     return RedirectResponse(_own_record_url(staff, disaster_id, match), status_code=303)
 
@@ -517,17 +361,9 @@ async def accept_match(disaster_id: str, decision_id: str, session: DbSession, s
 @router.post("/t/{lg_code}/disasters/{disaster_id}/matches/{decision_id}/decline", dependencies=[Depends(verify_csrf)])
 async def decline_match(disaster_id: str, decision_id: str, session: DbSession, staff: Writer) -> Response:
     match = await service.decline(session, staff.tenant, disaster_id, decision_id, staff.label)
-    await _answered(session, staff, match, "disaster.match.declined")
+    await service.answered(session, staff, match, "disaster.match.declined")
     await session.commit()
     return RedirectResponse(_own_record_url(staff, disaster_id, match), status_code=303)
-
-
-async def _answered(session, staff: StaffContext, match, action: str) -> None:
-    for owner_code in {match.record_a_code, match.record_b_code, match.decided_by_code}:
-        await audit.record(session, audit.Actor.of_staff(staff), action, target_type="match_decision", target_id=match.id,
-                           purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
-                           details={"records": [match.record_a_id, match.record_b_id], "asked_by": match.decided_by_code},
-                           tenant=await registry.tenant_for(session, owner_code))
 
 
 def _own_record_url(staff: StaffContext, disaster_id: str, match) -> str:
@@ -690,68 +526,23 @@ async def upload_roster(disaster_id: str, request: Request, session: DbSession, 
     if len(data) > MAX_UPLOAD:
         return templates.TemplateResponse(request, "disaster/import.html", _import_context(
             staff, disaster, error="ファイルが大きすぎます（5MB まで）。分けて取り込んでください。"), status_code=413)
-    shelters = {s.name: s.id for s in await service.shelters_of_tenant(session, disaster_id)}
-    known = set((await session.scalars(select(Organization.code).where(
-        Organization.type.in_(service.MUNICIPAL_TYPES), Organization.retired_on.is_(None)))).all())
     # One registry snapshot for the whole file: a code column may hold names (輪島市) too.
     snapshot = request.app.state.registry_cache.latest or await load_snapshot(session)
-
-    def resolve_name(text: str, field: str, label: str) -> str:
-        return registry.resolve_lg_code_input_sync(snapshot, text, field=field, label=label)
-
-    report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__, resolve_name=resolve_name)
-    batch = RosterImportRepository(session).add(RosterImport(
-        id=str(uuid.uuid4()), disaster_id=disaster_id, filename=(file.filename or "roster.csv")[:200],
-        encoding=report.encoding, report=_report_json(report), status="staged", created_by=staff.label,
-        created_at=utcnow()))
+    batch = await service.stage_roster(session, staff.tenant, disaster_id, data, file.filename or "roster.csv", snapshot,
+                                       actor=staff.label)
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/imports/{batch.id}", status_code=303)
 
 
-def _report_json(report) -> dict:
-    def value(v):
-        return v.isoformat() if isinstance(v, date) else v
-
-    return {"file_errors": list(report.file_errors), "warnings": list(report.warnings),
-            "columns": [asdict(c) for c in report.columns], "rows": [
-        {"line": r.line, "errors": list(r.errors), "warnings": list(r.warnings), "import_key": r.import_key,
-         "values": {k: value(v) for k, v in r.values.items()} if r.values else None,
-         "proposal": {**asdict(r.proposal), "text": r.proposal.text} if r.proposal else None} for r in report.rows]}
-
-
-async def _batch(session, disaster_id: str, batch_id: str) -> RosterImport:
-    repo = RosterImportRepository(session)
-    batch = await repo.first(repo.select().where(RosterImport.id == batch_id, RosterImport.disaster_id == disaster_id))
-    if batch is None:
-        raise NotFound("取り込みが見つかりません。")
-    return batch
-
-
-async def _registered_keys(session, staff: StaffContext, disaster_id: str) -> set[str]:
-    """The import key of everyone already in this municipality's 台帳 for this disaster: the keys
-    earlier imports stored, and the key a roster row would have for a record registered on the form
-    or by the resident (computed from its name, birth date, kana, home code and household)."""
-    rows = (await session.execute(select(
-        VictimRecord.import_key, VictimRecord.family_name, VictimRecord.given_name, VictimRecord.family_kana,
-        VictimRecord.given_kana, VictimRecord.birth_date, VictimRecord.home_lg_code, VictimRecord.household_key,
-    ).where(VictimRecord.lg_code == staff.tenant.lg_code, VictimRecord.disaster_id == disaster_id))).all()
-    keys = set()
-    for row in rows:
-        if row.import_key:
-            keys.add(row.import_key)
-        keys.add(compute_import_key(row._mapping))
-    return keys
+_batch = service.roster_batch
 
 
 async def _preview(request: Request, session, staff: StaffContext, disaster, batch: RosterImport, *,
                    error: str | None = None, posted=None, status_code: int = 200) -> HTMLResponse:
-    rows = batch.report["rows"]
-    registered = await _registered_keys(session, staff, disaster.id)
-    flagged = {r["line"] for r in rows if r.get("import_key") in registered} if batch.status == "staged" else set()
+    counts = await service.import_counts(session, staff.tenant, disaster.id, batch)
     return templates.TemplateResponse(request, "disaster/import.html", _import_context(
-        staff, disaster, batch=batch, error=error, registered=flagged, posted=posted or {},
-        valid=sum(1 for r in rows if not r["errors"]), invalid=sum(1 for r in rows if r["errors"]),
-        proposals=sum(1 for r in rows if not r["errors"] and r.get("proposal") and r["line"] not in flagged)),
+        staff, disaster, batch=batch, error=error, registered=counts.registered, posted=posted or {},
+        valid=counts.valid, invalid=counts.invalid, proposals=counts.proposals),
         status_code=status_code)
 
 
@@ -768,64 +559,13 @@ async def accept_import(disaster_id: str, batch_id: str, request: Request, sessi
     name split guessed from the surname list is registered only as staff confirmed (or corrected)
     it on the preview; anything wrong re-shows the preview with every problem and what was typed."""
     form = await request.form()
-    valid_only = str(form.get("valid_only", ""))
     disaster = await service.get_disaster(session, disaster_id)
     batch = await _batch(session, disaster_id, batch_id)
-    rows = batch.report["rows"]
-    if batch.status != "staged":
-        raise Conflict("この取り込みはすでに反映済みです。")
-    if batch.report["file_errors"]:
-        raise InvalidInput("ファイル全体の誤りがあるため取り込めません。ファイルを直して、もう一度読み込んでください。")
-    known = await _registered_keys(session, staff, disaster_id)
-    problems: list[str] = []
-    if any(r["errors"] for r in rows) and valid_only != "yes":
-        problems.append("誤りのある行があります。直したファイルを読み込み直すか、正しい行だけを取り込むことを選んでください。")
-    splits: dict[int, dict] = {}
-    unconfirmed: list[int] = []
-    for row in rows:
-        if row["errors"] or not row["values"] or not row.get("proposal") or row["import_key"] in known:
-            continue
-        line = row["line"]
-        if form.get(f"confirm-{line}") != "yes":
-            unconfirmed.append(line)
-            continue
-        names, problem = confirm_split(row["proposal"], *(str(form.get(f"{part}-{line}", "")) for part in (
-            "family_name", "given_name", "family_kana", "given_kana")))
-        if problem:
-            problems.append(f"{line}行目: {problem}")
-        else:
-            splits[line] = names
-    if unconfirmed and form.get("skip_unconfirmed") != "yes":
-        problems.append(f"氏と名の分け方を確認していない行があります（{'、'.join(f'{n}行目' for n in unconfirmed)}）。"
-                        "「この分け方で登録する」を選ぶか、「分け方を確認していない行を除いて取り込む」を選んでください。")
-    if problems:
-        return await _preview(request, session, staff, disaster, batch, error="\n".join(problems), posted=form,
+    try:
+        await service.accept_roster(session, staff, disaster, batch, form)
+    except service.ImportNotAccepted as exc:
+        return await _preview(request, session, staff, disaster, batch, error="\n".join(exc.problems), posted=form,
                               status_code=422)
-    added = 0
-    for row in rows:
-        if row["errors"] or not row["values"] or row["import_key"] in known:
-            continue  # in error, or already registered (an earlier import of the same roster)
-        if row.get("proposal") and row["line"] not in splits:
-            continue  # a guessed split staff did not confirm: never registered on a guess
-        v = {**row["values"], **splits.get(row["line"], {})}
-        v["birth_date"] = date.fromisoformat(v["birth_date"]) if v.get("birth_date") else None
-        for text in ("family_kana", "given_kana", "home_address", "phone", "household_key", "note"):
-            v[text] = v.get(text) or ""
-        data = service.RecordInput(**{k: v[k] for k in (
-            "family_name", "given_name", "family_kana", "given_kana", "birth_date", "sex", "home_address", "home_lg_code",
-            "whereabouts", "shelter_id", "wide_area_lg_code", "phone", "household_key", "household_size", "care_needs",
-            "damage_level", "risai_status", "note") if k in v}, import_key=row["import_key"])
-        try:
-            await service.register(session, staff.tenant, disaster, data, actor=staff.label)
-        except InvalidInput as exc:
-            await session.rollback()
-            raise InvalidInput(f"{row['line']}行目: {exc.detail}") from None
-        known.add(row["import_key"])
-        added += 1
-    batch.status, batch.imported_count = "imported", added
-    await audit.record(session, audit.Actor.of_staff(staff), "disaster.roster.imported", target_type="roster_import",
-                       target_id=batch.id, details={"added": added, "rows": len(rows), "valid_only": valid_only == "yes",
-                                                    "confirmed_splits": len(splits), "unconfirmed_splits": len(unconfirmed)})
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/imports/{batch_id}", status_code=303)
 
