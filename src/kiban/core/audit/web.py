@@ -16,7 +16,7 @@ from kiban.core.audit.service import Actor, AuditRepository, record
 from kiban.core.audit.views import describe
 from kiban.core.identity.dependencies import DbSession, StaffContext, require
 from kiban.core.identity.permissions import Permission
-from kiban.kit.export import csv_bytes
+from kiban.kit.export import attachment, csv_bytes
 from kiban.kit.templating import templates
 from kiban.kit.wareki import JST
 
@@ -70,6 +70,4 @@ async def audit_log_csv(session: DbSession, staff: AuditReader, since: Text = ""
     await record(session, Actor("staff", staff.principal.display_name, staff.principal.id),
                  "audit.log.exported", details={"entries": len(rows)})
     await session.commit()
-    filename = f"audit-{staff.tenant.lg_code}.csv"
-    return Response(body, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return attachment(body, f"audit-{staff.tenant.lg_code}.csv")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import unicodedata
 from datetime import date, datetime
 from typing import Annotated
-from urllib.parse import quote
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,6 +17,7 @@ from kiban.core.identity.permissions import Permission
 from kiban.core.tenancy.dependencies import CurrentTenant, DbSession
 from kiban.kit import wareki
 from kiban.kit.csrf import verify_csrf
+from kiban.kit.export import attachment
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.templating import templates
 from kiban.modules.catalog import service as catalog
@@ -322,8 +322,7 @@ async def _related(session, schedule: FeeSchedule) -> tuple[FeeSchedule | None, 
 
 
 def _download(content: bytes, filename: str, media_type: str) -> Response:
-    return Response(content, media_type=media_type, headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+    return attachment(content, filename, media_type)
 
 
 @router.get("/consortia/{consortium_id}/schedules/{schedule_id}.csv")
