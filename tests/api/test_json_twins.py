@@ -122,8 +122,8 @@ async def test_staff_twin_invites_changes_roles_stops_and_reinstates(staff, sess
     pid = person["principal_id"]
     changed = await admin.client.put(f"{API}/staff/{pid}/role", json={"role": "viewer"})
     assert changed.status_code == 200 and changed.json()["role_label"] == "閲覧者"
-    assert "役割を選んでください" in _problem(await admin.client.put(f"{API}/staff/{pid}/role",
-                                                                 json={"role": "owner"}), 422)["detail"]
+    refused = _problem(await admin.client.put(f"{API}/staff/{pid}/role", json={"role": "owner"}), 422)["detail"]
+    assert "次のいずれかを指定してください: 'admin', 'staff', 'viewer'" in refused
 
     stopped = await admin.client.post(f"{API}/staff/{pid}/stop", json={})
     assert stopped.status_code == 200 and stopped.json()["state"] == "stopped" and stopped.json()["stopped_at"]

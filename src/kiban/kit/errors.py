@@ -110,8 +110,11 @@ def japanese_message(error: dict[str, Any]) -> str:
     template = _PYDANTIC_MESSAGES.get(kind)
     if template is None:
         return "値が正しくありません。"
+    ctx = dict(error.get("ctx") or {})
+    if isinstance(ctx.get("expected"), str):  # pydantic joins choices with an English " or "
+        ctx["expected"] = ctx["expected"].replace(" or ", ", ")
     try:
-        return template.format(**(error.get("ctx") or {}))
+        return template.format(**ctx)
     except (KeyError, IndexError):
         return template
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request
 
 from kiban.core.audit.service import Actor
 from kiban.core.identity import apikeys, service
@@ -45,6 +45,7 @@ from kiban.core.identity.schemas_admin import (
     Invitation,
     InviteRequest,
     MemberRead,
+    NoFields,
     RoleChange,
     StaffList,
 )
@@ -131,7 +132,8 @@ async def change_role(principal_id: str, body: RoleChange, staff: Admin, _json: 
 
 @router.post("/staff/{principal_id}/stop", summary="職員の利用の停止（すぐにサインインできなくなります。役割は残ります）",
              response_model=MemberRead, responses=WRITE_ERRORS)
-async def stop_member(principal_id: str, staff: Admin, _json: JsonWrite, session: DbSession) -> MemberRead:
+async def stop_member(principal_id: str, staff: Admin, _json: JsonWrite, session: DbSession,
+        _body: Annotated[NoFields, Body()]) -> MemberRead:
     try:
         await service.revoke_membership(session, Actor.of_staff(staff), principal_id)
     except NotFound:
@@ -145,7 +147,8 @@ async def stop_member(principal_id: str, staff: Admin, _json: JsonWrite, session
 
 @router.post("/staff/{principal_id}/reinstate", summary="停止中の職員の利用の再開（停止前の役割に戻ります）",
              response_model=MemberRead, responses=WRITE_ERRORS)
-async def reinstate_member(principal_id: str, staff: Admin, _json: JsonWrite, session: DbSession) -> MemberRead:
+async def reinstate_member(principal_id: str, staff: Admin, _json: JsonWrite, session: DbSession,
+        _body: Annotated[NoFields, Body()]) -> MemberRead:
     try:
         await service.reinstate_membership(session, Actor.of_staff(staff), principal_id)
     except NotFound:
@@ -181,7 +184,8 @@ async def api_key_list(staff: KeyAdmin, session: DbSession) -> ApiKeyList:
 
 @router.post("/apikeys/{key_id}/revoke", summary="API キーの失効（元に戻せません）", response_model=ApiKeyRead,
              responses=WRITE_ERRORS)
-async def revoke_api_key(key_id: str, staff: KeyAdmin, _json: JsonWrite, session: DbSession) -> ApiKeyRead:
+async def revoke_api_key(key_id: str, staff: KeyAdmin, _json: JsonWrite, session: DbSession,
+        _body: Annotated[NoFields, Body()]) -> ApiKeyRead:
     await apikeys.revoke_key(session, Actor.of_staff(staff), key_id)
     await session.commit()
     return _key(await apikeys.ApiKeyRepository(session).by_id(key_id))
@@ -227,7 +231,8 @@ async def create_grant(body: GrantCreate, staff: GrantAdmin, _json: JsonWrite, s
 
 @router.post("/grants/{grant_id}/revoke", summary="閲覧許可の取り消し（元に戻せません）", response_model=GrantRead,
              responses=WRITE_ERRORS)
-async def revoke_grant(grant_id: str, staff: GrantAdmin, _json: JsonWrite, session: DbSession) -> GrantRead:
+async def revoke_grant(grant_id: str, staff: GrantAdmin, _json: JsonWrite, session: DbSession,
+        _body: Annotated[NoFields, Body()]) -> GrantRead:
     from kiban.core.tenancy import grants
 
     await grants.revoke_grant(session, Actor.of_staff(staff), grant_id)

@@ -47,7 +47,15 @@ class Invitation(BaseModel):
 
 
 class RoleChange(BaseModel):
-    role: str = Field(max_length=40, description="新しい役割のコード（admin / staff / viewer）")
+    role: Literal["admin", "staff", "viewer"] = Field(
+        description="新しい役割のコード（admin: 団体管理者 / staff: 職員 / viewer: 閲覧者）")
+
+
+class NoFields(BaseModel):
+    """The body of an action that takes no input: ``{}`` (sent as JSON, so that a cross-site form
+    cannot make the request with the session cookie)."""
+
+    model_config = {"extra": "forbid"}
 
 
 class ApiKeyRead(BaseModel):
