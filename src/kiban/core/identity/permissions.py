@@ -96,7 +96,7 @@ API_KEY_GRANTABLE = (Permission.tenancy_setting_read, Permission.tenancy_setting
                      Permission.identity_membership_read,
                      Permission.catalog_adoption_read, Permission.catalog_adoption_write,
                      Permission.costs_statement_read, Permission.costs_schedule_manage,
-                     Permission.disaster_record_read)
+                     Permission.disaster_record_read, Permission.disaster_record_write)
 
 # Never given to a key, though /api routes require them: a leaked key must not add or stop staff,
 # mint or revoke keys, or open the tenant's records to another organisation. These stay with a
@@ -105,6 +105,8 @@ API_KEY_WITHHELD: dict[Permission, str] = {
     Permission.identity_membership_manage: "職員の招待・役割の変更・停止は、サインインした団体管理者だけが行います。",
     Permission.identity_apikey_manage: "API キーでほかの API キーを発行・失効させることはできません。",
     Permission.tenancy_grant_manage: "ほかの団体への閲覧許可は、サインインした団体管理者だけが出せます。",
+    Permission.disaster_disaster_manage: "災害の開設・対応の終了と一括名寄せは、市町村の区域を越えて被災者の記録の見え方を"
+                                         "変えるため、サインインした都道府県・内閣府の職員だけが行います。",
 }
 
 
