@@ -8,13 +8,14 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from kiban.core.audit import service as audit
 from kiban.core.identity.api_admin import JsonWrite
 from kiban.core.identity.dependencies import StaffContext, require
 from kiban.core.identity.permissions import Permission
+from kiban.core.identity.schemas_admin import NoFields
 from kiban.core.registry import service as registry
 from kiban.core.registry.snapshot import load_snapshot
 from kiban.core.tenancy.dependencies import DbSession
@@ -432,7 +433,8 @@ async def decide(disaster_id: str, body: MatchWrite, staff: Writer, _json: JsonW
 
 @router.post("/{disaster_id}/matches/{decision_id}/accept", summary="確認の依頼を受け入れる（相手の記録の団体・その都道府県）",
              response_model=DecisionRead, responses=problem_responses(409, 415))
-async def accept(disaster_id: str, decision_id: str, staff: Writer, _json: JsonWrite, session: DbSession) -> DecisionRead:
+async def accept(disaster_id: str, decision_id: str, staff: Writer, _json: JsonWrite, session: DbSession,
+        _body: Annotated[NoFields, Body()]) -> DecisionRead:
     match = await service.accept(session, staff.tenant, disaster_id, decision_id, staff.label)
     await service.answered(session, staff, match, "disaster.match.accepted")
     await session.commit()
@@ -441,7 +443,8 @@ async def accept(disaster_id: str, decision_id: str, staff: Writer, _json: JsonW
 
 @router.post("/{disaster_id}/matches/{decision_id}/decline", summary="確認の依頼を断る（別の人）",
              response_model=DecisionRead, responses=problem_responses(409, 415))
-async def decline(disaster_id: str, decision_id: str, staff: Writer, _json: JsonWrite, session: DbSession) -> DecisionRead:
+async def decline(disaster_id: str, decision_id: str, staff: Writer, _json: JsonWrite, session: DbSession,
+        _body: Annotated[NoFields, Body()]) -> DecisionRead:
     match = await service.decline(session, staff.tenant, disaster_id, decision_id, staff.label)
     await service.answered(session, staff, match, "disaster.match.declined")
     await session.commit()
@@ -450,7 +453,8 @@ async def decline(disaster_id: str, decision_id: str, staff: Writer, _json: Json
 
 @router.post("/{disaster_id}/matches/{decision_id}/revert", summary="判断の取り消し・依頼の取り下げ",
              response_model=DecisionRead, responses=problem_responses(409, 415))
-async def revert(disaster_id: str, decision_id: str, staff: Writer, _json: JsonWrite, session: DbSession) -> DecisionRead:
+async def revert(disaster_id: str, decision_id: str, staff: Writer, _json: JsonWrite, session: DbSession,
+        _body: Annotated[NoFields, Body()]) -> DecisionRead:
     match = await service.revert(session, staff.tenant, disaster_id, decision_id, staff.label)
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.match.reverted", target_type="match_decision",
                        target_id=match.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS)
@@ -483,7 +487,8 @@ async def _linkage(session, staff: StaffContext, disaster_id: str, batch) -> Lin
 
 @router.post("/{disaster_id}/linkage", summary="一括名寄せの試行（保存して確認。まだ結び付けません）",
              response_model=LinkageRead, status_code=201, responses=problem_responses(409, 415))
-async def run_linkage(disaster_id: str, staff: Opener, _json: JsonWrite, session: DbSession) -> LinkageRead:
+async def run_linkage(disaster_id: str, staff: Opener, _json: JsonWrite, session: DbSession,
+        _body: Annotated[NoFields, Body()]) -> LinkageRead:
     batch = await service.preview_batch(session, staff.tenant, disaster_id, staff.label)
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.linkage.previewed", target_type="linkage_batch",
                        target_id=batch.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
@@ -502,7 +507,8 @@ async def linkage(disaster_id: str, batch_id: str, staff: Opener, session: DbSes
 
 @router.post("/{disaster_id}/linkage/{batch_id}/apply", summary="一括名寄せの反映", response_model=LinkageRead,
              responses=problem_responses(409, 415))
-async def apply_linkage(disaster_id: str, batch_id: str, staff: Opener, _json: JsonWrite, session: DbSession) -> LinkageRead:
+async def apply_linkage(disaster_id: str, batch_id: str, staff: Opener, _json: JsonWrite, session: DbSession,
+        _body: Annotated[NoFields, Body()]) -> LinkageRead:
     batch = await service.apply_batch(session, staff.tenant, disaster_id, batch_id, staff.label)
     await audit.record(session, audit.Actor.of_staff(staff), "disaster.linkage.batch", target_type="linkage_batch",
                        target_id=batch.id, purpose=service.SHARE_PURPOSE, legal_basis=service.LEGAL_BASIS,
