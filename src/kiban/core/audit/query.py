@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from kiban.core.audit.labels import OUTCOME_LABELS
 from kiban.core.audit.service import AuditFilter, AuditRepository
+from kiban.kit.validation import date_problem
 from kiban.kit.wareki import JST
 
 PAGE_SIZE = 50
@@ -63,11 +64,17 @@ def read_query(since: str, until: str, actor: str, action: str, outcome: str,
             start = parse_day(query.since)
         except ValueError:
             query.errors["since"] = "開始日は「2026-04-01」のように年・月・日で入力してください。"
+        else:
+            if problem := date_problem(start, "開始日"):  # year 1 or 9999 overflowed the JST → UTC conversion
+                query.errors["since"], start = problem, None
     if query.until:
         try:
             end = parse_day(query.until)
         except ValueError:
             query.errors["until"] = "終了日は「2026-04-30」のように年・月・日で入力してください。"
+        else:
+            if problem := date_problem(end, "終了日"):  # year 1 or 9999 overflowed the JST → UTC conversion
+                query.errors["until"], end = problem, None
     if start and end and end < start:
         query.errors["until"] = "終了日は開始日と同じか、それより後の日にしてください。"
     if query.actor and query.actor not in actors:

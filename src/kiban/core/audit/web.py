@@ -17,6 +17,7 @@ from kiban.core.audit.views import describe
 from kiban.core.identity.dependencies import DbSession, StaffContext, require
 from kiban.core.identity.permissions import Permission
 from kiban.kit.export import attachment, csv_bytes
+from kiban.kit.paging import PageNumber
 from kiban.kit.templating import templates
 from kiban.kit.wareki import JST
 
@@ -30,7 +31,7 @@ Text = Annotated[str, Query()]
 
 @router.get("", response_class=HTMLResponse)
 async def audit_log(request: Request, session: DbSession, staff: AuditReader,
-                    page: Annotated[int, Query(ge=1)] = 1, since: Text = "", until: Text = "",
+                    page: PageNumber = 1, since: Text = "", until: Text = "",
                     actor: Text = "", action: Text = "", outcome: Text = "") -> HTMLResponse:
     repo = AuditRepository(session)
     query, actors, actions = await _query(repo, since, until, actor, action, outcome)

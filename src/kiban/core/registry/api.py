@@ -11,6 +11,7 @@ from kiban.core.registry import service
 from kiban.core.registry.models import OrgType
 from kiban.core.registry.schemas import OrganizationDetail, OrganizationPage
 from kiban.kit.db import get_session
+from kiban.kit.paging import MAX_OFFSET
 from kiban.core.identity.dependencies import PUBLIC
 
 router = APIRouter(prefix="/api/v1", tags=["ベース・レジストリ（団体）"], dependencies=[PUBLIC])
@@ -36,7 +37,7 @@ async def list_organizations(
     sort: Annotated[str, Query(description="relevance（名称・コードが一致、先頭が一致、途中に含む の順。既定）/ code / population_desc / population_asc / kana",
                                json_schema_extra={"enum": list(service.SORTS)})] = "relevance",
     limit: Annotated[int, Query(description="1〜2000", json_schema_extra={"minimum": 1, "maximum": service.MAX_LIMIT})] = 50,
-    offset: Annotated[int, Query(description="何件目から（0 から）", json_schema_extra={"minimum": 0})] = 0,
+    offset: Annotated[int, Query(description="何件目から（0 から）", json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET})] = 0,
 ) -> Response:
     query = service.OrganizationQuery(q=q, prefecture=prefecture, types=tuple(type or ()),
                                       include_retired=include_retired, include_wards=include_wards,

@@ -20,6 +20,7 @@ from kiban.core.registry.schemas import (
 )
 from kiban.core.tenancy.context import Tenant
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
+from kiban.kit.paging import MAX_OFFSET
 from kiban.kit.wareki import wareki_with_seireki
 
 MAX_LIMIT = 2000
@@ -57,8 +58,8 @@ class OrganizationQuery:
             errors.append({"field": "sort", "message": f"並び順「{self.sort}」は指定できません。{' / '.join(SORTS)} のいずれかを指定してください。"})
         if not 1 <= self.limit <= MAX_LIMIT:
             errors.append({"field": "limit", "message": f"件数（limit）は1〜{MAX_LIMIT}で指定してください。"})
-        if self.offset < 0:
-            errors.append({"field": "offset", "message": "開始位置（offset）は0以上で指定してください。"})
+        if not 0 <= self.offset <= MAX_OFFSET:
+            errors.append({"field": "offset", "message": f"開始位置（offset）は0〜{MAX_OFFSET}で指定してください。"})
         if self.q is not None and len(self.q) > 100:
             errors.append({"field": "q", "message": "検索語は100文字以内で入力してください。"})
         if errors:

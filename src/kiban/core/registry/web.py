@@ -15,6 +15,7 @@ from kiban.core.registry.models import OrgType
 from kiban.core.registry.repository import OrganizationRepository
 from kiban.kit.db import get_session
 from kiban.kit.errors import InvalidInput
+from kiban.kit.paging import PageNumber
 from kiban.kit.templating import templates
 from kiban.core.identity.dependencies import PUBLIC
 
@@ -35,7 +36,7 @@ async def organization_list(
     prefecture: str | None = None,
     type: Annotated[list[str] | None, Query()] = None,  # noqa: A002 - matches the API
     sort: str = "relevance",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
 ) -> HTMLResponse:
     prefecture = prefecture or None
     types = tuple(t for t in (type or ()) if t)

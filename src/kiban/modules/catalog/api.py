@@ -13,6 +13,7 @@ from kiban.core.identity.dependencies import PUBLIC, StaffContext, require
 from kiban.core.identity.permissions import Permission
 from kiban.core.tenancy.dependencies import DbSession
 from kiban.kit.openapi import problem_responses
+from kiban.kit.validation import MAX_YEN, PlausibleDate
 from kiban.modules.catalog import service
 from kiban.modules.catalog.models import AdoptionStatus, BurdenCategory, Lifecycle, Pattern
 
@@ -67,15 +68,18 @@ async def get_service(service_id: str, session: DbSession) -> ServiceRead:
 class AdoptionWrite(BaseModel):
     status: AdoptionStatus
     vendor_id: str | None = None
-    since: date | None = None
-    renewal_on: date | None = Field(None, description="更改時期")
-    replaced_annual_cost: int | None = Field(None, ge=0, description="置き換える（置き換えた）システムの年間経費（円）")
-    annual_cost: int | None = Field(None, ge=0, description="現在の年間経費（円）")
+    since: PlausibleDate | None = Field(None, description="利用開始日（1900-01-01〜2100-12-31）")
+    renewal_on: PlausibleDate | None = Field(None, description="更改時期（1900-01-01〜2100-12-31）")
+    replaced_annual_cost: int | None = Field(None, ge=0, le=MAX_YEN, description="置き換える（置き換えた）システムの年間経費（円）")
+    annual_cost: int | None = Field(None, ge=0, le=MAX_YEN, description="現在の年間経費（円）")
     note: str = Field("", max_length=400)
     expected_version: int = Field(0, description="更新するときは読み取った version。新規は 0")
 
 
 class AdoptionRead(AdoptionWrite):
+    # What is stored is shown as it is (rows written before dates were bounded included).
+    since: date | None = None
+    renewal_on: date | None = Field(None, description="更改時期")
     service_id: str
     service_name: str
     version: int

@@ -19,6 +19,7 @@ from kiban.core.tenancy.context import unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit.db import utcnow
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
+from kiban.kit.validation import MAX_YEN, check_date
 from kiban.modules.catalog.models import (
     Adoption,
     AdoptionStatus,
@@ -250,7 +251,7 @@ def parse_yen(value: str | int | None, what: str) -> int | None:
         number = int(text)
     if number < 0:
         raise InvalidInput(f"{what}は0円以上で入力してください。")
-    if number >= 10**15:
+    if number > MAX_YEN:
         raise InvalidInput(f"{what}が大きすぎます。円単位で入力しているか確認してください。")
     return number
 
@@ -278,12 +279,16 @@ async def save_adoption(session: AsyncSession, data: AdoptionInput, *, actor: st
     if data.vendor_id:
         if data.vendor_id not in {v.id for v in await vendors_of(session, service.id)}:
             raise InvalidInput(f"選んだ事業者は「{service.name}」の事業者として登録されていません。")
+    check_date(data.since, "利用開始日")
+    check_date(data.renewal_on, "更改時期")
     if data.since and data.renewal_on and data.renewal_on < data.since:
         raise InvalidInput("更改時期が利用開始日より前になっています。日付を確認してください。")
     for value, what in ((data.replaced_annual_cost, "置き換える（置き換えた）システムの年間経費"),
                         (data.annual_cost, "現在の年間経費")):
         if value is not None and value < 0:
             raise InvalidInput(f"{what}は0円以上で入力してください。")
+        if value is not None and value > MAX_YEN:
+            raise InvalidInput(f"{what}が大きすぎます。円単位で入力しているか確認してください。")
     if len(data.note) > 400:
         raise InvalidInput("備考は400文字以内で入力してください。")
     repo = AdoptionRepository(session)

@@ -17,6 +17,7 @@ from kiban.core.tenancy.dependencies import DbSession
 from kiban.kit.csrf import verify_csrf
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.templating import templates
+from kiban.kit.validation import parse_date
 from kiban.modules.catalog import service
 from kiban.modules.catalog.models import (
     AdoptionStatus,
@@ -217,13 +218,8 @@ async def adoption_form(service_id: str, request: Request, session: DbSession, s
 
 
 def _date(value: str, what: str) -> date | None:
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{what}「{value}」は日付（例: 2026-04-01）で入力してください。") from None
+    """A typed date within 1900..2100 (a year-1 date once broke the adoptions page)."""
+    return parse_date(value, what)
 
 
 @router.post("/t/{lg_code}/adoptions/{service_id}", dependencies=[Depends(verify_csrf)])

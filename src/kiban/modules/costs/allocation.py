@@ -82,8 +82,11 @@ class WeightedPopulation:
     label: str = field(default="人口按分+重み係数")
 
     def __post_init__(self) -> None:
-        if _decimal(self.ratio, "重み係数") <= 0:
+        ratio = _decimal(self.ratio, "重み係数")
+        if not ratio.is_finite() or ratio <= 0:
             raise AllocationError("重み係数 r は0より大きい値にしてください（人口2倍で負担 r 倍）。")
+        if ratio > 10:  # weights of large cities would overflow a float (r = 10**30 was a 500)
+            raise AllocationError("重み係数 r は10以下にしてください（人口2倍で負担 r 倍。通常は1〜2）。")
 
     @property
     def exponent(self) -> float:

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from kiban.core.identity.dependencies import PUBLIC
+from kiban.kit.validation import MAX_YEN
 from kiban.modules.costs.allocation import Member
 from kiban.modules.costs.service import MethodSpec, run
 
@@ -15,12 +16,12 @@ router = APIRouter(prefix="/api/v1/costs", tags=["費用の按分"], dependencie
 class MemberIn(BaseModel):
     code: str = Field(min_length=1, max_length=20)
     name: str = Field(min_length=1, max_length=100)
-    population: int | None = Field(None, ge=0)
-    usage: int | None = Field(None, ge=0)
+    population: int | None = Field(None, ge=0, le=10**9)
+    usage: int | None = Field(None, ge=0, le=10**12)
 
 
 class AllocationRequest(BaseModel):
-    amount: int = Field(ge=0, description="配分する総額（円）")
+    amount: int = Field(ge=0, le=MAX_YEN, description="配分する総額（円、1,000兆円未満）")
     method: MethodSpec = MethodSpec()
     # at least one member: checked by the service, which says so in Japanese
     members: list[MemberIn] = Field(max_length=5000, json_schema_extra={"minItems": 1})

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,15 +43,44 @@ METHOD_LABELS = {"equal": "均等割", "population": "人口割", "weighted": "�
                  "mixed": "組み合わせ（均等割＋他の方法）"}
 
 
+#: Largest 重み係数 r accepted (人口2倍で負担 r 倍): real schemes use 1〜2; beyond this the weights
+#: of large cities overflow a float.
+MAX_RATIO = Decimal(10)
+
+
 class MethodSpec(BaseModel):
     """How to allocate, as a form or API client states it."""
 
     kind: MethodKind = "weighted"
-    ratio: Decimal = Field(Decimal("1.5"), description="重み係数 r: 人口が2倍になると負担が r 倍")
-    equal_percent: Decimal = Field(Decimal(30), description="組み合わせのときの均等割の割合（%）")
+    ratio: Decimal = Field(Decimal("1.5"), description="重み係数 r: 人口が2倍になると負担が r 倍（0より大きく10以下）")
+    equal_percent: Decimal = Field(Decimal(30), description="組み合わせのときの均等割の割合（0〜100%）")
     rest: Literal["population", "weighted", "usage"] = "weighted"
-    subsidy_percent: Decimal = Field(Decimal(0), description="国の補助率（%）")
-    prefecture_share: str = Field("", description="都道府県の固定割合（例: 1/2）。空なら都道府県も他の団体と同じ方法で按分")
+    subsidy_percent: Decimal = Field(Decimal(0), description="国の補助率（0%以上100%未満）")
+    prefecture_share: str = Field("", max_length=50, description="都道府県の固定割合（例: 1/2）。空なら都道府県も他の団体と同じ方法で按分")
+
+    # Bounds with messages that name the field in Japanese (a ratio of 10**30 overflowed a float).
+    @field_validator("ratio")
+    @classmethod
+    def _ratio_in_range(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise ValueError("重み係数 r は0より大きい値にしてください（人口2倍で負担 r 倍）。")
+        if value > MAX_RATIO:
+            raise ValueError(f"重み係数 r は{MAX_RATIO}以下にしてください（人口2倍で負担 r 倍。通常は1〜2）。")
+        return value
+
+    @field_validator("equal_percent")
+    @classmethod
+    def _equal_in_range(cls, value: Decimal) -> Decimal:
+        if not Decimal(0) <= value <= Decimal(100):
+            raise ValueError("均等割の割合は0%〜100%で指定してください（残りが他の方法になります）。")
+        return value
+
+    @field_validator("subsidy_percent")
+    @classmethod
+    def _subsidy_in_range(cls, value: Decimal) -> Decimal:
+        if not Decimal(0) <= value < Decimal(100):
+            raise ValueError("国の補助率は0%以上100%未満で指定してください。")
+        return value
 
     @property
     def uses_usage(self) -> bool:
@@ -121,16 +150,28 @@ def method_from_form(kind: str, ratio: str, equal_percent: str, rest: str, subsi
         raise InvalidInput("配分の方法を選んでください。")
     if rest not in ("population", "weighted", "usage"):
         raise InvalidInput("組み合わせる方法を選んでください。")
+    weighted = number(ratio, "重み係数")
+    if kind == "weighted" or (kind == "mixed" and rest == "weighted"):
+        if weighted <= 0:
+            raise InvalidInput("重み係数 r は0より大きい値にしてください（人口2倍で負担 r 倍）。")
+        if weighted > MAX_RATIO:
+            raise InvalidInput(f"重み係数 r は{MAX_RATIO}以下にしてください（人口2倍で負担 r 倍。通常は1〜2）。")
+    elif not 0 < weighted <= MAX_RATIO:
+        weighted = Decimal("1.5")  # not used by this method; the form's default keeps the spec valid
     equal = number(equal_percent, "均等割の割合")
     if kind == "mixed" and not Decimal(0) <= equal <= Decimal(100):
         raise InvalidInput("均等割の割合は0%〜100%で入力してください（残りが他の方法になります）。")
+    if not Decimal(0) <= equal <= Decimal(100):
+        equal = Decimal(30)  # not used by this method; the form's default keeps the spec valid
     subsidy = number(subsidy_percent, "国の補助率")
     if not Decimal(0) <= subsidy < Decimal(100):
         raise InvalidInput("国の補助率は0%以上100%未満で入力してください。")
     share = prefecture_share.strip()
+    if len(share) > 50:
+        raise InvalidInput("都道府県の固定割合は「1/2」や「50%」のように短く入力してください。")
     if share:
         parse_share(share)
-    return MethodSpec(kind=kind, ratio=number(ratio, "重み係数"), equal_percent=equal, rest=rest,
+    return MethodSpec(kind=kind, ratio=weighted, equal_percent=equal, rest=rest,
                       subsidy_percent=subsidy, prefecture_share=share)
 
 
