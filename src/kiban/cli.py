@@ -431,11 +431,14 @@ async def _demo_settings() -> None:
     ]
     for lg_code, key, value, reason in demo:
         async def action(session, tenant, key=key, value=value, reason=reason):
-            await settings_service.set_setting(session, key, value, actor="kiban demo", reason=reason)
+            await settings_service.set_setting(session, key, value, actor=DEMO_AUTHOR, reason=reason)
         await _with_tenant(lg_code, action)
 
 
 DEMO_PASSWORD = "kiban-demo-password"
+#: Who the demo's settings and memberships name as their author: screens show it as it is, so
+#: it says in Japanese that the data is invented (the same words the demo's costs carry).
+DEMO_AUTHOR = "デモデータ作成（架空）"
 DEMO_STAFF = [
     ("demo-sapporo", "札幌 太郎", "011002", "admin"),
     ("demo-sapporo-clerk", "札幌 花子", "011002", "staff"),
@@ -467,7 +470,7 @@ async def _demo_staff() -> list[tuple[str, str, str, str]]:
                 if await StaffRepository(session).by_username(username) is None:
                     await identity_service.create_staff(
                         session, username=username, display_name=name, password=DEMO_PASSWORD,
-                        lg_code=lg_code, role=role, granted_by="kiban demo",
+                        lg_code=lg_code, role=role, granted_by=DEMO_AUTHOR,
                         totp_secret=_demo_totp_secret(username))
                 made.append((username, name, lg_code, role))
             await session.commit()
