@@ -55,7 +55,7 @@ import jaconv
 from kiban.core.registry.codes import check_digit, lg_code_problem
 from kiban.kit.errors import InvalidInput
 from kiban.kit.wareki import ERAS, JST
-from kiban.kit.export import csv_bytes, neutralise
+from kiban.kit.export import csv_bytes, neutralise, workbook, xlsx_bytes
 from kiban.modules.disaster.fields import BY_KEY, FIELDS, ROSTER_FIELDS, TEMPLATE_FIELDS
 from kiban.modules.disaster.names import normalize_kana, normalize_kanji, normalize_name
 
@@ -1014,12 +1014,11 @@ def template_xlsx(shelters: list[str]) -> bytes:
     columns formatted as text (so Excel keeps 011002's leading zero), drop-down lists for the fields
     with fixed choices and for this municipality's ``shelters``; a 記入のしかた sheet from the table.
     Every text cell goes through ``neutralise``: a shelter named 「=...」 is text, not a formula."""
-    from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter, quote_sheetname
     from openpyxl.worksheet.datavalidation import DataValidation
 
-    book = Workbook()
+    book = workbook()
     sheet = book.active
     sheet.title = TEMPLATE_SHEET
     choices = book.create_sheet(_CHOICES_SHEET)
@@ -1063,6 +1062,4 @@ def template_xlsx(shelters: list[str]) -> bytes:
     for row in help_sheet.iter_rows(min_row=1):
         for cell in row:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return xlsx_bytes(book)

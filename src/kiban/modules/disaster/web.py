@@ -4,10 +4,7 @@ registering themselves at a shelter with the My Number Card."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated
-from urllib.parse import quote
 
 import segno
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
@@ -21,6 +18,7 @@ from kiban.core.registry.snapshot import load_snapshot
 from kiban.core.tenancy.dependencies import CurrentTenant, DbSession
 from kiban.kit.csrf import verify_csrf
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
+from kiban.kit.export import attachment, csv_bytes
 from kiban.kit.templating import templates
 from kiban.modules.disaster import matching, service
 from kiban.modules.disaster.models import DISASTER_KINDS, RosterImport, VictimRecord
@@ -471,20 +469,15 @@ async def dashboard_page(disaster_id: str, request: Request, session: DbSession,
 async def dashboard_csv(disaster_id: str, session: DbSession, staff: Reader, view: str = "") -> Response:
     disaster = await service.get_disaster(session, disaster_id)
     board = await service.dashboard(session, staff.tenant, disaster_id, national=view == "national")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["区分", "項目", "登録件数", "人数（名寄せ後）"])
-    writer.writerow(["合計", "合計", board.total, board.people])
 
     def shown(count):
         return count if count is not None else f"{service.SMALL_COUNT}未満"
 
-    for name, rows in board.tables.items():
-        for row in rows:
-            writer.writerow([name, row.label, shown(row.registrations), shown(row.people)])
-    filename = f"状況_{disaster.name}_{staff.tenant.name}.csv"
-    return Response("\ufeff".encode() + buffer.getvalue().encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+    rows = [["合計", "合計", board.total, board.people]]
+    rows += [[name, row.label, shown(row.registrations), shown(row.people)]
+             for name, table in board.tables.items() for row in table]
+    return attachment(csv_bytes(rows, header=["区分", "項目", "登録件数", "人数（名寄せ後）"]),
+                      f"状況_{disaster.name}_{staff.tenant.name}.csv")
 
 
 # -- CSV import ----------------------------------------------------------------------------------------------------------
@@ -500,8 +493,7 @@ async def import_page(disaster_id: str, request: Request, session: DbSession, st
 
 
 def _download(content: bytes, filename: str, media_type: str) -> Response:
-    return Response(content, media_type=media_type,
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+    return attachment(content, filename, media_type)
 
 
 @router.get("/t/{lg_code}/disasters/{disaster_id}/imports/template.csv")
