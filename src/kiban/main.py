@@ -37,7 +37,7 @@ from kiban.kit.csrf import CsrfCookieMiddleware
 from kiban.kit.errors import install_handlers
 from kiban.kit import openapi as openapi_contract
 from kiban.kit.requestid import RequestIdMiddleware, configure_logging
-from kiban.kit.security import BodyLimitMiddleware, SecurityHeadersMiddleware, policy_with_scripts, script_hash
+from kiban.kit.security import BodyLimitMiddleware, NulGuardMiddleware, SecurityHeadersMiddleware, policy_with_scripts, script_hash
 from kiban.kit.settings import Settings, get_settings
 from kiban.web import pages
 from kiban.web.viewer import load_viewer, show_viewer_on_unrouted_pages
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.rate_limiter = RateLimiter()
     app.state.registry_cache = RegistryCache(app.state.sessionmaker, ttl=settings.registry_cache_seconds)
     app.add_middleware(CsrfCookieMiddleware)
+    app.add_middleware(NulGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)

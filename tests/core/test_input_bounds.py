@@ -37,13 +37,10 @@ BIG = "1" + "0" * 30  # page=10**30
 HUGE_DIGITS = "9" * 400
 LONG = "あ" * 3000
 ABSURD_NUMBERS = [BIG, "-1", "0", HUGE_DIGITS, "NaN", "Infinity", "-Infinity", "1e309", "-0", "１２３"]
-ABSURD_TEXT = ["0001-01-01", "9999-12-31", "10000-01-01", LONG, "%", "..", "NaN", BIG, "-1"]
+ABSURD_TEXT = ["0001-01-01", "9999-12-31", "10000-01-01", LONG, "%", "..", "NaN", BIG, "-1", "a\x00b"]
 # In a path, 「..」 and 「%」 change which route answers (the router's 404 is tested elsewhere).
-ABSURD_PATH = ["0001-01-01", LONG, "NaN", BIG, "-1"]
-# NOT YET WALKED: a NUL byte ("a\x00b", %00) in a path, query or body is a 500 on PostgreSQL on
-# nearly every route ("invalid byte sequence for encoding UTF8: 0x00"). The fix belongs in one
-# place (a request guard mounted in main.py, which this change may not edit); once it is there,
-# add "a\x00b" back to ABSURD_TEXT, ABSURD_PATH, JSON_ABSURD and FORM_ABSURD.
+# A NUL byte ("a\x00b", %00) is refused by kit.security.NulGuardMiddleware before any route.
+ABSURD_PATH = ["0001-01-01", LONG, "NaN", BIG, "-1", "a\x00b"]
 DUMMY = "00000000-0000-4000-8000-000000000000"
 KANAZAWA = "172014"
 
@@ -154,7 +151,7 @@ def _replaced(value: Any, path: tuple, new: Any) -> Any:
 
 
 JSON_ABSURD: list[Any] = [10**30, -1, 0, 1e308, math.nan, math.inf, -math.inf, "1e999999", "NaN", "0001-01-01",
-                          "9999-12-31", LONG, None, [], {}]
+                          "9999-12-31", LONG, None, [], {}, "a\x00b"]
 
 # Plausible bodies where the schema alone does not make one that reaches the route's work.
 BODIES = {
@@ -287,7 +284,7 @@ async def test_no_page_answers_500_to_absurd_input(staff, path, params) -> None:
 # -- forms whose numbers and dates people type ---------------------------------------------------
 
 FORM_ABSURD = [BIG, "-1", HUGE_DIGITS, "NaN", "Infinity", "1e309", "0001-01-01", "9999-12-31", "10000-01-01",
-               "2026-02-30", LONG, "１２３"]
+               "2026-02-30", LONG, "１２３", "a\x00b"]
 ALLOCATE = {"service": "aichi-e-shinsei", "amount": "10,000,000", "kind": "weighted", "ratio": "1.5",
             "equal_percent": "30", "rest": "weighted", "subsidy_percent": "0", "prefecture_share": "",
             "fiscal_year": "2026"}

@@ -59,3 +59,24 @@ async def test_an_oversized_chunked_form_is_refused_as_it_arrives(client) -> Non
 async def test_a_body_within_the_limit_reaches_the_route(client) -> None:
     response = await client.post("/api/v1/costs/allocations", json={"nonsense": True})
     assert response.status_code == 422  # the route read it and explained what is wrong
+
+
+async def test_a_nul_anywhere_in_what_is_typed_is_refused_before_any_route(client) -> None:
+    cases = [
+        client.get("/organizations", params={"q": "札幌\x00"}),
+        client.get("/organizations/01%001002"),
+        client.post("/api/v1/costs/allocations", content=b'{"total": 1, "note": "a\\u0000b"}',
+                    headers={"content-type": "application/json"}),
+        client.post("/signin", content=b"username=a%00b&password=x", headers={"content-type": "application/x-www-form-urlencoded"}),
+    ]
+    for pending in cases:
+        response = await pending
+        assert response.status_code == 422, response.request.url
+        assert "NUL" in response.text
+    api = await client.get("/api/v1/organizations", params={"q": "\x00"})
+    assert api.status_code == 422 and api.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_json_and_forms_without_nul_pass_the_guard_unchanged(client) -> None:
+    response = await client.post("/api/v1/costs/allocations", json={"nonsense": "\\u0000 written out"})
+    assert response.status_code == 422 and "NUL" not in response.text  # the route itself explained

@@ -5,6 +5,10 @@ scripts only from our own origin (no inline script: a page that needs one sets i
 with the script's hash, as the API docs page does), no framing, no MIME sniffing, a strict
 referrer policy, and HSTS when the request arrived over HTTPS.
 
+``NulGuardMiddleware`` refuses a NUL character (U+0000) anywhere in the path, the query or a
+JSON/form body with 422: no text anyone types contains one, PostgreSQL cannot store one in a
+text column (a 500 on nearly every route otherwise), and SQLite would store it silently.
+
 ``BodyLimitMiddleware`` refuses a request body larger than its kind allows *before* the route
 reads it: from ``Content-Length`` at once, and for a body sent without one (chunked) as soon as
 the bytes received pass the limit. Limits per kind: JSON and forms are small, file uploads
@@ -17,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -172,3 +177,78 @@ class BodyLimitMiddleware:
                     "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+# \u0000 in JSON is a NUL only when its backslash is not itself escaped (\\u0000 is text)
+_NUL_IN_JSON = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+_NUL_IN_FORM = re.compile(rb"%00")
+
+
+def _has_nul(raw: bytes, encoded: re.Pattern[bytes]) -> bool:
+    return b"\x00" in raw or encoded.search(raw) is not None
+
+
+class NulGuardMiddleware:
+    """422 for a NUL in the path, query, or a JSON/urlencoded body (multipart uploads are files:
+    their bytes are not text and are left to the parsers). The body is read in full here, which
+    the body limit (mounted outside this one) keeps small."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _has_nul(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape"), _NUL_IN_FORM) \
+                or "\x00" in scope["path"] or _has_nul(scope.get("query_string", b""), _NUL_IN_FORM):
+            await _refuse_nul(scope, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        kind = body_kind(headers.get(b"content-type", b"").decode("latin-1"))
+        if scope["method"] in ("GET", "HEAD", "OPTIONS") or kind not in ("json", "form"):
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if _has_nul(body, _NUL_IN_JSON if kind == "json" else _NUL_IN_FORM):
+            await _refuse_nul(scope, send)
+            return
+        await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _refuse_nul(scope: Scope, send: Send) -> None:
+    title = "入力内容に誤りがあります"
+    detail = "使えない制御文字（NUL）が含まれています。入力し直してください。"
+    if scope["path"].startswith("/api/"):
+        body = json.dumps({"type": "https://kiban.example/problems/invalid-input", "title": title, "status": 422,
+                           "detail": detail, "errors": [], "request_id": current_request_id()},
+                          ensure_ascii=False).encode()
+        content_type = b"application/problem+json"
+    else:
+        body = (f'<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>{title}</title>'
+                f'<link rel="stylesheet" href="/static/app.css"></head><body><main id="main">'
+                f'<h1>{title}</h1><p>{detail}</p><p><a href="/">トップページへ</a></p>'
+                f'</main></body></html>').encode()
+        content_type = b"text/html; charset=utf-8"
+    await send({"type": "http.response.start", "status": 422,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
