@@ -99,6 +99,6 @@ async def test_a_grant_to_an_ambiguous_name_lists_the_candidates_and_grants_noth
     sapporo_admin = await staff(SAPPORO)
     response = await _grant(sapporo_admin, "府中市")
     assert response.status_code == 422
-    assert "相手の団体コード「府中市」" in response.text and "東京都・132063" in response.text
+    assert "相手の団体「府中市」" in response.text and "東京都・132063" in response.text
     listing = await sapporo_admin.client.get(f"/t/{SAPPORO}/grants")
     assert listing.status_code == 200 and "府中市" not in listing.text
