@@ -160,23 +160,31 @@ class BodyLimitMiddleware:
 
     @staticmethod
     async def _refuse(scope: Scope, send: Send, limit: int) -> None:
-        title = "送信された内容が大きすぎます"
-        detail = f"この送信先で受け付ける大きさは {_limit_label(limit)} までです。ファイルを分けるなどして送り直してください。"
-        if scope["path"].startswith("/api/"):
-            body = json.dumps({"type": "https://kiban.example/problems/payload-too-large", "title": title,
-                               "status": 413, "detail": detail, "request_id": current_request_id()},
-                              ensure_ascii=False).encode()
-            content_type = b"application/problem+json"
-        else:
-            body = (f'<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>{title}</title>'
-                    f'<link rel="stylesheet" href="/static/app.css"></head><body><main id="main">'
-                    f'<h1>{title}</h1><p>{detail}</p><p><a href="/">トップページへ</a></p>'
-                    f'</main></body></html>').encode()
-            content_type = b"text/html; charset=utf-8"
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await refuse(scope, send, 413, "payload-too-large", "送信された内容が大きすぎます",
+                     f"この送信先で受け付ける大きさは {_limit_label(limit)} までです。"
+                     "ファイルを分けるなどして送り直してください。", close=True)
+
+
+async def refuse(scope: Scope, send: Send, status: int, slug: str, title: str, detail: str, *,
+                 close: bool = False) -> None:
+    """Answer from a middleware, before any route: problem+json under ``/api``, else a plain
+    Japanese page (no template: nothing here may depend on the database or a session)."""
+    if scope["path"].startswith("/api/"):
+        body = json.dumps({"type": f"https://kiban.example/problems/{slug}", "title": title, "status": status,
+                           "detail": detail, "errors": [], "request_id": current_request_id()},
+                          ensure_ascii=False).encode()
+        content_type = b"application/problem+json"
+    else:
+        body = (f'<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>{title}</title>'
+                f'<link rel="stylesheet" href="/static/app.css"></head><body><main id="main">'
+                f'<h1>{title}</h1><p>{detail}</p><p><a href="/">トップページへ</a></p>'
+                f'</main></body></html>').encode()
+        content_type = b"text/html; charset=utf-8"
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 # \u0000 in JSON is a NUL only when its backslash is not itself escaped (\\u0000 is text)
@@ -236,19 +244,5 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
 
 
 async def _refuse_nul(scope: Scope, send: Send) -> None:
-    title = "入力内容に誤りがあります"
-    detail = "使えない制御文字（NUL）が含まれています。入力し直してください。"
-    if scope["path"].startswith("/api/"):
-        body = json.dumps({"type": "https://kiban.example/problems/invalid-input", "title": title, "status": 422,
-                           "detail": detail, "errors": [], "request_id": current_request_id()},
-                          ensure_ascii=False).encode()
-        content_type = b"application/problem+json"
-    else:
-        body = (f'<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>{title}</title>'
-                f'<link rel="stylesheet" href="/static/app.css"></head><body><main id="main">'
-                f'<h1>{title}</h1><p>{detail}</p><p><a href="/">トップページへ</a></p>'
-                f'</main></body></html>').encode()
-        content_type = b"text/html; charset=utf-8"
-    await send({"type": "http.response.start", "status": 422,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await refuse(scope, send, 422, "invalid-input", "入力内容に誤りがあります",
+                 "使えない制御文字（NUL）が含まれています。入力し直してください。")
