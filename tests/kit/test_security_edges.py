@@ -80,3 +80,10 @@ async def test_a_nul_anywhere_in_what_is_typed_is_refused_before_any_route(clien
 async def test_json_and_forms_without_nul_pass_the_guard_unchanged(client) -> None:
     response = await client.post("/api/v1/costs/allocations", json={"nonsense": "\\u0000 written out"})
     assert response.status_code == 422 and "NUL" not in response.text  # the route itself explained
+
+
+def test_only_real_permission_codes_are_replaced_by_their_names() -> None:
+    from kiban.kit.errors import words_for_codes
+
+    text, codes = words_for_codes("「tenancy.setting.update」の権限が必要です。設定項目「no.such.key」はありません。")
+    assert "「no.such.key」" in text and "tenancy.setting.update" not in text and codes == ["tenancy.setting.update"]

@@ -127,7 +127,7 @@ def _field_label(loc: tuple | list) -> str:
 
 
 # A permission code quoted in a message (「tenancy.setting.update」): people read what it lets
-# them do instead. Codes that are not permissions are replaced too, never shown as they are.
+# them do instead. Other dotted text in quotes (a setting key someone typed) is left as it is.
 _QUOTED_CODE = re.compile(r"「([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)」")
 
 
@@ -138,8 +138,10 @@ def words_for_codes(detail: str) -> tuple[str, list[str]]:
 
     def name(match: re.Match) -> str:
         # kit does not depend on identity at import time; the table of names lives with the roles.
-        from kiban.core.identity.permissions import permission_label
+        from kiban.core.identity.permissions import Permission, permission_label
 
+        if match.group(1) not in Permission._value2member_map_:
+            return match.group(0)
         codes.append(match.group(1))
         return f"「{permission_label(match.group(1))}」"
 
