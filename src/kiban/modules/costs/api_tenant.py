@@ -23,7 +23,7 @@ from kiban.kit import wareki
 from kiban.kit.errors import InvalidInput, NotFound
 from kiban.kit.openapi import problem_responses
 from kiban.modules.catalog import service as catalog
-from kiban.modules.costs import service, web
+from kiban.modules.costs import service, workflow
 from kiban.modules.costs.models import FeeSchedule, FeeStatement
 from kiban.modules.costs.schemas_tenant import (
     AllocationInput,
@@ -114,7 +114,7 @@ async def _service_names(session, consortium_id: str) -> dict[str, str]:
 @tenant.get("/consortia/{consortium_id}", summary="事務局の画面（構成団体・利用団体・決定した算定）",
             response_model=SecretariatConsortium)
 async def secretariat(consortium_id: str, staff: ScheduleManager, session: DbSession) -> SecretariatConsortium:
-    found = await web._secretariat_consortium(session, staff, consortium_id)
+    found = await workflow.secretariat_consortium(session, staff, consortium_id)
     lg_code = staff.tenant.lg_code
     members = await catalog.consortium_members(session, consortium_id)
     systems = await catalog.consortium_systems(session, consortium_id)
@@ -144,8 +144,8 @@ def _preview_read(lg_code: str, preview: dict, names: dict[str, str]) -> Allocat
             response_model=AllocationPreview)
 async def preview_allocation(consortium_id: str, query: Annotated[AllocationInput, Query()], staff: ScheduleManager,
                              session: DbSession) -> AllocationPreview:
-    await web._secretariat_consortium(session, staff, consortium_id)
-    preview = await web._preview(session, consortium_id, query.form())
+    await workflow.secretariat_consortium(session, staff, consortium_id)
+    preview = await workflow.preview(session, consortium_id, query.form())
     return _preview_read(staff.tenant.lg_code, preview, await _service_names(session, consortium_id))
 
 
@@ -158,7 +158,7 @@ def _lines(lg_code: str, schedule: FeeSchedule) -> list[MemberFeeLine]:
 
 
 async def _schedule_read(session, staff: StaffContext, consortium_id: str, schedule_id: str) -> ScheduleRead:
-    _consortium, schedule, _item = await web._schedule(session, staff, consortium_id, schedule_id)
+    _consortium, schedule, _item = await workflow.schedule(session, staff, consortium_id, schedule_id)
     lg_code = staff.tenant.lg_code
     page = f"/t/{lg_code}/consortia/{consortium_id}/schedules/{schedule.id}"
     return ScheduleRead(**_schedule_summary(lg_code, schedule, await _service_names(session, consortium_id)),
@@ -171,9 +171,9 @@ async def _schedule_read(session, staff: StaffContext, consortium_id: str, sched
              response_model=ScheduleRead, status_code=201, responses=CONFLICT)
 async def decide_schedule(consortium_id: str, body: ScheduleDecision, staff: ScheduleManager, _json: JsonWrite,
                           session: DbSession) -> ScheduleRead:
-    await web._secretariat_consortium(session, staff, consortium_id)
-    preview = await web._preview(session, consortium_id, body.form())
-    decision, errors = web._decision_errors({"due_on": body.due_on, "replace": body.replace, "reason": body.reason},
+    await workflow.secretariat_consortium(session, staff, consortium_id)
+    preview = await workflow.preview(session, consortium_id, body.form())
+    decision, errors = workflow.decision_errors({"due_on": body.due_on, "replace": body.replace, "reason": body.reason},
                                             preview["current"])
     if errors:
         raise InvalidInput(errors[0] if len(errors) == 1 else f"入力内容に{len(errors)}件の誤りがあります。",
@@ -205,7 +205,7 @@ def _decision_field(message: str) -> str:
 @tenant.get("/consortia/{consortium_id}/schedules", summary="決定した算定の一覧（新しい順）",
             response_model=list[ScheduleSummary])
 async def schedules(consortium_id: str, staff: ScheduleManager, session: DbSession) -> list[ScheduleSummary]:
-    await web._secretariat_consortium(session, staff, consortium_id)
+    await workflow.secretariat_consortium(session, staff, consortium_id)
     names = await _service_names(session, consortium_id)
     return [ScheduleSummary(**_schedule_summary(staff.tenant.lg_code, s, names))
             for s in await service.schedules_of(session, consortium_id)]
@@ -221,7 +221,7 @@ async def schedule(consortium_id: str, schedule_id: str, staff: ScheduleManager,
             response_model=SecretariatSystem, responses=problem_responses(415))
 async def set_users(consortium_id: str, service_id: str, body: SystemUsers, staff: ScheduleManager, _json: JsonWrite,
                     session: DbSession) -> SecretariatSystem:
-    await web._secretariat_consortium(session, staff, consortium_id)
+    await workflow.secretariat_consortium(session, staff, consortium_id)
     count = await catalog.set_system_users(session, consortium_id, service_id, body.members)
     await audit.record(session, audit.Actor.of_staff(staff), "catalog.consortium.users_set",
                        target_type="consortium_system", target_id=f"{consortium_id}/{service_id}",
@@ -245,8 +245,8 @@ async def _usage(session, consortium_id: str, service_id: str, fiscal_year: int)
 async def usage(consortium_id: str, service_id: str, staff: ScheduleManager, session: DbSession,
                 fiscal_year: Annotated[str, Query(max_length=10, description="年度（西暦）。省略すると今年度")] = "",
                 ) -> UsageRead:
-    await web._secretariat_consortium(session, staff, consortium_id)
-    year = web._fiscal_year_of(fiscal_year) if fiscal_year.strip() else web._this_fiscal_year()
+    await workflow.secretariat_consortium(session, staff, consortium_id)
+    year = workflow.fiscal_year_of(fiscal_year) if fiscal_year.strip() else workflow.this_fiscal_year()
     return await _usage(session, consortium_id, service_id, year)
 
 
@@ -254,8 +254,8 @@ async def usage(consortium_id: str, service_id: str, staff: ScheduleManager, ses
             response_model=UsageRead, responses=problem_responses(415))
 async def save_usage(consortium_id: str, service_id: str, body: UsageWrite, staff: ScheduleManager, _json: JsonWrite,
                      session: DbSession) -> UsageRead:
-    await web._secretariat_consortium(session, staff, consortium_id)
-    year = web._fiscal_year_of(str(body.fiscal_year))
+    await workflow.secretariat_consortium(session, staff, consortium_id)
+    year = workflow.fiscal_year_of(str(body.fiscal_year))
     values = {code: "" if units is None else str(units) for code, units in body.units.items()}
     try:
         count = await service.save_usage(session, consortium_id, service_id, year, values, actor=staff.label)
@@ -300,7 +300,7 @@ async def statements(staff: StatementReader, session: DbSession) -> StatementLis
     lg_code = staff.tenant.lg_code
     items = []
     for statement in await service.statements(session):
-        data = web._statement_data(statement, await _replacement(session, statement))
+        data = workflow.statement_data(statement, await _replacement(session, statement))
         items.append(_statement(lg_code, statement, data.cancellation))
     return StatementList(lg_code=lg_code, items=items, consortia=[
         ConsortiumRef(id=c.id, name=c.name, url=f"/api/v1/consortia/{c.id}")
@@ -310,5 +310,5 @@ async def statements(staff: StatementReader, session: DbSession) -> StatementLis
 @tenant.get("/statements/{schedule_id}", summary="負担金算定書（PDF・CSV の URL つき）", response_model=StatementRead)
 async def statement(schedule_id: str, staff: StatementReader, session: DbSession) -> StatementRead:
     found = await service.get_statement(session, schedule_id)
-    data = web._statement_data(found, await _replacement(session, found))
+    data = workflow.statement_data(found, await _replacement(session, found))
     return _statement(staff.tenant.lg_code, found, data.cancellation)
