@@ -77,15 +77,17 @@ class _Page(HTMLParser):
         self.links: list[str] = []
         self._hidden = 0
 
+    # <code> marks literal machine text shown on purpose (a key's identifying digits, a command in
+    # a 開発用 note); everything else must read as Japanese
     def handle_starttag(self, tag, attrs) -> None:
-        if tag in ("script", "style", "svg", "template"):
+        if tag in ("script", "style", "svg", "template", "code"):
             self._hidden += 1
         href = dict(attrs).get("href")
         if tag == "a" and href:
             self.links.append(href)
 
     def handle_endtag(self, tag) -> None:
-        if tag in ("script", "style", "svg", "template"):
+        if tag in ("script", "style", "svg", "template", "code"):
             self._hidden -= 1
 
     def handle_data(self, data) -> None:
