@@ -46,7 +46,7 @@ from kiban.core.tenancy.context import unscoped  # noqa: E402
 from kiban.core.tenancy.models import tenant_owned_tables  # noqa: E402
 from kiban.core.tenancy.settings_models import TenantSettingChange  # noqa: E402
 from kiban.kit.db import create_engine, utcnow  # noqa: E402
-from kiban.kit.provision import build_database  # noqa: E402
+from kiban.ops.provision import build_database  # noqa: E402
 
 PG = "postgresql+asyncpg://{user}@127.0.0.1:5432/{db}"
 APP_ROLE = "kiban_app"

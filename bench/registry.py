@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _http_load import run_load_sync  # noqa: E402
 
-from kiban.kit.provision import build_database  # noqa: E402
+from kiban.ops.provision import build_database  # noqa: E402
 
 KANA = ["さっぽろ", "サッポロ", "ｻｯﾎﾟﾛ", "よこはま", "ﾅｺﾞﾔ", "しながわ", "おおさか", "ふくおか",
         "かなざわ", "わじま", "ｲﾁﾉﾐﾔ", "みさと", "せんだい", "なは"]

@@ -35,7 +35,7 @@ from kiban.core.identity.models import StaffCredential  # noqa: E402
 from kiban.core.registry import service as registry_service  # noqa: E402
 from kiban.core.tenancy.context import as_tenant  # noqa: E402
 from kiban.kit.db import create_engine, utcnow  # noqa: E402
-from kiban.kit.provision import build_database  # noqa: E402
+from kiban.ops.provision import build_database  # noqa: E402
 from kiban.kit.settings import Settings  # noqa: E402
 from kiban.main import create_app  # noqa: E402
 

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from kiban.kit.db import create_engine, get_session
-from kiban.kit.provision import build_database
+from kiban.ops.provision import build_database
 from kiban.kit.settings import Settings
 from kiban.main import create_app
 

@@ -12,7 +12,7 @@ from kiban.core.audit import service as audit
 from kiban.core.registry import service as registry_service
 from kiban.core.tenancy.context import bind_tenant, unscoped
 from kiban.kit.db import create_engine
-from kiban.kit.provision import build_database
+from kiban.ops.provision import build_database
 from tests.factories import HAKODATE, SAPPORO
 
 
