@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("kiban.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -32,21 +38,24 @@ def _prepare_sqlite_file(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, *, echo: bool = False, pool: bool = True) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pool: bool = True, busy_timeout: float = 30) -> AsyncEngine:
     """An async engine with the settings Kiban relies on for the given backend.
 
     SQLite: foreign keys on, WAL, and BEGIN emitted by SQLAlchemy rather than the driver so
     that SAVEPOINTs work (SQLAlchemy's documented pysqlite/aiosqlite workaround; tests rely on it
-    to roll back every test). Transactions begin IMMEDIATE: a deferred transaction that reads
-    and then writes fails at once with "database is locked" when another writer committed in
-    between (the busy timeout does not apply to that case); taking the write lock up front makes
-    concurrent requests wait their turn instead. A connection that only reads may ask for a
-    deferred transaction with the execution option ``sqlite_deferred=True``. The embedded database thus runs one
-    transaction at a time, which suits a demo or a small office; production uses PostgreSQL.
+    to roll back every test). A transaction begins ``IMMEDIATE`` (it takes the write lock at
+    once, and waits up to the busy timeout for it) unless its connection carries the execution
+    option ``sqlite_deferred=True``: then it begins deferred and reads a WAL snapshot beside
+    whoever is writing, taking no lock. A deferred transaction that then writes fails at once
+    (``SQLITE_BUSY`` / ``SQLITE_BUSY_SNAPSHOT``, no busy timeout) when another writer holds the
+    lock or committed since it began reading; ``get_session`` and ``ReadRetryMiddleware``
+    give safe requests (GET, HEAD) deferred sessions and run such a request again, once, with
+    an ``IMMEDIATE`` one. See docs/architecture.md, "SQLite: readers beside one writer".
+    PostgreSQL is untouched by any of this.
     """
     if url.startswith("sqlite"):
         _prepare_sqlite_file(url)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": busy_timeout})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
@@ -73,12 +82,121 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# -- SQLite: safe requests read without the write lock ----------------------------------------
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set on the ASGI scope by ReadRetryMiddleware: "deferred" for the first run of a safe request,
+# "immediate" for its one retry. Absent (no middleware, PostgreSQL, a write): IMMEDIATE as ever.
+READ_MODE_KEY = "kiban.sqlite_read_mode"
+
+_deferred_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def deferred(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool) whose SQLite transactions begin deferred: they read a WAL
+    snapshot and take no lock until they write."""
+    found = _deferred_engines.get(engine)
+    if found is None:
+        found = _deferred_engines[engine] = engine.execution_options(sqlite_deferred=True)
+    return found
+
+
+def is_sqlite_lock_error(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it wraps) is SQLite refusing a lock: ``SQLITE_BUSY`` (another
+    connection holds the write lock), ``SQLITE_BUSY_SNAPSHOT`` (a deferred transaction's
+    snapshot is stale, so it may not write) or ``SQLITE_LOCKED``."""
+    seen = 0
+    while exc is not None and seen < 8:
+        seen += 1
+        if isinstance(exc, BaseExceptionGroup):
+            return any(is_sqlite_lock_error(e) for e in exc.exceptions)
+        orig = getattr(exc, "orig", None)
+        if orig is not None and orig is not exc and is_sqlite_lock_error(orig):
+            return True
+        if isinstance(exc, sqlite3.OperationalError):
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request. Routes that write commit explicitly before answering, so an
-    acknowledged change is durable by the time the client hears about it."""
+    acknowledged change is durable by the time the client hears about it.
+
+    On SQLite, a safe request run by ``ReadRetryMiddleware`` gets a session whose transactions
+    begin deferred (``READ_MODE_KEY`` on the scope says so); every other request keeps taking
+    the write lock at BEGIN."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    engine: AsyncEngine | None = getattr(request.app.state, "engine", None)
+    if request.scope.get(READ_MODE_KEY) == "deferred" and engine is not None and engine.dialect.name == "sqlite":
+        session = sessionmaker(bind=deferred(engine))
+    else:
+        session = sessionmaker()
+    async with session:
         yield session
+
+
+class ReadRetryMiddleware:
+    """Lets GET/HEAD requests on SQLite read beside a writer, and still answer when they write.
+
+    A safe request first runs with a deferred session (``get_session``): it reads a WAL snapshot
+    and never waits for the write lock. Most never write. The few that do (a session's idle
+    clock, the audit entry for reading another municipality's record) fail at their first write
+    with ``SQLITE_BUSY``/``SQLITE_BUSY_SNAPSHOT`` if a writer holds the lock or has committed
+    since their snapshot: SQLite cannot upgrade such a transaction, and the busy timeout does
+    not apply. When that error escapes the app before the response has started, the request
+    is run once more from the start with ``IMMEDIATE`` transactions (which queue for the lock),
+    so it reads again what it writes from: no stale read is ever written back. The request's
+    body (rare on a GET) is replayed. Anything else, a second failure, or a failure after the
+    response started, propagates as before. Does nothing on PostgreSQL or for other methods.
+
+    Install innermost (before the other ``add_middleware`` calls), so only routing is re-run.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @staticmethod
+    def _applies(scope: Scope) -> bool:
+        if scope["type"] != "http" or scope.get("method") not in SAFE_METHODS:
+            return False
+        engine = getattr(getattr(scope.get("app"), "state", None), "engine", None)
+        return engine is not None and engine.dialect.name == "sqlite"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._applies(scope):
+            await self.app(scope, receive, send)
+            return
+        state = dict(scope.get("state") or {})
+        received: list[Message] = []
+        started = False
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            received.append(message)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app({**scope, "state": dict(state), READ_MODE_KEY: "deferred"}, recording_receive, watching_send)
+            return
+        except Exception as exc:
+            if started or not is_sqlite_lock_error(exc):
+                raise
+            log.info("read request met a writer (%s); running it again with the write lock: %s %s",
+                     type(exc).__name__, scope.get("method"), scope.get("path"))
+        replay = list(received)
+
+        async def replaying_receive() -> Message:
+            return replay.pop(0) if replay else await receive()
+
+        await self.app({**scope, "state": dict(state), READ_MODE_KEY: "immediate"}, replaying_receive, send)
 
 
 class UTCDateTime(TypeDecorator):
