@@ -227,3 +227,141 @@ async def test_a_name_without_a_space_is_registered_only_as_staff_confirm_its_sp
     assert sorted((r.family_name, r.given_name, r.family_kana, r.given_kana) for r in records) == [
         ("山田", "太郎", "ヤマダ", "タロウ"), ("長谷", "川一郎", "", "")]
     assert "新たに登録 2 人" in (await wajima.client.get(url)).text
+
+
+# -- accepted imports are registered by a background job, in chunks (issue #11) ----------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from kiban.core.audit.models import AuditEntry  # noqa: E402
+from kiban.core.jobs.runner import Runner  # noqa: E402
+from kiban.kit.db import utcnow  # noqa: E402
+from kiban.modules.disaster import imports, service  # noqa: E402
+from kiban.modules.disaster.models import Disaster  # noqa: E402
+from tests.conftest import session_on  # noqa: E402
+
+PEOPLE = ["氏名", "フリガナ", "生年月日", "住所地の団体コード", "現在の居場所"]
+
+
+def _people(count: int, family: str = "輪島") -> bytes:
+    given = ["一郎", "二郎", "三郎", "四郎", "五郎", "六郎", "七郎"]
+    return _csv(PEOPLE, [{"氏名": f"{family} {given[i]}", "フリガナ": "", "生年月日": f"19{60 + i}-01-0{1 + i % 9}",
+                          "住所地の団体コード": WAJIMA, "現在の居場所": "在宅"} for i in range(count)])
+
+
+def _runner(connection, *, later: float = 0) -> Runner:
+    """A job runner on the test's connection (a server process would use its own), whose clock
+    runs ``later`` seconds ahead (leases lapse, backoffs pass)."""
+    return Runner(lambda: session_on(connection), worker="test", kinds=[imports.KIND], pause_ratio=0,
+                  clock=lambda: utcnow() + timedelta(seconds=later))
+
+
+async def _poll(person, url: str):
+    return await person.client.get(f"{url}?progress=1", headers={"HX-Request": "true"})
+
+
+async def _import_audit(session, batch_id: str) -> list[AuditEntry]:
+    async with unscoped(session, "test: the import's audit entries"):
+        return list((await session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "disaster.roster.imported", AuditEntry.target_id == batch_id))).all())
+
+
+async def test_a_large_roster_is_registered_in_the_background_chunk_by_chunk_with_progress(
+        staff, session, connection, monkeypatch) -> None:
+    monkeypatch.setattr(imports, "INLINE_ROWS", 3)  # more rows than this: the background
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    disaster = await _disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    url = await _upload(wajima, disaster, _people(5))
+    accepted = await wajima.client.post(f"{url}/accept", data={"csrf_token": wajima.csrf})
+    assert accepted.status_code == 303 and accepted.headers["location"] == url
+    page = await wajima.client.get(url)
+    assert "正しい行 5・誤りのある行 0 — 取り込み中" in page.text
+    assert "登録の順番を待っています（0 / 5 件）" in page.text
+    assert f'hx-get="{url}?progress=1" hx-trigger="every 2s"' in page.text
+    assert 'id="accept-form"' not in page.text  # accepted once: no second button
+    assert await _records(session, disaster) == []
+
+    runner = _runner(connection)
+    claim = await runner.claim()
+    assert await runner.run(claim, max_chunks=1) == "running"  # one chunk committed; the job goes on
+    poll = await _poll(wajima, url)
+    assert poll.status_code == 200 and "hx-refresh" not in poll.headers
+    assert "登録中: 2 / 5 件" in poll.text and '<progress max="5" value="2"' in poll.text
+    assert "<html" not in poll.text  # the progress line only, not the 5-row report
+    assert len(await _records(session, disaster)) == 2
+
+    assert await runner.run(claim) == "done"
+    poll = await _poll(wajima, url)
+    assert poll.headers["hx-refresh"] == "true"  # ended: the page reloads with the result
+    page = await wajima.client.get(url)
+    assert "取り込み済み（新たに登録 5 人）" in page.text and "hx-get" not in page.text
+    assert sorted(r.given_name for r in await _records(session, disaster)) == ["一郎", "三郎", "二郎", "五郎", "四郎"]
+    (entry,) = await _import_audit(session, url.rsplit("/", 1)[1])  # one entry for the whole import
+    assert (entry.outcome, entry.details["added"], entry.details["rows"]) == ("success", 5, 5)
+
+
+async def test_an_import_resumes_after_a_crash_and_a_failed_chunk_and_stops_with_its_reason_when_it_cannot_go_on(
+        staff, session, connection, monkeypatch) -> None:
+    monkeypatch.setattr(imports, "INLINE_ROWS", 0)
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    disaster = await _disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    url = await _upload(wajima, disaster, _people(5))
+    batch_id = url.rsplit("/", 1)[1]
+    api = f"/api/v1/t/{WAJIMA}/disasters/{disaster}/imports/{batch_id}"
+    accepted = await wajima.client.post(f"{api}/accept", json={})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["location"] == api == accepted.json()["location"]
+    body = accepted.json()
+    assert (body["status"], body["status_label"], body["imported_count"]) == ("importing", "取り込み中", 0)
+    assert (body["progress"]["state"], body["progress"]["done"], body["progress"]["total"]) == ("queued", 0, 5)
+
+    crashed = _runner(connection)
+    assert await crashed.run(await crashed.claim(), max_chunks=1) == "running"  # then the process dies
+    assert await _runner(connection).run_until_idle() == 0  # its lease still holds the job
+
+    # Another process takes it up once the lease lapses; its next chunk fails half-way once.
+    register, calls = service.register, []
+
+    async def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("connection reset")
+        return await register(*args, **kwargs)
+
+    monkeypatch.setattr(service, "register", flaky)
+    assert await _runner(connection, later=61).run_until_idle() == 1
+    status = (await wajima.client.get(api)).json()
+    assert (status["status"], status["imported_count"], status["progress"]["state"]) == ("importing", 2, "queued")
+    assert status["progress"]["message"].startswith("一時的な問題のため中断しました")
+    assert len(await _records(session, disaster)) == 2  # the failed chunk's first row was rolled back
+
+    assert await _runner(connection, later=61 + 10).run_until_idle() == 1
+    status = (await wajima.client.get(api)).json()
+    assert (status["status"], status["status_label"], status["imported_count"]) == ("imported", "反映済み", 5)
+    assert (status["progress"]["state"], status["progress"]["done"], status["progress"]["attempts"]) == ("done", 5, 3)
+    records = await _records(session, disaster)
+    assert len(records) == len({r.import_key for r in records}) == 5
+    assert [e.details["added"] for e in await _import_audit(session, batch_id)] == [5]
+
+    # A second roster cannot go on: the prefecture closes the disaster after its first chunk.
+    monkeypatch.setattr(service, "register", register)
+    url = await _upload(wajima, disaster, _people(5, family="珠洲"))
+    await wajima.client.post(f"{url}/accept", data={"csrf_token": wajima.csrf})
+    runner = _runner(connection, later=100)
+    claim = await runner.claim()
+    await runner.run(claim, max_chunks=1)
+    closing = await session.get(Disaster, disaster)
+    closing.closed_at = utcnow()
+    await session.commit()
+    assert await runner.run(claim) == "failed"
+    page = await wajima.client.get(url)
+    assert "取り込みを中止（新たに登録 2 人）" in page.text
+    assert "取り込みを途中で中止しました。4行目: この災害の対応は終了しています。" in page.text
+    assert "hx-get" not in page.text
+    assert len(await _records(session, disaster)) == 7
+    (entry,) = await _import_audit(session, url.rsplit("/", 1)[1])
+    assert (entry.outcome, entry.details["added"], entry.details["reason"]) == (
+        "failure", 2, "4行目: この災害の対応は終了しています。")
+    assert (await wajima.client.post(f"{url}/accept", data={"csrf_token": wajima.csrf})).status_code == 409
