@@ -4,9 +4,9 @@ response and stamped on every log line, so that a clerk's screenshot leads to th
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,9 +28,14 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _ACCEPTABLE.match(incoming) else uuid.uuid4().hex
+        incoming = ""
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")  # the last one, as a dict of the headers gave
+        # 32 random hex digits (what uuid4().hex looked like, at a sixth of its cost)
+        request_id = incoming if incoming and _ACCEPTABLE.match(incoming) else os.urandom(16).hex()
         token = _request_id.set(request_id)
+        header = (b"x-request-id", request_id.encode("latin-1"))
         started = time.perf_counter()
         status = 500
 
@@ -38,8 +43,7 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*(message.get("headers") or ()), header]
             await send(message)
 
         try:

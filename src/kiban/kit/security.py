@@ -47,6 +47,18 @@ def policy_with_scripts(*hashes: str) -> str:
     return CONTENT_SECURITY_POLICY.replace("script-src 'self'", "script-src 'self' " + " ".join(hashes))
 
 
+# What every response gets unless the route set its own (built once: this runs on every response).
+_BROWSER_RULES = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+)
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,22 +67,12 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        https = scope.get("scheme") == "https"
+        wanted = (*_BROWSER_RULES, _HSTS) if scope.get("scheme") == "https" else _BROWSER_RULES
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 present = {name.lower() for name, _ in headers}
-                wanted = [
-                    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"cross-origin-opener-policy", b"same-origin"),
-                    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-                ]
-                if https:
-                    wanted.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
                 headers += [(name, value) for name, value in wanted if name not in present]
                 message["headers"] = headers
             await send(message)
@@ -196,6 +198,11 @@ def _has_nul(raw: bytes, encoded: re.Pattern[bytes]) -> bool:
     return b"\x00" in raw or encoded.search(raw) is not None
 
 
+def _has_nul_in_url(raw: bytes) -> bool:
+    """``_has_nul(raw, _NUL_IN_FORM)`` for a path or query (``%00`` has no letters: a plain search)."""
+    return b"\x00" in raw or b"%00" in raw
+
+
 class NulGuardMiddleware:
     """422 for a NUL in the path, query, or a JSON/urlencoded body (multipart uploads are files:
     their bytes are not text and are left to the parsers). The body is read in full here, which
@@ -208,13 +215,16 @@ class NulGuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _has_nul(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape"), _NUL_IN_FORM) \
-                or "\x00" in scope["path"] or _has_nul(scope.get("query_string", b""), _NUL_IN_FORM):
+        if _has_nul_in_url(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")) \
+                or "\x00" in scope["path"] or _has_nul_in_url(scope.get("query_string", b"")):
             await _refuse_nul(scope, send)
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         kind = body_kind(headers.get(b"content-type", b"").decode("latin-1"))
-        if scope["method"] in ("GET", "HEAD", "OPTIONS") or kind not in ("json", "form"):
+        if kind not in ("json", "form"):
             await self.app(scope, receive, send)
             return
         chunks, more = [], True

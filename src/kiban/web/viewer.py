@@ -39,7 +39,8 @@ class Viewer:
 
 async def load_viewer(request: Request, session: DbSession) -> None:
     request.state.viewer = None
-    if request.url.path.startswith(_NO_HEADER) or not request.cookies.get(SESSION_COOKIE):
+    # The path from the scope, not ``request.url`` (which builds a URL object): every request passes here
+    if request.scope["path"].startswith(_NO_HEADER) or not request.cookies.get(SESSION_COOKIE):
         return
     try:
         request.state.viewer = await _viewer(request, session)
