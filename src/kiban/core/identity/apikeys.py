@@ -15,6 +15,7 @@ import math
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,7 @@ from kiban.core.identity.permissions import API_KEY_GRANTABLE, Permission
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit.db import utcnow
 from kiban.kit.errors import InvalidInput, KibanError, NotFound
+from kiban.kit.shared import MemoryState, SharedState
 
 KINDS = ("live", "test")
 DEFAULT_RATE_LIMIT = 600
@@ -115,11 +117,29 @@ async def authenticate(session: AsyncSession, token: str, lg_code: str) -> ApiKe
 
 
 class RateLimiter:
-    """Token bucket per key, in this process: ``limit`` requests a minute, refilled smoothly.
-    With several worker processes each enforces the limit on its own share of traffic."""
+    """Token bucket per key: ``limit`` requests a minute, refilled smoothly.
 
-    def __init__(self) -> None:
+    ``hit`` counts in ``store``, a ``SharedState`` every worker process shares (Redis or the
+    database; by default this process's memory), so N workers do not give a key N times its
+    limit. A token bucket is a leaky bucket: the level is the tokens spent, draining at
+    ``limit`` a minute, and a request is admitted while the level stays within ``limit``. With
+    the database store the count is committed at once (the caller's session), so a request that
+    fails later still counts. ``check`` is the same bucket in this process alone, synchronous."""
+
+    def __init__(self, store: SharedState | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.store = store if store is not None else MemoryState()
+        self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
+
+    async def hit(self, key_id: str, limit: int, *, session: AsyncSession | None = None,
+                  now: float | None = None) -> None:
+        rate = limit / 60.0
+        count = await self.store.leak(f"apikey:{key_id}", now=self._clock() if now is None else now,
+                                      rate=rate, capacity=float(limit), hold=1.0, session=session)
+        if self.store.transactional and session is not None:
+            await session.commit()
+        if not count.admitted:
+            raise _limited(limit, math.ceil((count.level + 1.0 - limit) / rate))
 
     def check(self, key_id: str, limit: int, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -127,10 +147,14 @@ class RateLimiter:
         tokens = min(float(limit), tokens + (now - updated) * limit / 60.0)
         if tokens < 1.0:
             self._buckets[key_id] = (tokens, now)
-            retry_after = math.ceil((1.0 - tokens) * 60.0 / limit)
-            raise RateLimited(f"このキーの上限（1分あたり{limit}件）を超えました。{retry_after}秒後にもう一度お試しください。",
-                              extra={"retry_after": retry_after})
+            raise _limited(limit, math.ceil((1.0 - tokens) * 60.0 / limit))
         self._buckets[key_id] = (tokens - 1.0, now)
+
+
+def _limited(limit: int, retry_after: int) -> RateLimited:
+    retry_after = max(1, retry_after)
+    return RateLimited(f"このキーの上限（1分あたり{limit}件）を超えました。{retry_after}秒後にもう一度お試しください。",
+                       extra={"retry_after": retry_after})
 
 
 def permission_allowed(key: ApiKey, permission: Permission | str) -> bool:

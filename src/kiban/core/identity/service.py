@@ -24,22 +24,24 @@ unknown user names' on the platform's. Callers commit.
 - Each privilege change issues a new session id and revokes the old one: the password step,
   the TOTP (or enrolment) step and choosing the organisation to act for. The web layer
   rotates the CSRF token with it, so a value planted before sign-in is useless after it.
-- The counters live in the process (``app.state.sign_in_throttle``), like the API keys'
-  rate limiter: with N worker processes an address gets up to N times the tries. A shared
-  store (the database or Redis) is the step after this one. Behind a reverse proxy the
-  address must be the client's (uvicorn ``--proxy-headers --forwarded-allow-ips``).
+- The counters live in the shared store (``kiban.kit.shared``: Redis, or the database in the
+  request's own transaction), so every worker process sees the same counts: N workers do not
+  give an address N times the tries. The counter keys are keyed hashes of the name and
+  address, so no typed text is stored. Behind a reverse proxy the address must be the
+  client's: ``kiban serve`` believes X-Forwarded-For only from ``KIBAN_FORWARDED_ALLOW_IPS``
+  (docs/production.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import ipaddress
 import math
 import secrets
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,7 +63,9 @@ from kiban.core.registry import service as registry_service
 from kiban.core.tenancy.context import Tenant, as_tenant, unscoped
 from kiban.kit.db import utcnow
 from kiban.kit.errors import Conflict, InvalidInput, KibanError
+from kiban.kit.secrets import derived_key
 from kiban.kit.settings import get_settings
+from kiban.kit.shared import MemoryState, SharedState
 from kiban.kit.wareki import datetime_ja
 
 PLATFORM_LG_CODE = "000019"  # デジタル庁 operates Kiban: platform-level events are kept on its chain
@@ -104,15 +108,14 @@ ADDRESS_RULE = ThrottleRule(free=20, max_wait=5 * 60, forget=3 * 60)
 
 
 class SignInThrottle:
-    """Failure counters per (typed user name, address) and per address, in this process (see
-    the module docstring). ``clock`` is seconds on a monotonic scale."""
+    """Failure counters per (typed user name, address) and per address (see the module
+    docstring), kept in ``store``: a ``SharedState`` every worker process shares, or by default
+    this process's memory (one process, tests). ``clock`` is seconds on a scale every process
+    shares (wall time; tests pass their own)."""
 
-    MAX_ENTRIES = 100_000  # per table; the least recently failed are dropped beyond it
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: SharedState | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.store = store if store is not None else MemoryState()
         self._clock = clock
-        self._pairs: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
-        self._addresses: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     @staticmethod
     def address_key(host: str | None) -> str:
@@ -130,35 +133,44 @@ class SignInThrottle:
     def name_key(username: str | None) -> str:
         return (username or "").strip().casefold()
 
-    def _tables(self, username: str, address: str):
-        address = self.address_key(address)
-        return ((self._pairs, (self.name_key(username), address), PAIR_RULE),
-                (self._addresses, address, ADDRESS_RULE))
+    @staticmethod
+    def _hashed(*parts: str) -> str:
+        """A counter key that is no typed text: an HMAC (deployment secret) of the parts."""
+        digest = hmac.new(derived_key("sign-in-throttle"), "\x00".join(parts).encode(), hashlib.sha256)
+        return digest.hexdigest()[:40]
 
-    def retry_after(self, username: str, address: str) -> float:
+    def _keys(self, username: str, address: str) -> tuple[tuple[str, ThrottleRule], ...]:
+        address = self.address_key(address)
+        return ((f"signin:pair:{self._hashed(self.name_key(username), address)}", PAIR_RULE),
+                (f"signin:address:{self._hashed(address)}", ADDRESS_RULE))
+
+    async def retry_after(self, username: str, address: str, *, session: AsyncSession | None = None) -> float:
         """Seconds until a try from ``address`` for ``username`` is heard (0: now)."""
         now = self._clock()
+        keys = self._keys(username, address)
+        counts = await self.store.peek([key for key, _ in keys], session=session)
         waits = [0.0]
-        for table, key, rule in self._tables(username, address):
-            if (entry := table.get(key)) is not None:
-                level, last = entry
-                waits.append(last + rule.wait(level) - now)
+        for key, rule in keys:
+            if (count := counts.get(key)) is not None:
+                waits.append(count.at + rule.wait(count.level) - now)
         return max(waits)
 
-    def failed(self, username: str, address: str) -> float:
-        """Count a failure; the seconds the next try must wait."""
+    async def failed(self, username: str, address: str, *, session: AsyncSession | None = None) -> float:
+        """Count a failure (one is forgotten every ``rule.forget`` seconds); the seconds the
+        next try must wait. With the database store the count is part of ``session``'s
+        transaction: the caller commits it (the sign-in page does, for the audit entry)."""
         now = self._clock()
-        for table, key, rule in self._tables(username, address):
-            level, last = table.pop(key, (0.0, now))
-            table[key] = (max(0.0, level - (now - last) / rule.forget) + 1.0, now)
-            while len(table) > self.MAX_ENTRIES:
-                table.popitem(last=False)
-        return self.retry_after(username, address)
+        waits = [0.0]
+        for key, rule in self._keys(username, address):
+            count = await self.store.leak(key, now=now, rate=1.0 / rule.forget, hold=rule.max_wait, session=session)
+            waits.append(count.at + rule.wait(count.level) - now)
+        return max(waits)
 
-    def succeeded(self, username: str, address: str) -> None:
+    async def succeeded(self, username: str, address: str, *, session: AsyncSession | None = None) -> None:
         """The right password from this address: its pair starts afresh (the address's count
         stays, or one valid account would wash away the count of a spraying attack)."""
-        self._pairs.pop((self.name_key(username), self.address_key(address)), None)
+        pair, _address = self._keys(username, address)
+        await self.store.forget(pair[0], session=session)
 
 
 def wait_text(seconds: float) -> str:
@@ -278,7 +290,7 @@ async def sign_in_with_password(session: AsyncSession, username: str, password: 
     name is audited on the platform's log without the name, so nothing typed by an anonymous
     visitor ends up in any log (or in a spreadsheet opened from its export)."""
     username = (username or "").strip()
-    if throttle is not None and (wait := throttle.retry_after(username, address)) > 0:
+    if throttle is not None and (wait := await throttle.retry_after(username, address, session=session)) > 0:
         raise _throttled(wait)
     credential = await StaffRepository(session).by_username(username) if username else None
     # argon2id costs ~0.1 s of CPU by design: off the event loop, so other requests go on.
@@ -289,7 +301,7 @@ async def sign_in_with_password(session: AsyncSession, username: str, password: 
     chains = await _sign_in_chains(session, principal.id if principal else str(uuid.uuid4()))
     if principal is None or not valid:
         reason = "unknown_user" if credential is None else "wrong_password"
-        wait = throttle.failed(username, address) if throttle is not None else 0.0
+        wait = await throttle.failed(username, address, session=session) if throttle is not None else 0.0
         details = {"step": "password", "reason": reason, **({"wait_seconds": math.ceil(wait)} if wait else {})}
         if principal is None:
             # ``chains`` is the platform's alone here (a fresh id belongs nowhere).
@@ -301,7 +313,7 @@ async def sign_in_with_password(session: AsyncSession, username: str, password: 
         raise SignInRefused(WRONG_CREDENTIALS + (f"次は{wait_text(wait)}から試せます。" if wait else ""),
                             extra={"retry_after": math.ceil(wait)} if wait else None)
     if throttle is not None:
-        throttle.succeeded(username, address)
+        await throttle.succeeded(username, address, session=session)
     if principal.disabled_at is not None:
         await _audit_staff_sign_in(session, principal, "anonymous", "identity.staff.sign_in", "failure",
                                    chains=chains, step="password", reason="disabled")

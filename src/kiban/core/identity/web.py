@@ -59,10 +59,11 @@ def _render(request: Request, name: str, context: dict, status: int = 200) -> HT
 
 
 def sign_in_throttle(request: Request) -> service.SignInThrottle:
-    """The process's failure counters (made on first use, kept on the app)."""
+    """The failure counters, in the application's shared store (``app.state.shared``: Redis or
+    the database, so every worker process counts together); made on first use, kept on the app."""
     state = request.app.state
     if getattr(state, "sign_in_throttle", None) is None:
-        state.sign_in_throttle = service.SignInThrottle()
+        state.sign_in_throttle = service.SignInThrottle(getattr(state, "shared", None))
     return state.sign_in_throttle
 
 
