@@ -6,6 +6,13 @@ answers searches from it; every ``ttl`` seconds (``KIBAN_REGISTRY_CACHE_SECONDS`
 a background task compares the snapshot's revision with ``registry_revision`` (one row) and
 reloads when another process changed the registry. Filtering, sorting and paging happen here, in one
 place, for the API and the pages alike.
+
+Across ``kiban serve --workers N`` (and several machines) this is the invalidation: ``seed`` and
+``merge`` bump ``registry_revision`` in the transaction that changes the registry, so a worker
+that reads the new revision reads the new rows too, and every worker has reloaded within about
+``ttl`` seconds of the commit. A short TTL rather than a read per request, because registry
+search is the busiest public read (served from memory without touching the database), while
+registry changes are rare and announced long before they take effect (a merger's date).
 """
 
 from __future__ import annotations

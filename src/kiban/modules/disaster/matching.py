@@ -1,65 +1,157 @@
 """名寄せ on the registration screen: one in-memory ``linkage.Matcher`` per disaster and process,
-kept current incrementally (records written since it last looked are added; records are never
-deleted, and an edited record replaces its old entry), so checking a new registration costs a
-lookup in the blocking indexes, not a scan of the disaster."""
+kept current incrementally, so checking a new registration costs a lookup in the blocking
+indexes, not a scan of the disaster.
+
+Keeping every worker process's matcher current
+    Whatever writes a victim record (a registration, an edit of a field the matcher compares,
+    an import) bumps the disaster's generation ``matcher:<disaster id>`` in ``shared_generation``
+    in the same transaction, just before it commits (an ORM hook below: no caller has to
+    remember it). Before answering, a matcher reads that generation (one primary-key read) and
+    only when it moved does it catch up: it reads the records stamped since it last looked. So a
+    record registered through one worker is a candidate on every other worker at once, and an
+    idle disaster costs one small read per request, not a query over its records.
+
+    Catching up goes by ``updated_at``, less ``OVERLAP``: a transaction that stamped its rows
+    earlier may commit after one that stamped later, and reading only from the newest stamp
+    seen would skip its rows for good. Rows already indexed with the same stamp are skipped, so
+    the overlap costs reading a few recent ids again, not re-indexing them. A writer must commit
+    within ``OVERLAP`` of stamping its rows (requests do; imports commit in chunks).
+
+Off the event loop
+    Normalising rows into the indexes and scoring candidates are pure Python and can take from
+    milliseconds to seconds (a first build over a million registrations, about 20 s); they run
+    in a worker thread (``asyncio.to_thread``) under the entry's lock, so the event loop keeps
+    serving other requests. A first build streams the rows in chunks and indexes each chunk in
+    the thread while the next is read.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from kiban.core.tenancy.context import unscoped
+from kiban.kit.shared import bump_generation, generations
 from kiban.modules.disaster.linkage import Candidate, Matcher, explain_pair
 from kiban.modules.disaster.models import VictimRecord
 from kiban.modules.disaster.service import LEGAL_BASIS, record_mapping
+
+#: How far before the newest stamp seen a catch-up reads again (see the module docstring).
+OVERLAP = timedelta(seconds=60)
+#: Rows read per chunk when a matcher is first built.
+BUILD_CHUNK = 20_000
+#: Catching up on more rows than this happens in a worker thread; fewer are indexed at once
+#: (a handful of rows costs less than handing them to a thread). Scoring always uses a thread.
+THREAD_THRESHOLD = 200
+#: The generation every matcher also watches: bumped by a bulk write whose disaster is unknown.
+ALL_DISASTERS = "matcher:*"
+
+# What the matcher reads of a record: exactly ``service.record_mapping``'s keys, as columns, so
+# building an index does not load a million ORM objects.
+_COLUMNS = (VictimRecord.id.label("record_id"), VictimRecord.family_name, VictimRecord.given_name,
+            VictimRecord.family_kana, VictimRecord.given_kana, VictimRecord.birth_date, VictimRecord.sex,
+            VictimRecord.home_lg_code, VictimRecord.home_address, VictimRecord.phone,
+            VictimRecord.lg_code.label("registered_by"))
+#: The record's fields the matcher compares: editing another field (a shelter move, damage,
+#: support, the person after 名寄せ) leaves the indexes as they are and bumps nothing.
+MATCHED_FIELDS = frozenset(c.key for c in _COLUMNS) - {"record_id", "registered_by"}
+
+
+def generation_name(disaster_id: str) -> str:
+    return f"matcher:{disaster_id}"
 
 
 @dataclass
 class _Entry:
     matcher: Matcher = field(default_factory=Matcher)
-    seen_until: datetime | None = None
-    seen_ids_at_edge: set[str] = field(default_factory=set)
+    generation: tuple[int, int] | None = None  # (the disaster's, ALL_DISASTERS) when last caught up
+    seen_until: datetime | None = None         # the newest updated_at indexed
+    recent: dict[str, datetime] = field(default_factory=dict)  # id -> updated_at, within OVERLAP of it
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+# This process's matchers, by disaster. (A test that plays two worker processes in one gives
+# each its own dict.)
 _MATCHERS: dict[str, _Entry] = {}
 
 
-# Catching up on more rows than this happens in a worker thread (a first build over a million
-# registrations takes ~20 s), so the event loop keeps serving other requests meanwhile.
-THREAD_THRESHOLD = 2_000
-
-
 def _add_all(matcher: Matcher, mappings: list[dict]) -> None:
-    for mapping in mappings:
-        matcher.add(mapping)
+    if len(mappings) > 1:
+        matcher.extend(mappings)
+    else:
+        for mapping in mappings:
+            matcher.add(mapping)
+
+
+async def _index(entry: _Entry, mappings: list[dict]) -> None:
+    if len(mappings) > THREAD_THRESHOLD:
+        await asyncio.to_thread(_add_all, entry.matcher, mappings)
+    else:
+        _add_all(entry.matcher, mappings)
+
+
+def _remember(entry: _Entry, stamps: dict[str, datetime]) -> None:
+    """Move the edge to the newest stamp and keep the ids stamped within OVERLAP of it."""
+    if not stamps:
+        return
+    newest = max(stamps.values())
+    if entry.seen_until is None or newest > entry.seen_until:
+        entry.seen_until = newest
+    floor = entry.seen_until - OVERLAP
+    entry.recent = {i: t for i, t in {**entry.recent, **stamps}.items() if t >= floor}
+
+
+async def _build(session: AsyncSession, entry: _Entry, disaster_id: str) -> None:
+    statement = (select(*_COLUMNS, VictimRecord.updated_at).where(VictimRecord.disaster_id == disaster_id)
+                 .execution_options(yield_per=BUILD_CHUNK))
+    stamps: dict[str, datetime] = {}
+    result = await session.stream(statement)
+    async for rows in result.partitions():
+        mappings = []
+        for row in rows:
+            mapping = row._asdict()
+            stamps[mapping["record_id"]] = mapping.pop("updated_at")
+            mappings.append(mapping)
+        await _index(entry, mappings)
+    _remember(entry, stamps)
+
+
+async def _catch_up(session: AsyncSession, entry: _Entry, disaster_id: str) -> None:
+    statement = select(*_COLUMNS, VictimRecord.updated_at).where(
+        VictimRecord.disaster_id == disaster_id, VictimRecord.updated_at >= entry.seen_until - OVERLAP)
+    mappings, stamps = [], {}
+    for row in (await session.execute(statement)).all():
+        mapping = row._asdict()
+        stamp = mapping.pop("updated_at")
+        if entry.recent.get(mapping["record_id"]) == stamp:
+            continue  # indexed already, as it is now
+        stamps[mapping["record_id"]] = stamp
+        mappings.append(mapping)
+    await _index(entry, mappings)
+    _remember(entry, stamps)
 
 
 async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
-    """The disaster's matcher, caught up with the database. Use it under ``entry.lock``: the
-    matcher is not thread-safe and a catch-up may run in a worker thread."""
+    """The disaster's matcher, caught up with the database when its generation moved. Use it
+    under ``entry.lock``: the matcher is not thread-safe and work on it runs in a thread."""
     entry = _MATCHERS.setdefault(disaster_id, _Entry())
     async with entry.lock:
-        statement = select(VictimRecord).where(VictimRecord.disaster_id == disaster_id)
-        if entry.seen_until is not None:
-            statement = statement.where(VictimRecord.updated_at >= entry.seen_until)
+        # Read before the records: a change committed after this read bumps again, so it is
+        # caught up next time; one committed before it is in what is read below.
+        current = await generations(session, (generation_name(disaster_id), ALL_DISASTERS))
+        if entry.generation == current:
+            return entry
         async with unscoped(session, f"{LEGAL_BASIS}: 名寄せ（同じ人の重複登録の照合）"):
-            rows = (await session.scalars(statement.order_by(VictimRecord.updated_at))).all()
-        fresh = [record_mapping(r) for r in rows
-                 if not (r.updated_at == entry.seen_until and r.id in entry.seen_ids_at_edge)]
-        if len(fresh) > THREAD_THRESHOLD:
-            await asyncio.to_thread(_add_all, entry.matcher, fresh)
-        else:
-            _add_all(entry.matcher, fresh)
-        if rows:
-            edge = rows[-1].updated_at
-            entry.seen_ids_at_edge = {r.id for r in rows if r.updated_at == edge} | (
-                entry.seen_ids_at_edge if edge == entry.seen_until else set())
-            entry.seen_until = edge
+            if entry.seen_until is None and not entry.recent:
+                await _build(session, entry, disaster_id)
+            else:
+                await _catch_up(session, entry, disaster_id)
+        entry.generation = current
     return entry
 
 
@@ -74,13 +166,90 @@ def forget(disaster_id: str | None = None) -> None:
 async def candidates_for(session: AsyncSession, record: VictimRecord, limit: int = 10) -> list[Candidate]:
     entry = await matcher_for(session, record.disaster_id)
     async with entry.lock:
-        found = entry.matcher.candidates(record_mapping(record), limit=limit + 1)
+        found = await asyncio.to_thread(entry.matcher.candidates, record_mapping(record), limit + 1)
     return [c for c in found if c.record_id != record.id][:limit]
 
 
 def explain(a: VictimRecord, b: VictimRecord):
     return explain_pair(record_mapping(a), record_mapping(b))
 
+
+# -- the generation bump, whatever writes a record ---------------------------------------------
+
+_PENDING = "kiban.matcher_generations"  # session.info: names to bump when this transaction commits
+
+
+def _pending(session: Session) -> set[str]:
+    return session.info.setdefault(_PENDING, set())
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flushed_records(session: Session, _context) -> None:
+    """Victim records flushed new, or with a compared field changed: their disasters' matchers
+    must catch up once this transaction commits."""
+    for obj in session.new:
+        if isinstance(obj, VictimRecord):
+            _pending(session).add(generation_name(obj.disaster_id))
+    for obj in session.dirty:
+        if isinstance(obj, VictimRecord) and _compared_field_changed(obj):
+            _pending(session).add(generation_name(obj.disaster_id))
+
+
+def _compared_field_changed(record: VictimRecord) -> bool:
+    from sqlalchemy import inspect
+
+    attrs = inspect(record).attrs
+    return any(attrs[name].history.has_changes() for name in MATCHED_FIELDS | {"disaster_id"})
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_bulk_writes(state) -> None:
+    """ORM bulk inserts and updates of victim records (``session.execute(insert(VictimRecord),
+    rows)``, ``update(VictimRecord)...``) skip the flush: note them here. Their disasters come
+    from the rows when given; otherwise every disaster's matcher catches up."""
+    if not (state.is_insert or state.is_update):
+        return
+    mapper = state.bind_mapper
+    if mapper is None or mapper.class_ is not VictimRecord:
+        return
+    if state.is_update and not _bulk_update_touches_compared_fields(state):
+        return
+    rows = state.parameters
+    rows = rows if isinstance(rows, list) else [rows] if isinstance(rows, dict) else []
+    disasters = {r.get("disaster_id") for r in rows}
+    if rows and None not in disasters:
+        _pending(state.session).update(generation_name(d) for d in disasters)
+    else:
+        _pending(state.session).add(ALL_DISASTERS)
+
+
+def _bulk_update_touches_compared_fields(state) -> bool:
+    statement = state.statement
+    values = getattr(statement, "_values", None) or {}
+    names = {getattr(k, "key", getattr(k, "name", k)) for k in values}
+    rows = state.parameters
+    for row in rows if isinstance(rows, list) else [rows] if isinstance(rows, dict) else []:
+        names |= set(row)
+    return not names or bool(names & (MATCHED_FIELDS | {"disaster_id"}))
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_before_commit(session: Session) -> None:
+    """Bump what this transaction changed, in it, as late as possible: on PostgreSQL the
+    generation's row stays locked until the commit, so bumping at the first flush of a long
+    transaction would make every other registration in the disaster wait for it."""
+    session.flush()  # what the commit would flush anyway, so its records are noted too
+    names = session.info.pop(_PENDING, None)
+    if names:
+        bump_generation(session.connection(), names)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+# -- what a viewer is shown --------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Shown:
