@@ -1,0 +1,103 @@
+"""The whole app on a SQLite file, with its own sessions (no test transaction): a signed-in page
+answers while another connection holds the write lock, and a GET that has to write (the
+session's idle clock, flushed by ``identity.service.load_session``) while a writer holds the lock
+is run again and answers 200."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text, update
+from starlette.middleware import Middleware
+
+from kiban.core.identity import credentials
+from kiban.core.identity import service as identity_service
+from kiban.core.identity.models import WebSession
+from kiban.kit.db import ReadRetryMiddleware, create_engine, make_sessionmaker, utcnow
+from kiban.kit.settings import Settings
+from kiban.main import create_app
+from tests.factories import SAPPORO
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+async def file_app(test_database, tmp_path):
+    if test_database.is_postgres:
+        pytest.skip("SQLite's locking; PostgreSQL is not changed")
+    path = tmp_path / "app.sqlite3"
+    with sqlite3.connect(test_database.name) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    url = f"sqlite+aiosqlite:///{path}"
+    engine = create_engine(url, busy_timeout=3)  # a read that wrongly waits fails in 3 s
+    app = create_app(Settings(database_url=url, registry_cache_seconds=0), engine=engine)
+    if not any(m.cls is ReadRetryMiddleware for m in app.user_middleware):
+        app.user_middleware.append(Middleware(ReadRetryMiddleware))  # until main.py installs it
+    yield app, engine
+    await engine.dispose()
+
+
+async def _signed_in(app, engine) -> httpx.AsyncClient:
+    secret = credentials.new_totp_secret()
+    async with make_sessionmaker(engine)() as session:
+        await identity_service.create_staff(session, username="sqlite-reader", display_name="札幌 読む人",
+                                            password=PASSWORD, lg_code=SAPPORO, role="admin", granted_by="test",
+                                            totp_secret=secret)
+        await session.commit()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    await client.get("/signin")
+    await client.post("/signin", data={"username": "sqlite-reader", "password": PASSWORD,
+                                       "csrf_token": client.cookies.get("kiban_csrf")})
+    done = await client.post("/signin/totp", data={"code": credentials.totp_code(secret),
+                                                   "csrf_token": client.cookies.get("kiban_csrf")})
+    assert done.status_code == 303, done.text
+    return client
+
+
+async def test_pages_answer_while_another_connection_holds_the_write_lock(file_app, caplog) -> None:
+    app, engine = file_app
+    client = await _signed_in(app, engine)
+    writer = await engine.connect()
+    await writer.begin()  # BEGIN IMMEDIATE: the write lock, held like an import's chunk
+    try:
+        with caplog.at_level(logging.INFO, logger="kiban.db"):
+            for path in (f"/t/{SAPPORO}/settings", "/organizations/011002", f"/api/v1/t/{SAPPORO}/settings"):
+                response = await client.get(path)
+                assert response.status_code == 200, (path, response.text[:300])
+        assert "running it again" not in caplog.text  # nothing here needed to write
+    finally:
+        await writer.rollback()
+        await writer.close()
+        await client.aclose()
+
+
+async def test_a_page_that_must_write_while_a_writer_holds_the_lock_is_run_again_and_answers(file_app, caplog) -> None:
+    app, engine = file_app
+    client = await _signed_in(app, engine)
+    async with engine.begin() as conn:  # the session was last seen two minutes ago: the next page touches it
+        await conn.execute(update(WebSession).values(last_seen_at=utcnow() - timedelta(minutes=2)))
+    writer = await engine.connect()
+    await writer.begin()
+    await writer.execute(text("UPDATE organization SET name = name WHERE code = '011002'"))
+
+    async def commit_once_the_retry_queues() -> None:
+        for _ in range(500):
+            if "running it again" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        await writer.commit()
+
+    try:
+        with caplog.at_level(logging.INFO, logger="kiban.db"):
+            page, _ = await asyncio.gather(client.get(f"/t/{SAPPORO}/settings"), commit_once_the_retry_queues())
+        assert page.status_code == 200 and "テナント設定" in page.text
+        assert "running it again" in caplog.text
+    finally:
+        await writer.close()
+        await client.aclose()
