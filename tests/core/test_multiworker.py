@@ -192,7 +192,10 @@ def _process(matchers: dict) -> Iterator[None]:
 
 @pytest.mark.parametrize("bumped", [True, False], ids=["bumped", "control-without-bump"])
 async def test_a_record_registered_on_one_worker_is_a_candidate_on_another(
-        staff, app, workers, monkeypatch, bumped) -> None:
+        staff, app, workers, session, monkeypatch, bumped) -> None:
+    from kiban.core.tenancy.context import unscoped
+    from kiban.modules.disaster.models import VictimRecord
+    from kiban.modules.disaster.service import record_mapping
     from tests.modules.test_disaster_web import KANAZAWA, WAJIMA, _open_disaster, _register
 
     if not bumped:
@@ -217,19 +220,9 @@ async def test_a_record_registered_on_one_worker_is_a_candidate_on_another(
             after = await kanazawa_on_two.get(page)
     assert f'name="other_id" value="{father}"' not in before.text
     assert (f'name="other_id" value="{father}"' in after.text) is bumped
-
-
-async def test_the_matcher_reads_what_record_mapping_gives(staff, session) -> None:
-    """The matcher reads columns, not ORM objects: the same mapping the service gives."""
-    from kiban.core.tenancy.context import unscoped
-    from kiban.modules.disaster.models import VictimRecord
-    from kiban.modules.disaster.service import record_mapping
-    from tests.modules.test_disaster_web import WAJIMA, _open_disaster, _register
-
-    disaster = await _open_disaster(staff)
-    wajima = await staff(WAJIMA, "staff")
-    record_id = await _register(wajima, WAJIMA, disaster, whereabouts="home")
+    # The matcher reads columns, not ORM objects: the very mapping the service gives.
     async with unscoped(session, "test"):
-        record = (await session.scalars(select(VictimRecord).where(VictimRecord.id == record_id))).one()
-        row = (await session.execute(select(*matching._COLUMNS).where(VictimRecord.id == record_id))).one()
+        record = (await session.scalars(select(VictimRecord).where(VictimRecord.id == father))).one()
+        row = (await session.execute(select(*matching._COLUMNS).where(VictimRecord.id == father))).one()
     assert row._asdict() == record_mapping(record)
+
