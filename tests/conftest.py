@@ -130,7 +130,8 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 def app(test_database: TestDatabase, app_engine: AsyncEngine, connection: AsyncConnection):
     # The registry cache revalidates on every request here, so tests see their own changes.
-    application = create_app(Settings(database_url=test_database.app_url, registry_cache_seconds=0),
+    application = create_app(Settings(database_url=test_database.app_url, registry_cache_seconds=0,
+                                      shared_state="database"),
                              engine=app_engine)
 
     async def test_session() -> AsyncIterator[AsyncSession]:

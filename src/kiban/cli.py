@@ -299,6 +299,60 @@ def audit_verify() -> None:
     raise typer.Exit(1)
 
 
+# -- backup / restore (kiban.ops.backup; docs/backup.md) -------------------------------------
+
+def _backup_passphrase(confirm: bool) -> str:
+    from kiban.ops.backup import PASSPHRASE_ENV
+
+    return os.environ.get(PASSPHRASE_ENV) or typer.prompt(
+        "パスフレーズ（12文字以上）", hide_input=True, confirmation_prompt=confirm)
+
+
+@app.command("backup")
+def backup_command(
+    output: Annotated[str | None, typer.Option("--output", "-o", help="書き出すファイル（省略時は ./kiban-backup-日時.tar）")] = None,
+    encrypt: Annotated[bool, typer.Option("--encrypt", help="パスフレーズで暗号化する（環境変数 KIBAN_BACKUP_PASSPHRASE、なければ対話で入力）")] = False,
+) -> None:
+    """データベースを止めずに、1つのファイルへバックアップする（個人情報を含むので暗号化して保管する）。"""
+    from kiban.ops import backup as ops
+
+    url = get_settings().effective_migration_url
+    passphrase = _backup_passphrase(confirm=True) if encrypt else None
+    console.print(f"バックアップします: {_safe_url(url)}")
+    try:
+        result = asyncio.run(ops.backup(url, output, passphrase=passphrase))
+    except ops.BackupError as exc:
+        _fail(exc.message, exc.hint)
+    for line in ops.describe_backup(result):
+        console.print(line, soft_wrap=True)
+
+
+@app.command("restore")
+def restore_command(
+    file: Annotated[str, typer.Argument(help="kiban backup で作ったファイル")],
+    force: Annotated[bool, typer.Option("--force", help="復元先が空でなくても、今の中身を消して復元する")] = False,
+) -> None:
+    """バックアップを空のデータベースへ復元し、行数と全団体の監査ログのハッシュチェーンを検証する。"""
+    from kiban.ops import backup as ops
+
+    settings = get_settings()
+    url = settings.effective_migration_url
+    try:
+        passphrase = _backup_passphrase(confirm=False) if ops.is_encrypted(ops.read_manifest(file)) else None
+        console.print(f"復元します: {file} → {_safe_url(url)}")
+        result = asyncio.run(ops.restore(file, url, force=force, passphrase=passphrase,
+                                         app_role=settings.app_db_role, on_stage=lambda s: console.print(f"  {s}…")))
+    except ops.BackupError as exc:
+        _fail(exc.message, exc.hint)
+    out, errors = ops.describe_restore(result)
+    for line in out:
+        console.print(line, soft_wrap=True)
+    for line in errors:
+        err.print(line, soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 # -- staff ------------------------------------------------------------------------------------
 
 @staff_app.command("create")
@@ -386,21 +440,113 @@ def card_revoke(name: Annotated[str, typer.Argument(help="仮想カードの名�
 
 # -- serve / demo / check ---------------------------------------------------------------------
 
+# -- background jobs (core/jobs) --------------------------------------------------------------
+
+jobs_app = typer.Typer(help="背景で進める処理（名簿の取り込みなど）", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("run")
+def jobs_run(
+    once: Annotated[bool, typer.Option("--once", help="いま進められる処理を終えたら止まる")] = False,
+    workers: Annotated[int, typer.Option(help="同時に進める処理の数")] = 1,
+) -> None:
+    """背景の処理（名簿の取り込みなど）をこのプロセスで進める。serve の各プロセスも進めるので、
+    KIBAN_JOBS_WORKERS=0 で serve から外したときや、別のマシンで進めたいときに使う。"""
+    import kiban.main  # noqa: F401 - imports every module, so every kind of job is registered
+    from kiban.core.jobs.runner import Runner
+    from kiban.kit.db import create_engine, make_sessionmaker
+
+    settings = get_settings()
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        runner = Runner(make_sessionmaker(engine), concurrency=workers)
+        try:
+            if once:
+                return await runner.run_until_idle()
+            runner.start()
+            console.print("背景の処理を待っています（終了は Ctrl+C。途中の処理は次に動くプロセスが続けます）")
+            await asyncio.Event().wait()
+            return 0
+        finally:
+            await runner.stop()
+            await engine.dispose()
+
+    try:
+        ran = asyncio.run(run())
+    except KeyboardInterrupt:
+        return
+    console.print(f"{ran} 件の処理を終えました。")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="待ち受けるアドレス")] = None,
     port: Annotated[int | None, typer.Option(help="ポート番号")] = None,
-    workers: Annotated[int, typer.Option(help="ワーカープロセス数")] = 1,
+    workers: Annotated[int, typer.Option(help="ワーカープロセス数（2以上は PostgreSQL と共有状態が必要。docs/production.md）")] = 1,
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        help="X-Forwarded-For を信じるリバースプロキシのアドレス（カンマ区切り。既定は KIBAN_FORWARDED_ALLOW_IPS、127.0.0.1）")] = None,
 ) -> None:
     """Web サーバーを起動する。"""
     import uvicorn
 
     settings = get_settings()
+    if workers < 1:
+        _fail("ワーカー数（--workers）は1以上で指定してください。")
+    shared = _serve_shared_state(settings, workers)
     host = host or settings.host
     port = port or settings.port
+    proxies = forwarded_allow_ips or settings.forwarded_allow_ips
     console.print(f"[bold green]Kiban を起動しました: http://{host}:{port}/[/]  （終了は Ctrl+C）")
+    if workers > 1:
+        console.print(f"ワーカー {workers} プロセス。共有状態: {shared}。X-Forwarded-For を信じる相手: {proxies}")
     uvicorn.run("kiban.main:create_app", factory=True, host=host, port=port, workers=workers,
+                proxy_headers=True, forwarded_allow_ips=proxies,
+                # A worker answers the supervisor's ping only once started; a busy machine can
+                # take longer than uvicorn's 5 s to import Kiban, and the worker was killed.
+                timeout_worker_healthcheck=30,
                 log_level=settings.log_level.lower(), access_log=False)
+
+
+def _serve_shared_state(settings, workers: int) -> str:
+    """Refuse a topology that would not share what must be shared; the store's label."""
+    from kiban.kit.shared import open_shared_state
+
+    try:
+        shared = open_shared_state(settings)
+    except ValueError as exc:
+        _fail(str(exc))
+    if workers > 1 and settings.is_sqlite:
+        _fail(f"組み込みの SQLite では --workers {workers} は使えません。SQLite に書き込めるのは一度に1プロセスだけで、"
+              "ワーカーを増やしても待ち合うだけです（サインインの保護などの共有もこの構成を前提にしていません）。",
+              "複数のワーカーには PostgreSQL を使ってください（KIBAN_DATABASE_URL=postgresql+asyncpg://…、docs/production.md）。"
+              "SQLite のままなら --workers 1 で起動してください。")
+    if workers > 1 and not shared.shared_across_processes:
+        _fail(f"KIBAN_SHARED_STATE={settings.shared_state} では、サインインの失敗回数や API キーの利用回数をワーカーごとに"
+              f"別々に数えるため、--workers {workers} では {workers} 倍の試行を許してしまいます。",
+              "KIBAN_SHARED_STATE を auto（既定: データベース）にするか、KIBAN_REDIS_URL で Redis を指定してください。")
+    if shared.kind == "redis":
+        try:
+            asyncio.run(_ping_and_close(shared))
+        except Exception as exc:  # noqa: BLE001 - reported as advice
+            cause = exc.__cause__ or exc
+            _fail(f"共有状態の Redis に接続できません（{shared.label}）: {type(cause).__name__}: {cause}",
+                  "redis-server が起動しているか、KIBAN_REDIS_URL のホスト・ポート・番号を確認してください。")
+    if workers > 1 and not settings.secret_key:
+        from kiban.kit.secrets import secret_key
+
+        secret_key()  # made once here, before the workers would race to create it
+        console.print("[yellow]![/] KIBAN_SECRET_KEY が未設定のため ./var/secret.key を使います。"
+                      "本番では KIBAN_SECRET_KEY を設定してください（複数のサーバーでは全台で同じ値）。")
+    return shared.label
+
+
+async def _ping_and_close(shared) -> None:
+    try:
+        await shared.ping()
+    finally:
+        await shared.close()
 
 
 async def _demo_catalog() -> int:
@@ -567,6 +713,7 @@ async def _check() -> bool:
                     console.print("[red]✗[/] ベース・レジストリが空です。 [yellow]対処:[/] kiban seed")
             if connection.dialect.name == "postgresql":
                 ok = await _check_rls_role(connection) and ok
+        ok = await _check_shared_state(settings) and ok
     except Exception as exc:  # noqa: BLE001 - every failure becomes advice
         ok = False
         console.print(f"[red]✗[/] データベースに接続できません: {type(exc).__name__}: {exc}")
@@ -578,6 +725,33 @@ async def _check() -> bool:
     finally:
         await engine.dispose()
     return ok
+
+
+async def _check_shared_state(settings) -> bool:
+    """Where the counters every worker must share live (kit/shared.py), and whether it answers."""
+    from kiban.kit.shared import open_shared_state
+
+    try:
+        shared = open_shared_state(settings)
+    except ValueError as exc:
+        console.print(f"[red]✗[/] 共有状態: {exc}")
+        return False
+    try:
+        await shared.ping()
+    except Exception as exc:  # noqa: BLE001 - every failure becomes advice
+        cause = exc.__cause__ or exc
+        console.print(f"[red]✗[/] 共有状態: {shared.label} に接続できません（{type(cause).__name__}: {cause}）。"
+                      " [yellow]対処:[/] redis-server が起動しているか、KIBAN_REDIS_URL を確認してください。")
+        return False
+    finally:
+        await shared.close()
+    if not shared.shared_across_processes:
+        console.print(f"[yellow]![/] 共有状態: {shared.label}。kiban serve --workers 1 でだけ使えます。")
+    elif settings.is_sqlite:
+        console.print(f"[green]✓[/] 共有状態: {shared.label}（SQLite は kiban serve --workers 1 で動かします）")
+    else:
+        console.print(f"[green]✓[/] 共有状態: {shared.label}。kiban serve --workers N の全ワーカーで共有されます。")
+    return True
 
 
 async def _check_rls_role(connection) -> bool:

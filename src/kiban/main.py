@@ -39,6 +39,7 @@ from kiban.kit import openapi as openapi_contract
 from kiban.kit.requestid import RequestIdMiddleware, configure_logging
 from kiban.kit.security import BodyLimitMiddleware, NulGuardMiddleware, SecurityHeadersMiddleware, policy_with_scripts, script_hash
 from kiban.kit.settings import Settings, get_settings
+from kiban.kit.shared import open_shared_state
 from kiban.web import pages
 from kiban.web.viewer import load_viewer, show_viewer_on_unrouted_pages
 from kiban.modules.catalog import api as catalog_api
@@ -77,8 +78,16 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from kiban.core.jobs.runner import Runner
+
         await _warm_registry(app)
+        # Background jobs (core/jobs): every serve process claims and runs its share.
+        app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers)
+        if settings.jobs_workers > 0:
+            app.state.job_runner.start()
         yield
+        await app.state.job_runner.stop()
+        await app.state.shared.close()
         if own_engine:
             await engine.dispose()
 
@@ -96,8 +105,11 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.rate_limiter = RateLimiter()
+    # Counters every worker process shares (sign-in throttle, API key rate limits): kit/shared.py.
+    app.state.shared = open_shared_state(settings)
+    app.state.rate_limiter = RateLimiter(app.state.shared)
     app.state.registry_cache = RegistryCache(app.state.sessionmaker, ttl=settings.registry_cache_seconds)
+    app.add_middleware(registry_api.RegistrySearchFastPath)  # innermost: kept search answers skip routing
     app.add_middleware(CsrfCookieMiddleware)
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware)

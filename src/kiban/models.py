@@ -13,6 +13,7 @@ from kiban.core.identity.models import (  # noqa: F401
     StaffCredential,
     WebSession,
 )
+from kiban.core.jobs.models import Job  # noqa: F401
 from kiban.core.registry.models import Organization, RegistryRevision  # noqa: F401
 from kiban.core.tenancy.grants_models import AccessGrant  # noqa: F401
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange  # noqa: F401
@@ -36,5 +37,6 @@ from kiban.modules.disaster.models import (  # noqa: F401
     VictimRecord,
 )
 from kiban.kit.db import Base
+from kiban.kit.shared import SharedCounter, SharedGeneration  # noqa: F401
 
 metadata = Base.metadata

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,19 @@ class Settings(BaseSettings):
     allowed_hosts: str = "localhost,127.0.0.1"
     sql_echo: bool = False
     registry_cache_seconds: float = 1.0
+    # Background jobs (core/jobs: roster imports, ...) each server process runs at once; 0 = this
+    # process runs none (then run `kiban jobs run` somewhere, or imports wait in the queue).
+    jobs_workers: int = 1
+    # State every server process must share (sign-in throttle, API key rate limits; see
+    # kit/shared.py): "auto" = Redis when redis_url is set, else the database; "memory" is for
+    # one process only. The prefix namespaces Redis keys (several deployments on one Redis).
+    redis_url: str | None = None
+    shared_state: str = "auto"
+    shared_state_prefix: str = "kiban:"
+    # Addresses of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto kiban serve
+    # believes (comma-separated IPs or networks, "*" for any): the client's address counts for
+    # the sign-in throttle only when it came through one of them.
+    forwarded_allow_ips: str = "127.0.0.1"
     secret_key: str | None = None
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
@@ -51,6 +65,11 @@ class Settings(BaseSettings):
     gbizid_client_secret: str | None = None
     gbizid_scope: str = "openid profile email"
     gbizid_corporate_number_claim: str = "corporate_number"
+    # Batch 名寄せ: Splink on "duckdb" (inside this process) or "spark"; the Spark master URL
+    # ("local[2]": Spark inside this machine; "spark://host:7077", "yarn", "k8s://..." for a cluster,
+    # see docs/linkage.md).
+    linkage_engine: Literal["duckdb", "spark"] = "duckdb"
+    linkage_spark_master: str = "local[2]"
 
     @property
     def effective_migration_url(self) -> str:

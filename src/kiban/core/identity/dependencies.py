@@ -177,7 +177,7 @@ async def api_key_context(request: Request, session: AsyncSession) -> StaffConte
     key = await apikeys.authenticate(session, token, tenant.lg_code)
     if key is None:
         raise ApiKeyRejected("API キーが正しくないか、失効しています。")
-    request.app.state.rate_limiter.check(key.id, key.rate_limit_per_minute)
+    await request.app.state.rate_limiter.hit(key.id, key.rate_limit_per_minute, session=session)
     principal = Principal(id=f"apikey:{key.id}", kind="api_client", display_name=f"API キー「{key.name}」",
                           created_at=key.created_at)
     granted = frozenset(Permission(p) for p in key.permissions) if key.kind == "live" else frozenset()
