@@ -300,6 +300,15 @@ async def test_a_large_roster_is_registered_in_the_background_chunk_by_chunk_wit
     (entry,) = await _import_audit(session, url.rsplit("/", 1)[1])  # one entry for the whole import
     assert (entry.outcome, entry.details["added"], entry.details["rows"]) == ("success", 5, 5)
 
+    # A long roster's report lists the lines that need a look and the first 200 others, and counts the rest.
+    rows = [{"氏名": f"珠洲 太{chr(0x4e00 + i)}", "生年月日": f"{1940 + i % 60}-0{1 + i % 9}-1{i % 10}",
+             "住所地の団体コード": WAJIMA, "現在の居場所": "在宅"} for i in range(203)]
+    rows.append({"氏名": "珠洲 花子", "生年月日": "1990-13-01", "住所地の団体コード": WAJIMA, "現在の居場所": "在宅"})
+    long = await wajima.client.get(await _upload(wajima, disaster, _csv(PEOPLE, rows)))
+    assert "正しい行 203・誤りのある行 1" in long.text
+    assert 'id="line-201"' in long.text and 'id="line-202"' not in long.text and 'id="line-205"' in long.text
+    assert "ほかに問題のない 3 行は、表に載せていません（取り込みの対象です）。" in long.text
+
 
 async def test_an_import_resumes_after_a_crash_and_a_failed_chunk_and_stops_with_its_reason_when_it_cannot_go_on(
         staff, session, connection, monkeypatch) -> None:
