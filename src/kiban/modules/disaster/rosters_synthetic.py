@@ -487,9 +487,9 @@ class _Generator:
 
     def _person(self, hh: _Household, sex: str, birth: date, surname: tuple[str, str]) -> _Person:
         self.n_people += 1
-        taken = {m.given_kana for m in hh.members}
+        taken = {m.given_kana for m in hh.members} | {self._plain(m.given) for m in hh.members}
         given, kana = self._given(sex, birth)
-        while kana in taken:  # a family does not give two members one name
+        while kana in taken or self._plain(given) in taken:  # a family does not give two members one name
             given, kana = self._given(sex, birth)
         age = (DISASTER_DATE - birth).days // 365
         owns = 0.05 if age < 15 else 0.9 if age < 20 else 0.97 if age < 65 else 0.85 if age < 75 else 0.55
@@ -584,10 +584,17 @@ class _Generator:
             return
         pool = [r for r in data.readings_by_prefix.get((twin.sex, first.given_kana[:2]), []) if r != first.given_kana]
         if pool:
-            twin.given_kana = rng.choice(pool)
-            twin.given = data.spellings[(twin.sex, twin.given_kana)].draw(rng)
+            reading = rng.choice(pool)
+            spellings = data.spellings[(twin.sex, reading)]
+            if all(self._plain(s) == self._plain(first.given) for s in spellings.items):
+                return  # 恵 (めぐみ) and 恵 (めぐむ): not a pair of names parents give
+            twin.given_kana = reading
+            twin.given = spellings.draw(rng)
+            while self._plain(twin.given) == self._plain(first.given):
+                twin.given = spellings.draw(rng)
             if first.given[:1] and rng.random() < 0.6:
-                same_start = [s for s in data.spellings[(twin.sex, twin.given_kana)].items if s[:1] == first.given[:1]]
+                same_start = [s for s in data.spellings[(twin.sex, twin.given_kana)].items
+                              if s[:1] == first.given[:1] and s != first.given]
                 if same_start:
                     twin.given = rng.choice(same_start)
 
@@ -602,9 +609,10 @@ class _Generator:
         for member in hh.members:
             member.family, member.family_kana = earlier.members[0].family, earlier.members[0].family_kana
         model = rng.choice(earlier.members)
-        taken = {m.given_kana for m in hh.members}
+        taken = {m.given_kana for m in hh.members} | {self._plain(m.given) for m in hh.members}
         for member in hh.members:
-            if member.sex == model.sex and member.twin_of is None and model.given_kana not in taken:
+            if member.sex == model.sex and member.twin_of is None and model.given_kana not in taken \
+                    and self._plain(model.given) not in taken:
                 member.given, member.given_kana = model.given, model.given_kana
                 year = model.birth.year
                 day = model.birth

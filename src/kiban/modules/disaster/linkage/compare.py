@@ -2,17 +2,21 @@
 
 Each level is written twice, as Splink SQL (``Level.sql``, columns suffixed ``_l``/``_r``) and as
 its Python twin (``Level.test``); a pair takes the first level that holds, as in Splink's
-CASE WHEN. The model has four comparisons: given name (kanji, reading, near reading, written in
-kana vs kanji, different), birth date (exact, day/month swapped, one typo), sex, and
+CASE WHEN. The model has four comparisons: given name (kanji, reading, near reading, reading
+guessed from the spelling, written in kana vs kanji, different), birth date (exact, day/month
+swapped, one typo, one day off, the year one off, an age written as 1 January), sex, and
 "household" — family name, address and phone *together*, because a household shares all three
 and scoring them independently would count one piece of evidence three times (every twin would
 be linked).
 
-Blocking rules (``BLOCKING_RULES``): full reading; full normalised name; birth date with family
-name, given name, given reading, phone or town; phone with family or given name.
+Blocking rules (``BLOCKING_RULES``): full reading (guessed from the spelling where none was
+written); full normalised name; birth date with family name, given name, given reading, phone or
+town; phone with family or given name; family name with the whole address.
 
 Changing a comparison level or blocking rule here requires retraining (loading refuses a model
-whose SQL differs from the code).
+whose SQL differs from the code). The SQL is plain (equality, ``left``/``right``/``substr``,
+``levenshtein``, ``starts_with`` and the three functions ``spark.py`` defines for Spark): what needs
+arithmetic or a dictionary is computed once per registration in ``normalise.py`` instead.
 """
 
 from __future__ import annotations
@@ -29,9 +33,13 @@ from kiban.modules.disaster.linkage.normalise import (
     ADDR_TOWN,
     COLUMNS,
     DOB,
+    DOB_ALT,
+    FAM_G,
     FAM_K,
     FAM_R,
     FAM_RL,
+    GIV_C,
+    GIV_G,
     GIV_K,
     GIV_R,
     GIV_RL,
@@ -195,6 +203,12 @@ _KANA_NAME = re.compile("[ぁ-ゖ]+")
 #: wrong in both kanji and reading (異体字, width, kana, voicing and long vowels are normalised
 #: before comparing); with it, twins score about 0.2–0.45 instead of 0.99.
 GIVEN_NAME_DIFFERS_M = 1e-5
+#: m of "the kanji differ and the written readings are close but not equal" (ゆうと/ゆうた is not
+#: close; しほ/しほな, えみ/えみえ are), set by hand for the same reason: twins are
+#: often given related names, and a pair of twins agrees on everything else. A registration with
+#: both its given name's kanji and its reading wrong is rarer than twins with such names, so this
+#: level counts as strongly against, like different names.
+GIVEN_NAME_CLOSE_M = 1e-8
 
 
 def _given_levels() -> tuple[Level, ...]:
@@ -205,10 +219,19 @@ def _given_levels() -> tuple[Level, ...]:
               lambda a, b: a[GIV_K] == b[GIV_K] and (a[GIV_R] is None or b[GIV_R] is None or a[GIV_R] == b[GIV_R])),
         Level("kanji", "漢字一致・読み違い", "giv_k_l = giv_k_r", lambda a, b: a[GIV_K] == b[GIV_K]),
         Level("reading", "読み一致", "giv_yomi_l = giv_yomi_r", lambda a, b: a[GIV_R] is not None and a[GIV_R] == b[GIV_R]),
-        Level("reading_close", "読みがほぼ一致",
-              "giv_yomi2_l = giv_yomi2_r OR jaro_winkler_similarity(giv_yomi_l, giv_yomi_r) >= " + JW_CLOSE_SQL,
-              lambda a, b: a[GIV_R] is not None and b[GIV_R] is not None
-              and (a[GIV_RL] == b[GIV_RL] or jaro_winkler(a[GIV_R], b[GIV_R]) >= JW_CLOSE)),
+        # the readings equal but for long vowels and voicing marks (りょうや/リョーヤ, ともこ/ドモコ)
+        Level("reading_loose", "読みが長音・濁点の違いを除いて一致", "giv_yomi2_l = giv_yomi2_r",
+              lambda a, b: a[GIV_RL] is not None and a[GIV_RL] == b[GIV_RL]),
+        Level("reading_close", "読みがほぼ一致", "jaro_winkler_similarity(giv_yomi_l, giv_yomi_r) >= " + JW_CLOSE_SQL,
+              lambda a, b: a[GIV_R] is not None and b[GIV_R] is not None and jaro_winkler(a[GIV_R], b[GIV_R]) >= JW_CLOSE,
+              fixed_m=GIVEN_NAME_CLOSE_M),
+        # kanji differ and a reading is missing, but one side's reading is a reading of the other's
+        # spelling (裕子 without kana / 祐子 ゆうこ): the readings guessed from the name lists
+        # (normalise.py: giv_yomi_g the reading or the likeliest guess, giv_yomi_c all of them)
+        Level("reading_guess", "読みの記載がなく、漢字から推定した読みが一致",
+              "contains(giv_yomi_c_l, '|' || giv_yomi_g_r || '|') OR contains(giv_yomi_c_r, '|' || giv_yomi_g_l || '|')",
+              lambda a, b: (a[GIV_C] is not None and b[GIV_G] is not None and f"|{b[GIV_G]}|" in a[GIV_C])
+              or (b[GIV_C] is not None and a[GIV_G] is not None and f"|{a[GIV_G]}|" in b[GIV_C])),
         # one written in kana, the other in kanji without a reading: nothing to compare
         Level("incomparable", "かなと漢字（読みなし）",
               "(regexp_full_match(giv_k_l, '[ぁ-ゖ]+') OR regexp_full_match(giv_k_r, '[ぁ-ゖ]+')) "
@@ -231,10 +254,11 @@ def _starts(a: str, b: str) -> bool:
 # part is first put in a category, and the levels are combinations of categories.
 
 def surname_agreement(a: tuple, b: tuple) -> str:
-    """null; same (normalised kanji or reading); close (reading nearly, or one kanji of two+); diff."""
+    """null; same (normalised kanji or reading, the reading guessed from the spelling where none
+    was written); close (reading nearly, or one kanji of two+); diff."""
     if a[FAM_K] is None or b[FAM_K] is None:
         return "null"
-    if a[FAM_K] == b[FAM_K] or (a[FAM_R] is not None and a[FAM_R] == b[FAM_R]):
+    if a[FAM_K] == b[FAM_K] or (a[FAM_G] is not None and a[FAM_G] == b[FAM_G]):
         return "same"
     if a[FAM_R] is not None and b[FAM_R] is not None and (
             a[FAM_RL] == b[FAM_RL] or jaro_winkler(a[FAM_R], b[FAM_R]) >= JW_CLOSE):
@@ -281,7 +305,7 @@ def _household_agreement(a: tuple, b: tuple) -> tuple[str, str, str]:
 # The levels' SQL uses these plain conditions and relies on the order of the levels (CASE WHEN
 # takes the first that holds); the Python tests use the categories above. For every pair that
 # reaches a level, the two agree (tests/modules/test_disaster_linkage.py checks it on pairs).
-_S_SAME = "(fam_k_l = fam_k_r OR fam_yomi_l = fam_yomi_r)"
+_S_SAME = "(fam_k_l = fam_k_r OR fam_yomi_g_l = fam_yomi_g_r)"
 _S_CLOSE = (f"(fam_yomi2_l = fam_yomi2_r OR jaro_winkler_similarity(fam_yomi_l, fam_yomi_r) >= {JW_CLOSE_SQL} "
             "OR (length(fam_k_l) = length(fam_k_r) AND length(fam_k_l) >= 2 "
             "AND (left(fam_k_l, 1) = left(fam_k_r, 1) OR right(fam_k_l, 1) = right(fam_k_r, 1))))")
@@ -314,8 +338,10 @@ HOUSEHOLD_LEVELS = (
           lambda s, a, p: s == "same" and _agrees(a, p)),
     Level("same_no_contact", "姓一致・住所電話とも記載なし", f"{_S_SAME} AND {_A_NULL} AND {_P_NULL}",
           lambda s, a, p: s == "same" and a == "null" and p == "null"),
-    Level("same_town", "姓一致・住所は町名か市区町村まで", f"{_S_SAME} AND addr_lg_l = addr_lg_r",
-          lambda s, a, p: s == "same" and a in ("town", "lg")),
+    Level("same_town", "姓一致・住所は町名まで一致", f"{_S_SAME} AND addr_town_l = addr_town_r",
+          lambda s, a, p: s == "same" and a == "town"),
+    Level("same_lg", "姓一致・住所は市区町村のみ一致", f"{_S_SAME} AND addr_lg_l = addr_lg_r",
+          lambda s, a, p: s == "same" and a == "lg"),
     Level("same_other", "姓一致・住所電話とも不一致", _S_SAME, lambda s, a, p: s == "same"),
     Level("close_contact", "姓がほぼ一致・住所か電話が一致", f"{_S_CLOSE} AND {_CONTACT_AGREES}",
           lambda s, a, p: s == "close" and _agrees(a, p)),
@@ -336,6 +362,20 @@ COMPARISONS: tuple[Comparison, ...] = (
               lambda a, b: a[DOB][:4] == b[DOB][:4] and a[DOB][4:6] == b[DOB][6:8] and a[DOB][6:8] == b[DOB][4:6]),
         Level("typo", "1文字違い", "damerau_levenshtein(dob_l, dob_r) <= 1",
               lambda a, b: within_one_edit_or_swap(a[DOB], b[DOB])),
+        # a day off across digits (1970-01-10 / 1970-01-09): dob_alt starts with the next day
+        Level("one_day", "1日違い", "dob_l = left(dob_alt_r, 8) OR left(dob_alt_l, 8) = dob_r",
+              lambda a, b: a[DOB] == b[DOB_ALT][:8] or a[DOB_ALT][:8] == b[DOB]),
+        # the same day of a year one off (a 和暦 year converted wrongly): dob_alt ends with the year before
+        Level("year", "年が1年違い（月日は一致）",
+              "substr(dob_l, 5, 4) = substr(dob_r, 5, 4) "
+              "AND (left(dob_l, 4) = right(dob_alt_r, 4) OR right(dob_alt_l, 4) = left(dob_r, 4))",
+              lambda a, b: a[DOB][4:] == b[DOB][4:] and (a[DOB][:4] == b[DOB_ALT][8:] or a[DOB_ALT][8:] == b[DOB][:4])),
+        # only an age was given: written as 1 January of the year it implies, the birth year or the next
+        Level("age_only", "一方が1月1日（年齢からの推定）で年がほぼ一致",
+              "(substr(dob_l, 5, 4) = '0101' AND (left(dob_r, 4) = left(dob_l, 4) OR left(dob_r, 4) = right(dob_alt_l, 4))) "
+              "OR (substr(dob_r, 5, 4) = '0101' AND (left(dob_l, 4) = left(dob_r, 4) OR left(dob_l, 4) = right(dob_alt_r, 4)))",
+              lambda a, b: (a[DOB][4:] == "0101" and b[DOB][:4] in (a[DOB][:4], a[DOB_ALT][8:]))
+              or (b[DOB][4:] == "0101" and a[DOB][:4] in (b[DOB][:4], b[DOB_ALT][8:]))),
         _ELSE,
     )),
     Comparison("sex", (
@@ -350,8 +390,8 @@ COMPARISON_NAMES = tuple(c.name for c in COMPARISONS)
 
 #: Splink blocking rules: pairs that agree on all the columns of at least one rule are scored.
 BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
-    ("name_yomi",), ("name_k",), ("dob", "fam_k"), ("dob", "giv_k"), ("dob", "giv_yomi"), ("dob", "phone"),
-    ("giv_k", "phone"), ("fam_k", "phone"), ("dob", "addr_town"),
+    ("fam_yomi_g", "giv_yomi_g"), ("name_k",), ("dob", "fam_k"), ("dob", "giv_k"), ("dob", "giv_yomi"),
+    ("dob", "phone"), ("giv_k", "phone"), ("fam_k", "phone"), ("dob", "addr_town"), ("fam_k", "addr"),
 )
 
 

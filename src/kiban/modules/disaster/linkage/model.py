@@ -25,6 +25,7 @@ from kiban.modules.disaster.linkage.compare import (
     surname_agreement,
 )
 from kiban.modules.disaster.linkage.normalise import (
+    FAM_G,
     FAM_K,
     FAM_R,
     FAM_RL,
@@ -133,13 +134,17 @@ def _surname_phrase(a: tuple, b: tuple) -> str:
         return "姓（漢字）が一致"
     if a[FAM_R] is not None and a[FAM_R] == b[FAM_R]:
         return "姓の漢字が異なり読みが一致"
+    if a[FAM_G] is not None and a[FAM_G] == b[FAM_G]:
+        return "姓の漢字が異なり、読みの記載がないが漢字から推定した読みが一致"
     if surname_agreement(a, b) == "close":
         return "姓がほぼ一致（読みか漢字1字の違い）"
     return "姓が異なる"
 
 
 _GIVEN_PHRASE = {
-    "null": "名の記載なし", "reading": "名の漢字が異なり読みが一致", "reading_close": "名の漢字が異なり読みがほぼ一致",
+    "null": "名の記載なし", "reading": "名の漢字が異なり読みが一致",
+    "reading_loose": "名の漢字が異なり読みが長音・濁点の違いを除いて一致", "reading_close": "名の漢字が異なり読みがほぼ一致",
+    "reading_guess": "名の漢字が異なり、読みの記載がないが漢字から推定した読みが一致",
     "incomparable": "名の一方がかな書きで、もう一方に読みがなく比較できない",
     "kanji_differ": "名（漢字）が異なる（読みの記載なし）", "else": "名が異なる",
 }
@@ -166,7 +171,9 @@ def _reasons(a: tuple, b: tuple, levels: Sequence[int]) -> list[str]:
         out.append("フリガナが異なる")
     out.append({
         "null": "生年月日の記載なし", "exact": "生年月日が一致", "swap": "生年月日の月日が入れ替わり",
-        "typo": "生年月日が1文字違い", "else": "生年月日が異なる",
+        "typo": "生年月日が1文字違い", "one_day": "生年月日が1日違い",
+        "year": "生年月日の年が1年違い（月日は一致。和暦の換算違いなど）",
+        "age_only": "一方の生年月日が1月1日（年齢からの推定）で、年がほぼ一致", "else": "生年月日が異なる",
     }[lv["birth_date"]])
     out.append({
         "null": "住所の記載なし", "exact": "住所が一致", "partial": "住所が一致（一方は番地の記載なし）",

@@ -5,9 +5,11 @@ name written in kana) folded with ``names.normalize_kana`` (width, script, small
 marks), plus a looser reading key without long vowels or voicing marks (さとう/さと, ゆうこ/ゆこ,
 づ/ず, ｼﾞ/ｼ); dates as ``YYYYMMDD`` whatever the input; addresses folded (width, spaces, dashes,
 kanji numerals before 丁目/番/号, ``1丁目2番3号`` → ``1-2-3``, prefecture/郡/municipality prefix
-dropped because the home code says it) and split into town and block numbers; phone numbers as
-digits. Readings are stored one ASCII byte per kana, so that string distances mean the same on
-any engine (bytes = characters; see ``compare.py``).
+dropped because the home code says it, a ward's code read as its 政令市's) and split into town and
+block numbers; phone numbers as digits. Readings are stored one ASCII byte per kana, so that
+string distances mean the same on any engine (bytes = characters; see ``compare.py``). Where no
+kana was written, ``fam_yomi_g``/``giv_yomi_g`` guess the reading from the spelling (the name
+lists); ``dob_alt`` carries the next day and the year before, for the date levels.
 
 A batch is normalised column by column, each distinct value once (``_normalise_columns``); one
 registration row by row (``_normalise``); both give the same values.
@@ -30,9 +32,10 @@ JW_MAX_LEN = 64
 
 #: The columns the model compares, in the order of a normalised row.
 COLUMNS = ("record_id", "fam_k", "giv_k", "fam_yomi", "giv_yomi", "fam_yomi2", "giv_yomi2", "dob", "sex",
-           "addr", "addr_town", "addr_num", "addr_lg", "phone", "name_k", "name_yomi", "name_raw")
+           "addr", "addr_town", "addr_num", "addr_lg", "phone", "fam_yomi_g", "giv_yomi_g", "giv_yomi_c",
+           "dob_alt", "name_k", "name_yomi", "name_raw")
 (RID, FAM_K, GIV_K, FAM_R, GIV_R, FAM_RL, GIV_RL, DOB, SEX, ADDR, ADDR_TOWN, ADDR_NUM, ADDR_LG,
- PHONE, NAME_K, NAME_R, NAME_RAW) = range(len(COLUMNS))
+ PHONE, FAM_G, GIV_G, GIV_C, DOB_ALT, NAME_K, NAME_R, NAME_RAW) = range(len(COLUMNS))
 #: Columns given to Splink (``name_raw`` only serves the reasons).
 SPLINK_COLUMNS = COLUMNS[:NAME_RAW]
 
@@ -102,6 +105,124 @@ def _reading(kana: str, written: str) -> tuple[str | None, str | None]:
     return (coded, _ascii(_loose_reading(reading))) if coded else (None, None)
 
 
+# --- readings guessed from how a name is written (when the kana is missing) ---------------------
+# A clerk who hears 「ゆうこ」 writes 裕子 where the register says 祐子, and leaves the furigana
+# blank: the kanji differ and there is no reading to compare. The name lists the project ships
+# give each spelling its readings: surnames with their bearers (names_surnames_estimated_population,
+# gimei), given names with their spellings (names_given_readings_kanji, gimei). ``fam_yomi_g`` and
+# ``giv_yomi_g`` are the reading when it was written, else the most likely reading of the
+# spelling: for a surname the one with most bearers; for a given name the one gimei's everyday
+# list pairs it with, then a reading of the curated popular subset, then the reading with most
+# spellings. ``giv_yomi_c`` is the set of readings the given name may have, as ``|a|b|c|``: the
+# written one, else the spelling's readings in the lists (most likely first, at most
+# ``MAX_READINGS``); a level asks whether one side's reading is in the other's set (``contains``).
+# All are ASCII-coded like the readings. A spelling with a 異体字 that the strict folding leaves
+# alone (one variant, several standard forms in the tables) is looked up with each form.
+
+#: Readings of one given-name spelling kept in ``giv_yomi_c`` (the lists give up to dozens for 光).
+MAX_READINGS = 8
+
+
+def _data_path(name: str):
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "data" / name
+
+
+def _csv_rows(name: str) -> list[dict[str, str]]:
+    import csv
+
+    with _data_path(name).open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@lru_cache(maxsize=1)
+def _reading_lists() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """(surname spelling → readings, given-name spelling → readings), most likely first; spellings
+    as ``_name_key``s, readings ASCII-coded."""
+    family_scores: dict[str, dict[str, float]] = {}
+    for row in _csv_rows("names_surnames_estimated_population.csv"):
+        key = _name_key(row["kanji"])
+        if key:
+            scores = family_scores.setdefault(key, {})
+            scores[row["hiragana"]] = scores.get(row["hiragana"], 0.0) + float(row["estimated_population"] or 0)
+    given_scores: dict[str, dict[str, tuple]] = {}
+    spellings_of: dict[str, int] = {}
+    popular: set[str] = set()
+    rows = _csv_rows("names_given_readings_kanji.csv")
+    for row in rows:
+        spellings_of[row["hiragana"]] = spellings_of.get(row["hiragana"], 0) + 1
+        if row["in_popular_subset"] == "1":
+            popular.add(row["hiragana"])
+    everyday: set[tuple[str, str]] = set()
+    for row in _csv_rows("names_gimei.csv"):
+        key = _name_key(row["kanji"])
+        if not key:
+            continue
+        if row["name_type"] == "last_name":
+            family_scores.setdefault(key, {}).setdefault(row["hiragana"], 0.0)
+        else:
+            everyday.add((key, row["hiragana"]))
+            given_scores.setdefault(key, {})[row["hiragana"]] = ()
+    for row in rows:
+        key = _name_key(row["kanji"])
+        if key:
+            given_scores.setdefault(key, {})[row["hiragana"]] = ()
+    def coded(readings: list[str]) -> tuple[str, ...]:
+        out: list[str] = []
+        for reading in readings:
+            code = _ascii(normalize_kana(reading))
+            if code and code not in out:
+                out.append(code)
+        return tuple(out)
+
+    family = {key: coded(sorted(scores, key=lambda r: (-scores[r], r))) for key, scores in family_scores.items()}
+    given = {key: coded(sorted(readings, key=lambda r: ((key, r) not in everyday, r not in popular,
+                                                        -spellings_of.get(r, 0), r)))[:MAX_READINGS]
+             for key, readings in given_scores.items()}
+    return family, given
+
+
+@lru_cache(maxsize=1)
+def _other_forms() -> dict[str, tuple[str, ...]]:
+    """variant character → every standard form the 異体字 table gives it (any basis)."""
+    forms: dict[str, set[str]] = {}
+    for row in _csv_rows("kanji_variant_pairs.csv"):
+        variant = unicodedata.normalize("NFKC", row["variant"])
+        forms.setdefault(variant, set()).add(normalize_kanji(row["target"]))
+    return {k: tuple(sorted(v - {k})) for k, v in forms.items() if v - {k}}
+
+
+@lru_cache(maxsize=1 << 17)
+def _guessed_readings(key: str | None, given: bool) -> tuple[str, ...]:
+    """The readings a spelling (a ``_name_key``) may have, most likely first, ASCII-coded."""
+    if not key:
+        return ()
+    table = _reading_lists()[1 if given else 0]
+    readings = table.get(key)
+    if readings is None:
+        forms = _other_forms()
+        candidates = [key]
+        for i, ch in enumerate(key):
+            if ch in forms:
+                candidates = [c[:i] + f + c[i + 1:] for c in candidates for f in (ch, *forms[ch])][:16]
+        readings = next((table[c] for c in candidates if c in table), ())
+    return readings
+
+
+def _reading_or_guess(reading: str | None, key: str | None, given: bool) -> str | None:
+    if reading is not None:
+        return reading
+    guesses = _guessed_readings(key, given)
+    return guesses[0] if guesses else None
+
+
+def _reading_set(reading: str | None, key: str | None) -> str | None:
+    """``|reading|``, or ``|a|b|…|`` for the readings the given-name spelling may have."""
+    readings = (reading,) if reading is not None else _guessed_readings(key, True)
+    return "|" + "|".join(readings) + "|" if readings else None
+
+
 @lru_cache(maxsize=1 << 16)
 def _birth(value: Any) -> str | None:
     if value is None:
@@ -120,6 +241,22 @@ def _birth(value: Any) -> str | None:
     except ValueError:
         return None
     return f"{y:04d}{m:02d}{d:02d}"
+
+
+@lru_cache(maxsize=1 << 16)
+def _birth_alt(dob: str | None) -> str | None:
+    """``YYYYMMDD`` of the next day, then ``YYYY`` of the year before (12 ASCII digits): what the
+    levels for a date one day off and a year one off compare with ``left``/``right`` and equality
+    (plain SQL on any engine, no date arithmetic)."""
+    if dob is None:
+        return None
+    from datetime import timedelta
+
+    try:
+        day = date(int(dob[:4]), int(dob[4:6]), int(dob[6:])) + timedelta(days=1)
+    except OverflowError:  # 9999-12-31
+        day = date.max
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}{int(dob[:4]) - 1:04d}"
 
 
 _SEX = {"male": "m", "female": "f", "m": "m", "f": "f", "男": "m", "女": "f", "男性": "m", "女性": "f",
@@ -143,6 +280,22 @@ def _place_names() -> dict[str, tuple[str, str]]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _designated_cities() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """(ward code → its 政令市's code, 政令市 code → its wards' names, longest first)."""
+    import csv
+    from importlib import resources
+
+    parent: dict[str, str] = {}
+    wards: dict[str, list[str]] = {}
+    path = resources.files("kiban.core.registry") / "data" / "designated_city_wards_population.csv"
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            parent[row["code"]] = row["parent_code"]
+            wards.setdefault(row["parent_code"], []).append(row["ward"])
+    return parent, {k: tuple(sorted(v, key=len, reverse=True)) for k, v in wards.items()}
+
+
 _KANJI_NUMERAL = re.compile(r"([〇一二三四五六七八九十百]+)(?=丁目|番地|番|号|の\d)")
 _DIGIT_DASH = re.compile(r"(?<=\d)[ー‐‑‒–—―−ｰ~〜の](?=\d)")
 # ASCII digits only (NFKC has already folded full-width ones): compared values stay ASCII
@@ -150,6 +303,8 @@ _DIGITS = re.compile(r"[0-9]+")
 _FIRST_DIGIT = re.compile(r"[0-9]")
 _NON_DIGITS = re.compile(r"[^0-9]+")
 _TOWN_SUFFIXES = ("番地", "丁目", "番", "号", "の")
+# ケ in a place name is read が and written ケ, ヶ or が (桜ケ丘・桜ヶ丘・桜が丘): one form in the key
+_KE = str.maketrans({"ヶ": "ケ", "が": "ケ", "ガ": "ケ"})
 
 
 def _kanji_to_int(text: str) -> str:
@@ -177,6 +332,12 @@ def normalise_address(text: str | None, lg_code: str | None) -> tuple[str, str, 
     ``('172049|河井町|1-2-3', '172049|河井町', '1-2-3', '172049')``: width and spaces folded,
     kanji numerals before 丁目/番/号 as digits, the prefecture, 郡 and municipality (known from the
     home code) dropped, and 丁目/番地/番/号/の and dashes all one separator.
+
+    ケ, ヶ and が in the town's name are one (桜ケ丘, 桜ヶ丘, 桜が丘). In a 政令市 the key holds the
+    city, not the ward: a home in 札幌市中央区 is written with the
+    ward's code by one clerk and the city's by another, and 「札幌市中央区元町」 and 「元町」 (ward
+    code) and 「札幌市中央区元町」 (city code) are one address. The ward's name is dropped with the
+    city's.
     """
     if not text:
         return None
@@ -191,18 +352,28 @@ def normalise_address(text: str | None, lg_code: str | None) -> tuple[str, str, 
     folded = _KANJI_NUMERAL.sub(_kanji_numeral, folded)
     folded = _DIGIT_DASH.sub("-", folded)
     prefecture, city = _place_names().get(lg, ("", ""))
+    parents, ward_names = _designated_cities()
+    lg = parents.get(lg, lg)
     if city:
         at = folded.find(city, 0, len(city) + 10)
+        if at < 0 and lg != (lg_code or "").strip():  # a ward's code, the address without the ward
+            city = _place_names().get(lg, ("", ""))[1]
+            at = folded.find(city, 0, len(city) + 10) if city else -1
         if at >= 0:  # drop 石川県, 鳳珠郡 … up to the municipality's own name
             folded = folded[at + len(city):]
     elif prefecture and folded.startswith(prefecture):
         folded = folded[len(prefecture):]
+    for ward in ward_names.get(lg, ()):
+        if folded.startswith(ward):
+            folded = folded[len(ward):]
+            break
     first = _FIRST_DIGIT.search(folded)
     if first:
         town = folded[:first.start()]
         numbers = "-".join(_DIGITS.findall(folded, first.start()))
     else:
         town, numbers = folded, ""
+    town = town.translate(_KE)
     while town.endswith(_TOWN_SUFFIXES):
         for suffix in _TOWN_SUFFIXES:
             if town.endswith(suffix):
@@ -250,10 +421,13 @@ def _normalise(record: Mapping[str, Any]) -> tuple:
     addr, addr_town, addr_num, addr_lg = _address_or_none(record.get("home_address"), record.get("home_lg_code"))
     name_k = _pair_key(fam_k, giv_k)
     name_raw = _pair_key(_raw_name(family), _raw_name(given))
+    dob = _birth(record.get("birth_date"))
     return (
         str(record["record_id"]), fam_k, giv_k, fam_r, giv_r, fam_rl, giv_rl,
-        _birth(record.get("birth_date")), _sex_code(record.get("sex")),
+        dob, _sex_code(record.get("sex")),
         addr, addr_town, addr_num, addr_lg, normalise_phone(record.get("phone")),
+        _reading_or_guess(fam_r, fam_k, False), _reading_or_guess(giv_r, giv_k, True), _reading_set(giv_r, giv_k),
+        _birth_alt(dob),
         name_k, _pair_key(fam_r, giv_r), name_k if name_raw == name_k else name_raw,
     )
 
@@ -314,10 +488,15 @@ def _normalise_columns(cols: Mapping[str, Any], *, with_raw: bool = False) -> li
     giv_r, giv_rl = _per_distinct(_reading, cols["given_kana"], given, width=2)
     address = _per_distinct(_address_or_none, cols["home_address"], cols["home_lg_code"], width=4)
     name_k = pc.binary_join_element_wise(fam_k, giv_k, "|")
+    (dob,) = _per_distinct(_birth, cols["birth_date"])
     out = [
         pc.cast(cols["record_id"], pa.string()), fam_k, giv_k, fam_r, giv_r, fam_rl, giv_rl,
-        *_per_distinct(_birth, cols["birth_date"]), *_per_distinct(_sex_code, cols["sex"]),
+        dob, *_per_distinct(_sex_code, cols["sex"]),
         *address, *_per_distinct(normalise_phone, cols["phone"]),
+        *_per_distinct(lambda r, k: _reading_or_guess(r or None, k or None, False), fam_r, fam_k),
+        *_per_distinct(lambda r, k: _reading_or_guess(r or None, k or None, True), giv_r, giv_k),
+        *_per_distinct(lambda r, k: _reading_set(r or None, k or None), giv_r, giv_k),
+        *_per_distinct(lambda d: _birth_alt(d or None), dob),
         name_k, pc.binary_join_element_wise(fam_r, giv_r, "|"),
     ]
     if with_raw:
