@@ -78,8 +78,12 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
         await reader.readexactly(size + 2)
 
 
+TIMEOUT = -1  # the status recorded for a request that got no answer within ``timeout_s``
+BROKEN = 0  # ... and for one whose connection broke
+
+
 async def _client(host: str, port: int, plan: ClientPlan, cls_index: int, offset: int, stop_at: float,
-                  record_from: float, result: MixResult) -> None:
+                  record_from: float, result: MixResult, timeout_s: float) -> None:
     requests = plan.requests
     i = offset
     reader = writer = None
@@ -92,13 +96,14 @@ async def _client(host: str, port: int, plan: ClientPlan, cls_index: int, offset
             started = time.perf_counter()
             try:
                 writer.write(raw)
-                status, close = await _read_response(reader)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
+                status, close = await asyncio.wait_for(_read_response(reader), timeout_s)
+            except (OSError, asyncio.IncompleteReadError, ValueError, asyncio.TimeoutError) as exc:
                 writer.close()
                 reader = writer = None
                 if started >= record_from:
                     result.broken[plan.cls] = result.broken.get(plan.cls, 0) + 1
-                    result.samples.append((cls_index, started, (time.perf_counter() - started) * 1000, 0))
+                    status = TIMEOUT if isinstance(exc, asyncio.TimeoutError) else BROKEN
+                    result.samples.append((cls_index, started, (time.perf_counter() - started) * 1000, status))
                 await asyncio.sleep(0.05)
                 continue
             done = time.perf_counter()
@@ -114,7 +119,8 @@ async def _client(host: str, port: int, plan: ClientPlan, cls_index: int, offset
             writer.close()
 
 
-async def run_mix(base_url: str, plans: list[ClientPlan], warmup_s: float, duration_s: float) -> MixResult:
+async def run_mix(base_url: str, plans: list[ClientPlan], warmup_s: float, duration_s: float,
+                  timeout_s: float = 60.0) -> MixResult:
     parts = urlsplit(base_url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("load tests only target loopback addresses")
@@ -126,14 +132,15 @@ async def run_mix(base_url: str, plans: list[ClientPlan], warmup_s: float, durat
     stop_at = record_from + duration_s
     epoch_offset = time.time() - time.perf_counter()  # perf_counter -> epoch
     result.started_at = record_from + epoch_offset
-    await asyncio.gather(*(_client(parts.hostname, parts.port, plan, index[plan.cls], n, stop_at, record_from, result)
-                           for n, plan in enumerate(plans)))
+    await asyncio.gather(*(_client(parts.hostname, parts.port, plan, index[plan.cls], n, stop_at, record_from, result,
+                                   timeout_s) for n, plan in enumerate(plans)))
     result.elapsed_s = time.perf_counter() - record_from
     result.samples = [(c, s + epoch_offset, ms, st) for c, s, ms, st in result.samples]
     return result
 
 
-def run_mix_sync(base_url: str, plans: list[ClientPlan], warmup_s: float, duration_s: float) -> dict:
+def run_mix_sync(base_url: str, plans: list[ClientPlan], warmup_s: float, duration_s: float,
+                 timeout_s: float = 60.0) -> dict:
     """Entry point for a separate process: returns plain data."""
     try:
         import uvloop
@@ -141,7 +148,7 @@ def run_mix_sync(base_url: str, plans: list[ClientPlan], warmup_s: float, durati
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run(run_mix(base_url, plans, warmup_s, duration_s))
+    result = asyncio.run(run_mix(base_url, plans, warmup_s, duration_s, timeout_s))
     return {"classes": result.classes, "samples": result.samples, "broken": result.broken,
             "started_at": result.started_at, "elapsed_s": result.elapsed_s,
             "expect": {p.cls: p.expect for p in plans}}

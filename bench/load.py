@@ -25,8 +25,8 @@ Scenarios, each at every ``--clients`` count:
          import page; only requests started during the import count; the tenants' p99
          (every class but the public registry search) against (e)
 
-Prints requests, req/s, p50/p99, errors and the machine's 1-minute load average per scenario
-and class, then the issue's targets with pass/fail, then the command to rerun. The floor and (d)
+Prints requests, req/s, p50/p99, errors (by status; 0 = connection broken, -1 = no answer within
+60 s) and the machine's 1-minute load average per scenario and class, then the issue's targets with pass/fail, then the command to rerun. The floor and (d)
 run in alternating rounds and their ratio is the median of the rounds; the servers' CPU time per
 request is printed beside it, a figure the rest of a shared machine's load barely moves.
 
@@ -535,7 +535,8 @@ def percentile(ordered: list[float], p: float) -> float:
 
 def summarise(raw: dict, *, window: tuple[float, float] | None = None) -> dict[str, Stats]:
     """Per class (and ``all``), over every recorded request, or only those started in ``window``.
-    An error is any status other than the class's expected one (0: the connection broke)."""
+    An error is any status other than the class's expected one (0: the connection broke; -1: no
+    answer within ``REQUEST_TIMEOUT``)."""
     classes, expect = raw["classes"], raw["expect"]
     if window:
         start, end = window
@@ -568,9 +569,12 @@ def tenants_p99(raw: dict, window: tuple[float, float] | None = None) -> float:
     return percentile(latencies, 99)
 
 
+REQUEST_TIMEOUT = 60.0  # s; a request unanswered by then counts as an error (status -1) and is abandoned
+
+
 def run_plans(base: str, plans: list[ClientPlan], warmup: float, duration: float) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(run_mix_sync, (base, plans, warmup, duration))
+        return pool.apply(run_mix_sync, (base, plans, warmup, duration, REQUEST_TIMEOUT))
 
 
 ROWS: list[tuple] = []  # (backend, scenario, clients, class, Stats)
@@ -707,7 +711,7 @@ def run_mix_until(base: str, plans: list[ClientPlan], warmup: float, max_duratio
         _load_mix.STOP.set()
 
     threading.Thread(target=watch, daemon=True).start()
-    return run_mix_sync(base, plans, warmup, max_duration)
+    return run_mix_sync(base, plans, warmup, max_duration, REQUEST_TIMEOUT)
 
 
 def scenario_f(backend: Backend, clients: int, args) -> None:
