@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, false, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiban.core.tenancy.models import TenantScoped
 from kiban.kit.db import Base, UTCDateTime
+from kiban.modules.disaster.names import SEARCH_KEY_LENGTH, search_keys
 
 DISASTER_KINDS = ("地震", "津波", "風水害", "土砂災害", "火山噴火", "雪害", "その他")
 
@@ -57,12 +58,53 @@ class Shelter(TenantScoped, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+def _key_default(column: str):
+    """For inserts that bypass the ORM's unit of work (bulk and Core inserts): the key from the
+    row's own parameters, so no write path can leave it out."""
+
+    def default(context) -> str:
+        row = context.get_current_parameters()
+        return search_keys(row.get("family_name"), row.get("given_name"), row.get("family_kana"),
+                           row.get("given_kana"))[column]
+
+    return default
+
+
+def _key_column(column: str):
+    # Compared in code point order (C collation on PostgreSQL, SQLite's default), so that a
+    # B-tree range finds the keys beginning with a query whatever the database's locale.
+    return mapped_column(String(SEARCH_KEY_LENGTH).with_variant(String(SEARCH_KEY_LENGTH, collation="C"), "postgresql"),
+                         default=_key_default(column), server_default="")
+
+
 class VictimRecord(TenantScoped, Base):
     """One registration in a municipality's 被災者台帳 (``lg_code`` registered it). The same
-    person may be registered by several municipalities; MatchDecision links them."""
+    person may be registered by several municipalities; MatchDecision links them.
+
+    ``name_key``, ``given_key``, ``kana_key`` and ``given_kana_key`` are the full and given name
+    and reading folded for search (``names.search_keys``: 異体字, kana width and small kana),
+    kept current with the name by this module whatever writes the row.
+    ``person_id`` is the person the record belongs to after 名寄せ: the smallest record id of
+    its linked registrations (None while it is linked to nothing). Only the service's link
+    bookkeeping writes it (``service.sync_persons``), from match decisions in force; nothing
+    typed into a form or a file can set it, since it widens who may read the record."""
 
     __tablename__ = "victim_record"
-    __table_args__ = (UniqueConstraint("lg_code", "disaster_id", "import_key"),)
+    __table_args__ = (
+        UniqueConstraint("lg_code", "disaster_id", "import_key"),
+        # Reads by id across tenants (a detail page, candidates, linked records): the primary
+        # key leads with lg_code, so it cannot find an id alone.
+        Index("ix_victim_record_id", "id"),
+        # The other registrations of the same person, and persons after 名寄せ.
+        Index("ix_victim_record_person", "disaster_id", "person_id"),
+        # The workspace's order (フリガナ順), for the areas that see most of a disaster.
+        Index("ix_victim_record_kana_order", "disaster_id", "family_kana", "given_kana", "created_at", "id"),
+        # Search: a query is looked up where it begins each key (``names``).
+        Index("ix_victim_record_name_key", "disaster_id", "name_key"),
+        Index("ix_victim_record_given_key", "disaster_id", "given_key"),
+        Index("ix_victim_record_kana_key", "disaster_id", "kana_key"),
+        Index("ix_victim_record_given_kana_key", "disaster_id", "given_kana_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"), index=True)
@@ -101,6 +143,27 @@ class VictimRecord(TenantScoped, Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    name_key: Mapped[str] = _key_column("name_key")
+    given_key: Mapped[str] = _key_column("given_key")
+    kana_key: Mapped[str] = _key_column("kana_key")
+    given_kana_key: Mapped[str] = _key_column("given_kana_key")
+    person_id: Mapped[str | None] = mapped_column(String(36))
+
+
+NAME_PARTS = ("family_name", "given_name", "family_kana", "given_kana")
+
+
+@event.listens_for(VictimRecord, "before_insert")
+@event.listens_for(VictimRecord, "before_update")
+def _keys_with_the_name(_mapper, _connection, record: VictimRecord) -> None:
+    """Every registration and every change of a name (the form, the API, an import, a resident
+    registering at a shelter) stores its search keys with it."""
+    state = inspect(record)
+    if state.has_identity and not any(state.attrs[name].history.has_changes() for name in NAME_PARTS):
+        return
+    for column, value in search_keys(record.family_name, record.given_name, record.family_kana,
+                                     record.given_kana).items():
+        setattr(record, column, value)
 
 
 class MatchDecision(Base):

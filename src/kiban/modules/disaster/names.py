@@ -35,3 +35,53 @@ def normalize_kana(text: str) -> str:
 def normalize_name(text: str) -> str:
     """For a name that may mix kanji and kana: both foldings, spaces removed."""
     return _SPACES_AND_MARKS.sub("", normalize_kana(normalize_kanji(text)))
+
+
+# -- search keys stored on every victim record ------------------------------------------------------
+# The workspace searches and pages in SQL over these, so they are written with the record (see
+# ``disaster.models``: every insert and every change of a name fills them) and never computed
+# per query. A query is folded the same way (``search_key``) and found where it begins the
+# folded full name, the given name, the full reading or the given reading (「高橋」, 「健太」,
+# 「高橋けんた」, 「たかはし」, 「けんた」 all find 髙橋 健太 / ﾀｶﾊｼ ｹﾝﾀ): a beginning can be looked up
+# in an index under PostgreSQL's row-level security, a substring cannot (LIKE is not leakproof,
+# so no index may evaluate it before the tenant policy; every search would read every record
+# the viewer may see). Latin letters are lower-cased, so 「smith」 finds SMITH.
+
+SEARCH_KEY_LENGTH = 200
+
+
+def search_key(text: str | None) -> str:
+    """A name, a reading or a typed query as searched: 異体字 and kana folded, spaces and marks
+    removed, lower case (「髙橋 ｹﾝﾀ」 → 「高橋けんた」)."""
+    return normalize_name(text or "").lower()[:SEARCH_KEY_LENGTH]
+
+
+def search_keys(family_name: str | None, given_name: str | None, family_kana: str | None,
+                given_kana: str | None) -> dict[str, str]:
+    """The four keys a victim record stores, by column name."""
+    return {"name_key": search_key((family_name or "") + (given_name or "")),
+            "given_key": search_key(given_name),
+            "kana_key": search_key((family_kana or "") + (given_kana or "")),
+            "given_kana_key": search_key(given_kana)}
+
+
+def prefix_upper_bound(key: str) -> str | None:
+    """The smallest string greater than every string that begins with ``key`` (code point
+    order), so that ``key <= column < bound`` is "column begins with key" for a B-tree; None
+    when there is none (a key ending in U+10FFFF)."""
+    if not key:
+        return None
+    last = ord(key[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # surrogates are no characters: the next one is U+E000
+        last = 0xE000
+    return key[:-1] + chr(last) if last <= 0x10FFFF else None
+
+
+def name_search_key(family_name: str | None, given_name: str | None) -> str:
+    """``search_keys(...)["name_key"]`` (kept for callers that fill rows themselves)."""
+    return search_key((family_name or "") + (given_name or ""))
+
+
+def kana_search_key(family_kana: str | None, given_kana: str | None) -> str:
+    """``search_keys(...)["kana_key"]``."""
+    return search_key((family_kana or "") + (given_kana or ""))

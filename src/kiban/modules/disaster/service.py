@@ -11,12 +11,16 @@ linked to a signed-in resident.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, true, update
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.audit import service as audit
@@ -40,6 +44,7 @@ from kiban.modules.disaster.models import (
     VictimRecord,
 )
 from kiban.modules.disaster.linkage import explain_pair
+from kiban.modules.disaster.names import prefix_upper_bound, search_key
 from kiban.modules.disaster.roster import CARE_NEEDS, DAMAGE_LEVELS, RISAI_STATUSES, WHEREABOUTS
 from kiban.modules.disaster.support import REBUILD_PLANS
 
@@ -359,15 +364,16 @@ async def update_record(session: AsyncSession, tenant: Tenant, disaster: Disaste
     return record
 
 
-def _visible_to(viewer: Tenant):
+def _visible_to(viewer: Tenant, record=VictimRecord):
     """第90条の3・第90条の4 as implemented: the registering municipality, the home and current
     municipalities, and the prefectures of both. A record marked 支援措置対象 (DV等) is kept from
-    the home and current municipalities: only its owner and the prefectures see it."""
+    the home and current municipalities: only its owner and the prefectures see it. ``record``
+    may be an alias of VictimRecord (the same rule about another row of the query)."""
     if viewer.is_prefecture:
-        return or_(VictimRecord.home_pref_code == viewer.lg_code, VictimRecord.current_pref_code == viewer.lg_code)
-    return or_(VictimRecord.lg_code == viewer.lg_code,
-               and_(VictimRecord.protected.is_(False), or_(VictimRecord.home_lg_code == viewer.lg_code,
-                                                           VictimRecord.current_lg_code == viewer.lg_code)))
+        return or_(record.home_pref_code == viewer.lg_code, record.current_pref_code == viewer.lg_code)
+    return or_(record.lg_code == viewer.lg_code,
+               and_(record.protected.is_(False), or_(record.home_lg_code == viewer.lg_code,
+                                                     record.current_lg_code == viewer.lg_code)))
 
 
 def may_see_protected(viewer: Tenant, record: VictimRecord) -> bool:
@@ -379,31 +385,65 @@ def may_see_protected(viewer: Tenant, record: VictimRecord) -> bool:
                                                        prefecture_code(record.lg_code))
 
 
+def _protected_allowed(viewer: Tenant, record=VictimRecord):
+    """``not protected or may_see_protected(viewer, record)`` in SQL. A prefecture's code is its
+    two-digit number and 0000 with a check digit, so "the owner's prefecture is the viewer" is
+    "the owner's code starts with the viewer's two digits"."""
+    if viewer.is_prefecture:
+        return or_(record.protected.is_(False), record.lg_code == viewer.lg_code,
+                   record.home_pref_code == viewer.lg_code, record.current_pref_code == viewer.lg_code,
+                   func.substr(record.lg_code, 1, 2) == viewer.lg_code[:2])
+    return or_(record.protected.is_(False), record.lg_code == viewer.lg_code)
+
+
+def visible_condition(viewer: Tenant, disaster_id: str, record=VictimRecord):
+    """The sharing rule as one SQL condition on ``record``: within the disaster, visible to the
+    viewer itself (``_visible_to``), or a registration of the same person (``person_id``) as a
+    record that is; a 支援措置対象 record only to its owner and its prefectures. ``person_id`` is
+    written only from match decisions in force (``sync_persons``), so what a user types never
+    widens it. Evaluate it under ``unscoped`` (it reads other municipalities' rows)."""
+    seed = aliased(VictimRecord, name="seed")
+    # ``seed.id != record.id`` (true anyway: a record visible itself needs no seed) keeps the
+    # test a probe of the person's few registrations per row (ix_victim_record_person); without
+    # it PostgreSQL may hash every linked record the viewer sees, before the first row.
+    same_person = select(seed.id).where(seed.disaster_id == disaster_id, seed.person_id == record.person_id,
+                                        seed.id != record.id, _visible_to(viewer, seed)).exists()
+    return and_(record.disaster_id == disaster_id,
+                or_(_visible_to(viewer, record), and_(record.person_id.is_not(None), same_person)),
+                _protected_allowed(viewer, record))
+
+
+RECORD_ORDER = (VictimRecord.family_kana, VictimRecord.given_kana, VictimRecord.created_at, VictimRecord.id)
+SHARED_READ = f"{LEGAL_BASIS}: 住所地・所在地の市町村とその都道府県への被災者情報の共有"
+
+
+async def _without_jit(session: AsyncSession) -> None:
+    """PostgreSQL compiles a query whose estimated cost is high (the sharing rule's per-row test
+    makes every estimate over a large disaster high) with LLVM first: 1.5 s of compiling for a
+    query that runs in milliseconds, on every request. Off for the rest of this transaction
+    (``jit = off`` for the application role does the same for every query; see the report)."""
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(sql_text("SELECT set_config('jit', 'off', true)"))
+
+
 async def visible_records(session: AsyncSession, viewer: Tenant, disaster_id: str, *,
                           actor: audit.Actor | None = None, record_ids: list[str] | None = None) -> list[VictimRecord]:
-    """Records the viewer may see under the sharing rules: its own, those whose home or current
-    municipality (or their prefecture) is the viewer, and every record confirmed to be the same
-    person as one of those (the person is then where any of their registrations says). With
-    ``record_ids``, only those are looked at (a detail page reads one record, not the area).
-    Reads of other municipalities' records are audited on their chains (pass ``actor``)."""
-    async with unscoped(session, f"{LEGAL_BASIS}: 住所地・所在地の市町村とその都道府県への被災者情報の共有"):
-        person = clusters(await decisions(session, disaster_id))
-        statement = select(VictimRecord).where(VictimRecord.disaster_id == disaster_id, _visible_to(viewer))
-        if record_ids is not None:  # the requested records and the other registrations of the same persons
-            roots = {person.get(rid, rid) for rid in record_ids}
-            statement = statement.where(VictimRecord.id.in_(
-                set(record_ids) | {rid for rid, root in person.items() if root in roots}))
-        records = {r.id: r for r in (await session.scalars(statement)).all()}
-        reachable = {person[r] for r in records if r in person}
-        wanted = set(record_ids) if record_ids is not None else None
-        extra = [rid for rid, root in person.items() if root in reachable and rid not in records
-                 and (wanted is None or rid in wanted)]
-        if extra:
-            for r in (await session.scalars(select(VictimRecord).where(VictimRecord.id.in_(extra)))).all():
-                records[r.id] = r
-    chosen = [r for r in records.values() if (wanted is None or r.id in wanted)
-              and (not r.protected or may_see_protected(viewer, r))]
-    chosen.sort(key=lambda r: (r.family_kana, r.given_kana, r.created_at))
+    """Records the viewer may see under the sharing rules (``visible_condition``): its own,
+    those whose home or current municipality (or their prefecture) is the viewer, and every
+    record confirmed to be the same person as one of those (the person is then where any of
+    their registrations says). With ``record_ids``, only those are looked at (a detail page
+    reads one record, not the area); without, every visible record is read (the workspace
+    pages with ``records_page`` instead). Reads of other municipalities' records are audited on
+    their chains (pass ``actor``)."""
+    if record_ids is not None and not record_ids:
+        return []
+    statement = select(VictimRecord).where(visible_condition(viewer, disaster_id))
+    if record_ids is not None:
+        statement = statement.where(VictimRecord.id.in_(sorted(set(record_ids))))
+    await session.flush()  # pending writes are checked against the tenant before reading unscoped
+    await _without_jit(session)
+    async with unscoped(session, SHARED_READ):
+        chosen = list((await session.scalars(statement.order_by(*RECORD_ORDER))).all())
     if actor is not None:
         await audit_reads(session, viewer, actor, [r for r in chosen if r.lg_code != viewer.lg_code])
     return chosen
@@ -486,6 +526,102 @@ def clusters(active: list[MatchDecision]) -> dict[str, str]:
     return {x: find(x) for x in list(parent)}
 
 
+LINKED = f"{LEGAL_BASIS}: 名寄せの結果（同じ人の記録の結び付け）の反映"
+_CHUNK = 1000  # ids per IN list (asyncpg takes at most 32,767 parameters a statement)
+FULL_SYNC_FROM = 20_000  # records touched at once from which the whole disaster is recomputed
+
+
+def _chunks(items: list[str]):
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+async def lock_links(session: AsyncSession, disaster_id: str) -> None:
+    """Changes to the links of one disaster happen one transaction at a time (a row lock on the
+    disaster, released at commit; on SQLite the write lock already does this): two decisions
+    read and rewrite ``person_id`` of the same persons, and interleaving them could leave a
+    record in a person whose link was just taken back. ``FOR NO KEY UPDATE`` so that
+    registrations, whose foreign key only takes a key-share lock, are not held up."""
+    await session.execute(select(Disaster.id).where(Disaster.id == disaster_id).with_for_update(key_share=True))
+
+
+def _linking(statement):
+    return statement.where(MatchDecision.reverted_at.is_(None), MatchDecision.decision.in_(("confirmed", "auto")),
+                           MatchDecision.acceptance != PENDING)
+
+
+async def sync_persons(session: AsyncSession, disaster_id: str, record_ids=None) -> int:
+    """Bring ``victim_record.person_id`` up to date with the match decisions in force (the same
+    components as ``clusters``; a record linked to nothing has None) for the persons of
+    ``record_ids`` (the records whose decisions just changed), or for the whole disaster
+    (``None``). Every function here that makes, accepts, declines, reverts, applies or undoes a
+    link calls it in the same transaction; the sharing rule reads ``person_id`` only. Returns
+    how many records changed person."""
+    await session.flush()
+    await lock_links(session, disaster_id)
+    async with unscoped(session, LINKED):
+        rows: dict[str, tuple[str, str | None]] = {}  # id → (lg_code, person_id) of every record looked at
+
+        async def load(statement) -> None:
+            for lg_code, record_id, person_id in (await session.execute(statement)).all():
+                rows[record_id] = (lg_code, person_id)
+
+        columns = select(VictimRecord.lg_code, VictimRecord.id, VictimRecord.person_id).where(
+            VictimRecord.disaster_id == disaster_id)
+        if record_ids is None:
+            pairs = [(a, b) for a, b in (await session.execute(_linking(select(
+                MatchDecision.record_a_id, MatchDecision.record_b_id).where(
+                MatchDecision.disaster_id == disaster_id)))).all()]
+            await load(columns.where(VictimRecord.person_id.is_not(None)))
+            ids = {x for pair in pairs for x in pair} - set(rows)
+            for chunk in _chunks(sorted(ids)):
+                await load(columns.where(VictimRecord.id.in_(chunk)))
+        else:
+            # The persons the touched records belong to, all their registrations, and every link
+            # touching them (repeated until nothing new turns up, should a link reach further).
+            pending, pairs, seen_pairs = set(record_ids), [], set()
+            while pending:
+                wanted = sorted(pending - set(rows))
+                for chunk in _chunks(wanted):
+                    await load(columns.where(VictimRecord.id.in_(chunk)))
+                persons = {rows[x][1] for x in pending if x in rows and rows[x][1] is not None}
+                for chunk in _chunks(sorted(persons)):
+                    await load(columns.where(VictimRecord.person_id.in_(chunk)))
+                looked = sorted(pending | {x for x, (_, p) in rows.items() if p in persons})
+                pending = set()
+                for chunk in _chunks(looked):
+                    for a, b in (await session.execute(_linking(select(
+                            MatchDecision.record_a_id, MatchDecision.record_b_id).where(
+                            MatchDecision.disaster_id == disaster_id,
+                            or_(MatchDecision.record_a_id.in_(chunk), MatchDecision.record_b_id.in_(chunk)))))).all():
+                        if (a, b) not in seen_pairs:
+                            seen_pairs.add((a, b))
+                            pairs.append((a, b))
+                            pending |= {a, b} - set(rows)
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for a, b in pairs:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        changes = [{"lg_code": lg_code, "id": record_id, "person_id": find(record_id) if record_id in parent else None}
+                   for record_id, (lg_code, person_id) in rows.items()
+                   if (find(record_id) if record_id in parent else None) != person_id]
+        if changes:
+            await session.execute(update(VictimRecord), changes)
+    changed = {c["id"]: c["person_id"] for c in changes}
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, VictimRecord) and obj.id in changed:
+            set_committed_value(obj, "person_id", changed[obj.id])
+    return len(changes)
+
+
 def _decision(disaster_id: str, first: VictimRecord, second: VictimRecord, decision: str, probability: float | None,
               reasons: list[str], viewer: Tenant, actor: str, *, awaiting: str | None = None,
               principal: str | None = None) -> MatchDecision:
@@ -537,15 +673,17 @@ async def decide(session: AsyncSession, viewer: Tenant, disaster_id: str, a: Vic
         raise NotFound("被災者の記録が見つかりません。")
     awaiting = awaiting_for(viewer, b) if decision == "confirmed" else None
     first, second = sorted((a, b), key=lambda r: r.id)
+    await lock_links(session, disaster_id)
     for d in await decisions(session, disaster_id, {first.id}):
         if d.reverted_at is None and {d.record_a_id, d.record_b_id} == {first.id, second.id}:
             if d.decision == decision and (d.acceptance != PENDING or awaiting):
+                await sync_persons(session, disaster_id, {first.id, second.id})
                 return d  # the same decision again changes nothing
             d.reverted_at, d.reverted_by = utcnow(), actor  # a new decision replaces the old one
     match = _decision(disaster_id, first, second, decision, probability, reasons, viewer, actor,
                       awaiting=awaiting, principal=principal)
     session.add(match)
-    await session.flush()
+    await sync_persons(session, disaster_id, {first.id, second.id})
     return match
 
 
@@ -572,14 +710,16 @@ async def _pending(session: AsyncSession, viewer: Tenant, disaster_id: str, deci
 async def accept(session: AsyncSession, viewer: Tenant, disaster_id: str, decision_id: str, actor: str) -> MatchDecision:
     """The owner of the other record (or its prefecture) agrees the two are the same person: from
     now on the records are linked and each side's readers see the other."""
+    await lock_links(session, disaster_id)
     match = await _pending(session, viewer, disaster_id, decision_id)
     match.acceptance, match.accepted_by_code, match.accepted_by, match.accepted_at = ACCEPTED, viewer.lg_code, actor, utcnow()
-    await session.flush()
+    await sync_persons(session, disaster_id, {match.record_a_id, match.record_b_id})
     return match
 
 
 async def decline(session: AsyncSession, viewer: Tenant, disaster_id: str, decision_id: str, actor: str) -> MatchDecision:
     """The owner judges them different people: the request is taken back and its 「別の人」 kept."""
+    await lock_links(session, disaster_id)
     match = await _pending(session, viewer, disaster_id, decision_id)
     now = utcnow()
     match.acceptance, match.accepted_by_code, match.accepted_by, match.accepted_at = DECLINED, viewer.lg_code, actor, now
@@ -589,7 +729,7 @@ async def decline(session: AsyncSession, viewer: Tenant, disaster_id: str, decis
         record_b_code=match.record_b_code, record_b_id=match.record_b_id, decision="rejected",
         probability=match.probability, reasons=list(match.reasons or []), decided_by_code=viewer.lg_code,
         decided_by=actor, decided_at=now, acceptance=""))
-    await session.flush()
+    await sync_persons(session, disaster_id, {match.record_a_id, match.record_b_id})
     return match
 
 
@@ -634,6 +774,7 @@ async def unusual_confirmations(session: AsyncSession, principal: str) -> str | 
 
 
 async def revert(session: AsyncSession, viewer: Tenant, disaster_id: str, decision_id: str, actor: str) -> MatchDecision:
+    await lock_links(session, disaster_id)
     match = await session.get(MatchDecision, decision_id)
     if match is None or match.disaster_id != disaster_id or match.reverted_at is not None:
         raise NotFound("取り消せる判断が見つかりません。")
@@ -642,7 +783,7 @@ async def revert(session: AsyncSession, viewer: Tenant, disaster_id: str, decisi
     if not visible:
         raise NotFound("取り消せる判断が見つかりません。")
     match.reverted_at, match.reverted_by = utcnow(), actor
-    await session.flush()
+    await sync_persons(session, disaster_id, {match.record_a_id, match.record_b_id})
     return match
 
 
@@ -680,6 +821,7 @@ class Dashboard:
     suppressed: bool
     warning_percent: int = 90
     crowded: list[CrowdedShelter] = field(default_factory=list)
+    counted_at: datetime | None = None  # when the records were counted (see DASHBOARD_MAX_AGE)
 
     @property
     def exact(self) -> bool:
@@ -707,51 +849,50 @@ def is_crowded(shelter: Shelter, percent: int) -> bool:
 
 async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, national: bool = False) -> Dashboard:
     """Counts by municipality, shelter, whereabouts, care needs and damage level, each as
-    registrations and as persons after 名寄せ, computed from the records as they are at the
-    moment of asking. A municipality sees exact counts over the records it registered or that
-    are shared with it; a prefecture exact counts over its own area (the records it holds under
-    第90条の3: a home or current municipality in the prefecture); the whole disaster (内閣府, or a
-    prefecture asking for it) is shown with rows of fewer than 10 persons suppressed. Shelters at
-    or above the viewer's 混雑警告 setting are listed (public figures: names and occupancy)."""
+    registrations and as persons after 名寄せ, counted by the database (GROUP BY) from the records
+    as they are at the moment of asking; for an area of ``DASHBOARD_CACHE_FROM`` registrations or
+    more, as they were at most ``DASHBOARD_MAX_AGE`` seconds before (``counted_at``), so that a
+    page refreshed every 15 s by many people does not count a million records each time. A
+    municipality sees exact counts over the records it registered or that are shared with it; a
+    prefecture exact counts over its own area (the records it holds under 第90条の3: a home or
+    current municipality in the prefecture); the whole disaster (内閣府, or a prefecture asking
+    for it) is shown with rows of fewer than 10 persons suppressed. Shelters at or above the
+    viewer's 混雑警告 setting are listed (public figures: names and occupancy)."""
     if national and not may_see_national(viewer):
         raise NotFound("全国の集計は都道府県と国の機関が見られます。")
     if national or viewer.type == OrgType.national.value:
-        scope, condition = "national", and_(VictimRecord.disaster_id == disaster_id)
+        scope, condition = "national", VictimRecord.disaster_id == disaster_id
     elif viewer.is_prefecture:
-        scope, condition = "prefecture", _visible_to(viewer)
+        scope, condition = "prefecture", and_(VictimRecord.disaster_id == disaster_id, _visible_to(viewer))
     else:
-        scope, condition = "municipality", _visible_to(viewer)
-    async with unscoped(session, f"{LEGAL_BASIS}: 状況把握のための集計"):
-        records = list((await session.scalars(select(VictimRecord).where(VictimRecord.disaster_id == disaster_id,
-                                                                          condition))).all())
-        shelters = list((await session.scalars(select(Shelter).where(Shelter.disaster_id == disaster_id))).all())
-        names = dict((await session.execute(select(Organization.code, Organization.name).where(
-            Organization.code.in_({r.lg_code for r in records} | {r.current_lg_code for r in records}
-                                  | {s.lg_code for s in shelters})))).all())
-    shelter_names = {s.id: s.name for s in shelters}
-    person = clusters(await decisions(session, disaster_id))
+        scope, condition = "municipality", and_(VictimRecord.disaster_id == disaster_id, _visible_to(viewer))
     exact = scope != "national"
+    await session.flush()
+    await _without_jit(session)
+    async with unscoped(session, f"{LEGAL_BASIS}: 状況把握のための集計"):
+        area = (disaster_id, scope, "" if scope == "national" else viewer.lg_code)
+        counted, counted_at = await _counts_of(session, area, condition)
+        shelters = list((await session.scalars(select(Shelter).where(Shelter.disaster_id == disaster_id))).all())
+        codes = {key for dimension in ("current", "registered") for key in counted[dimension]}
+        names = dict((await session.execute(select(Organization.code, Organization.name).where(
+            Organization.code.in_(codes | {s.lg_code for s in shelters})))).all())
+    shelter_names = {s.id: s.name for s in shelters}
 
-    def table(keys_of, label=lambda k: k) -> list[Row]:
-        registrations: Counter = Counter()
-        persons: dict = defaultdict(set)
-        for r in records:
-            for key in keys_of(r):
-                registrations[key] += 1
-                persons[key].add(person.get(r.id, r.id))
-        rows = sorted(registrations, key=lambda k: (-len(persons[k]), -registrations[k], str(k)))
-        return [Row(str(label(k)), registrations[k] if _suppress(len(persons[k]), exact) is not None else None,
-                    _suppress(len(persons[k]), exact)) for k in rows]
+    def table(dimension: str, label=lambda k: k) -> list[Row]:
+        counts = counted[dimension]
+        rows = sorted(counts, key=lambda k: (-counts[k][1], -counts[k][0], str(k)))
+        return [Row(str(label(k)), counts[k][0] if _suppress(counts[k][1], exact) is not None else None,
+                    _suppress(counts[k][1], exact)) for k in rows]
 
     tables = {
-        "現在いる市町村": table(lambda r: [r.current_lg_code], lambda c: names.get(c, c)),
-        "登録した市町村": table(lambda r: [r.lg_code], lambda c: names.get(c, c)),
-        "避難所": table(lambda r: [r.shelter_id] if r.shelter_id else [], lambda s: shelter_names.get(s, s)),
-        "現在の居場所": table(lambda r: [r.whereabouts], lambda w: WHEREABOUTS.get(w, w)),
-        "要配慮者": table(lambda r: sorted(set(r.care_needs or []))),
-        "住家の被害": table(lambda r: [r.damage_level]),
+        "現在いる市町村": table("current", lambda c: names.get(c, c)),
+        "登録した市町村": table("registered", lambda c: names.get(c, c)),
+        "避難所": table("shelter", lambda s: shelter_names.get(s, s)),
+        "現在の居場所": table("whereabouts", lambda w: WHEREABOUTS.get(w, w)),
+        "要配慮者": table("care_needs"),
+        "住家の被害": table("damage"),
     }
-    people = len({person.get(r.id, r.id) for r in records})
+    total, people = counted["total"][None]
     percent = await shelter_warning_percent(session, viewer)
     if scope == "municipality":
         in_scope = [s for s in shelters if s.lg_code == viewer.lg_code]
@@ -761,9 +902,78 @@ async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, 
         in_scope = shelters
     crowded = sorted((CrowdedShelter(s.name, names.get(s.lg_code, s.lg_code), s.occupancy, s.capacity)
                       for s in in_scope if is_crowded(s, percent)), key=lambda c: (-c.percent, c.municipality, c.name))
-    return Dashboard(scope, len(records), people, tables,
+    return Dashboard(scope, total, people, tables,
                      suppressed=any(row.people is None for rows in tables.values() for row in rows),
-                     warning_percent=percent, crowded=crowded)
+                     warning_percent=percent, crowded=crowded, counted_at=counted_at)
+
+
+# Counting an area costs a pass over its records per breakdown (about a second for a million on
+# PostgreSQL): an area this large is counted at most once per DASHBOARD_MAX_AGE seconds per
+# process, and views in between show those counts with the time they were taken. Smaller areas
+# are counted on every view. The key is the area (disaster, scope, viewer): never one viewer's
+# counts shown to another.
+DASHBOARD_CACHE_FROM = 20_000
+DASHBOARD_MAX_AGE = 30.0
+_DASHBOARD_ENTRIES = 256
+_counted: dict[tuple, tuple[float, datetime, dict]] = {}
+_counting: set[tuple] = set()
+
+
+async def _counts_of(session: AsyncSession, area: tuple, condition) -> tuple[dict, datetime]:
+    cached = _counted.get(area)
+    if cached is not None and (time.monotonic() - cached[0] < DASHBOARD_MAX_AGE or area in _counting):
+        return cached[2], cached[1]  # fresh enough, or being counted again for another request
+    _counting.add(area)
+    try:
+        counted_at = utcnow()
+        counted = await _counts(session, condition)
+    finally:
+        _counting.discard(area)
+    if counted["total"][None][0] >= DASHBOARD_CACHE_FROM:
+        if len(_counted) >= _DASHBOARD_ENTRIES:
+            _counted.pop(min(_counted, key=lambda k: _counted[k][0]))
+        _counted[area] = (time.monotonic(), counted_at, counted)
+    else:
+        _counted.pop(area, None)
+    return counted, counted_at
+
+
+def _care_needs_table(dialect: str):
+    """The care needs of a record, one row each (the column holds a JSON list)."""
+    if dialect == "postgresql":
+        return func.json_array_elements_text(VictimRecord.care_needs).table_valued("value").render_derived()
+    return func.json_each(VictimRecord.care_needs).table_valued("value")
+
+
+async def _counts(session: AsyncSession, condition) -> dict[str, dict]:
+    """Registrations and persons after 名寄せ per key of each breakdown, counted by the database:
+    ``{dimension: {key: (registrations, persons)}}`` (``"total"`` has the one key None). A person
+    is their ``person_id``, or the record itself while it is linked to nothing; an unlinked
+    record's id is never another record's ``person_id`` (that is always the id of a linked
+    registration), so persons = unlinked records + distinct ``person_id`` among the linked."""
+    record = VictimRecord
+    registrations = func.count(func.distinct(record.id))
+    persons = (func.count(func.distinct(case((record.person_id.is_(None), record.id))))
+               + func.count(func.distinct(record.person_id)))
+    plain_registrations = func.count()
+    plain_persons = func.count() - func.count(record.person_id) + func.count(func.distinct(record.person_id))
+    out: dict[str, dict] = {}
+    for dimension, column in (("total", None), ("current", record.current_lg_code), ("registered", record.lg_code),
+                              ("shelter", record.shelter_id), ("whereabouts", record.whereabouts),
+                              ("damage", record.damage_level)):
+        if column is None:
+            row = (await session.execute(select(plain_registrations, plain_persons).where(condition))).one()
+            out[dimension] = {None: (row[0], row[1])}
+            continue
+        statement = select(column, plain_registrations, plain_persons).where(condition)
+        if dimension == "shelter":
+            statement = statement.where(column.is_not(None))
+        out[dimension] = {key: (n, p) for key, n, p in (await session.execute(statement.group_by(column))).all()}
+    needs = _care_needs_table((await session.connection()).dialect.name)
+    statement = select(needs.c.value, registrations, persons).select_from(record).join(needs, true()).where(
+        condition).group_by(needs.c.value)
+    out["care_needs"] = {key: (n, p) for key, n, p in (await session.execute(statement)).all() if key is not None}
+    return out
 
 
 BORDERLINE_FROM = 0.5  # 一括名寄せ shows pairs from here up to its threshold as 境界 (not linked)
@@ -841,6 +1051,7 @@ async def apply_batch(session: AsyncSession, viewer: Tenant, disaster_id: str, b
     except pairs staff decided since the preview (they become ``kept``). The only way an
     ``auto`` decision is made."""
     await _runnable(session, viewer, disaster_id)
+    await lock_links(session, disaster_id)
     batch = await get_batch(session, viewer, disaster_id, batch_id)
     if batch.status != "previewed":
         raise Conflict("この一括名寄せはすでに反映済みか、取り消し済みです。")
@@ -865,7 +1076,7 @@ async def apply_batch(session: AsyncSession, viewer: Tenant, disaster_id: str, b
         pairs.append(pair)
     batch.pairs, batch.linked, batch.status = pairs, linked, "applied"
     batch.applied_by, batch.applied_at = actor, utcnow()
-    await session.flush()
+    await _sync_pairs(session, disaster_id, [p for p in pairs if p["action"] == "link"])
     return batch
 
 
@@ -873,17 +1084,26 @@ async def undo_batch(session: AsyncSession, viewer: Tenant, disaster_id: str, ba
     """Take back every automatic link of one applied run at once. Links staff already replaced
     or took back stay as they are; ``batch.undone`` says how many were taken back here."""
     await _runnable(session, viewer, disaster_id)
+    await lock_links(session, disaster_id)
     batch = await get_batch(session, viewer, disaster_id, batch_id)
     if batch.status != "applied":
         raise Conflict("取り消せるのは反映済みの一括名寄せだけです。")
-    now, undone = utcnow(), 0
+    now, undone, taken_back = utcnow(), 0, []
     for match in (await session.scalars(select(MatchDecision).where(MatchDecision.batch_id == batch.id,
                                                                     MatchDecision.reverted_at.is_(None)))).all():
         match.reverted_at, match.reverted_by = now, f"{actor}（一括名寄せの取り消し）"
+        taken_back.append({"a": match.record_a_id, "b": match.record_b_id})
         undone += 1
     batch.status, batch.undone, batch.undone_by, batch.undone_at = "undone", undone, actor, now
-    await session.flush()
+    await _sync_pairs(session, disaster_id, taken_back)
     return batch
+
+
+async def _sync_pairs(session: AsyncSession, disaster_id: str, pairs: list[dict]) -> None:
+    """``sync_persons`` after a batch: for the records it touched, or for the whole disaster
+    when that is most of it."""
+    touched = {p["a"] for p in pairs} | {p["b"] for p in pairs}
+    await sync_persons(session, disaster_id, touched if len(touched) < FULL_SYNC_FROM else None)
 
 
 async def batches(session: AsyncSession, viewer: Tenant, disaster_id: str) -> list[LinkageBatch]:
@@ -906,6 +1126,15 @@ async def support_act_applies(session: AsyncSession, disaster_id: str, home_lg_c
 # (api.py) apply exactly the same rules.
 
 PAGE_SIZE = 100
+# The list counts this many records (or up to the page asked for, when further) and no more:
+# beyond, it says 「1,000 件以上」 and offers the next page, rather than counting a prefecture's
+# million on every view. Paging stops at MAX_PAGE (100,000 records in): search instead.
+COUNT_LIMIT = 1_000
+MAX_PAGE = 1_000
+# A viewer that sees at most this many records of a disaster itself is listed from its records
+# outwards, one that sees more by walking the disaster in フリガナ order (``records_page``).
+SMALL_AREA = 2_000
+_large_areas: set[tuple[str, str]] = set()
 
 
 def parse_date(value: str, what: str) -> date | None:
@@ -1009,27 +1238,88 @@ async def record_input(session: AsyncSession, form, *, resident_subject_id: str 
 @dataclass
 class RecordsPage:
     records: list[VictimRecord]
-    total: int
+    total: int  # with ``more``, a lower bound
     page: int
-    pages: int
+    pages: int  # with ``more``, the pages counted so far: there is a next page after the last
+    more: bool = False  # more records match than were counted (``total``)
+
+
+def search_condition(q: str):
+    """Records whose name or reading begins with the query, folded (``names.search_key``): the
+    full name, the given name, the full reading or the given reading (「高橋」「健太」「たかはし」
+    「ｹﾝﾀ」 find 髙橋 健太). None for a query with nothing to search by. Each test is a range on a
+    key's index (see ``names`` for why a beginning and not any part)."""
+    key = search_key(q)
+    if not key:
+        return None
+    bound = prefix_upper_bound(key)
+    return or_(*((column >= key) if bound is None else and_(column >= key, column < bound)
+                 for column in (VictimRecord.name_key, VictimRecord.given_key, VictimRecord.kana_key,
+                                VictimRecord.given_kana_key)))
+
+
+def _visible_in_small_area(viewer: Tenant, disaster_id: str):
+    """``visible_condition`` written from the viewer's own records outwards: the records it sees
+    itself (found through the indexes on the registering, home and current municipality) and the
+    other registrations of their persons (through ``person_id``). Exactly the same records; what
+    a viewer that sees few of a large disaster's records should ask, since walking the whole
+    disaster in フリガナ order to find them would cost the disaster, not the page."""
+    seed, other = aliased(VictimRecord, name="seed"), aliased(VictimRecord, name="other")
+    direct = select(VictimRecord.id).where(VictimRecord.disaster_id == disaster_id, _visible_to(viewer))
+    linked = (select(other.id).join(seed, and_(seed.disaster_id == other.disaster_id, seed.person_id == other.person_id))
+              .where(seed.disaster_id == disaster_id, seed.person_id.is_not(None), _visible_to(viewer, seed)))
+    return and_(VictimRecord.disaster_id == disaster_id, VictimRecord.id.in_(direct.union(linked)),
+                _protected_allowed(viewer))
+
+
+async def _sees_few(session: AsyncSession, viewer: Tenant, disaster_id: str) -> bool:
+    """Whether the viewer sees at most SMALL_AREA records of the disaster itself (its own, or as
+    home or current municipality / prefecture), counted no further than that. An area once
+    found large stays large (registrations are never deleted), so it is asked only once per
+    process."""
+    area = (disaster_id, viewer.lg_code)
+    if area in _large_areas:
+        return False
+    upto = select(VictimRecord.id).where(VictimRecord.disaster_id == disaster_id, _visible_to(viewer)).limit(SMALL_AREA + 1)
+    few = (await session.scalar(select(func.count()).select_from(upto.subquery())) or 0) <= SMALL_AREA
+    if not few:
+        if len(_large_areas) > 10_000:
+            _large_areas.clear()
+        _large_areas.add(area)
+    return few
 
 
 async def records_page(session: AsyncSession, viewer: Tenant, actor: audit.Actor, disaster_id: str, *, q: str = "",
                        page: int = 1, page_size: int = PAGE_SIZE) -> RecordsPage:
     """The workspace's list: the records the viewer may see, searched by name or kana, one page of
-    ``PAGE_SIZE``. Only the rows returned are read: each other municipality's row is audited."""
-    from kiban.modules.disaster.names import normalize_name
-
-    records = await visible_records(session, viewer, disaster_id)
-    if q.strip():
-        key = normalize_name(q)
-        records = [r for r in records if key in normalize_name(r.family_name + r.given_name)
-                   or key in normalize_name(r.family_kana + r.given_kana)]
-    total, pages = len(records), max(1, -(-len(records) // page_size))
-    page = min(max(page, 1), pages)
-    records = records[(page - 1) * page_size:page * page_size]
+    ``PAGE_SIZE`` in フリガナ order. Searching, ordering, counting and paging happen in SQL over the
+    stored search keys, so only the page's rows are read: each other municipality's row is
+    audited. A viewer that sees few records of the disaster gets them from its own records
+    outwards (``_visible_in_small_area``); one that sees many, by walking the disaster in
+    フリガナ order and testing each record (``visible_condition``), which stops after the page.
+    Counting stops at ``COUNT_LIMIT`` records, or at the page asked for when that is further
+    (``more``: there are more than ``total``, and a next page), so a prefecture's list of a
+    million registrations costs what its first pages cost; page N costs N pages."""
+    page = min(max(page, 1), MAX_PAGE)
+    limit = max(COUNT_LIMIT, page * page_size)
+    await session.flush()
+    await _without_jit(session)
+    async with unscoped(session, SHARED_READ):
+        few = await _sees_few(session, viewer, disaster_id)
+        condition = _visible_in_small_area(viewer, disaster_id) if few else visible_condition(viewer, disaster_id)
+        searched = search_condition(q)
+        if searched is not None:
+            condition = and_(condition, searched)
+        # Counting stops at ``limit`` + 1: the database need not find every visible record first.
+        upto = select(VictimRecord.id).where(condition).limit(limit + 1).subquery()
+        counted = await session.scalar(select(func.count()).select_from(upto)) or 0
+        total, more = min(counted, limit), counted > limit
+        pages = max(1, -(-total // page_size))
+        page = min(page, pages)
+        records = list((await session.scalars(select(VictimRecord).where(condition).order_by(*RECORD_ORDER)
+                                              .limit(page_size).offset((page - 1) * page_size))).all())
     await audit_reads(session, viewer, actor, [r for r in records if r.lg_code != viewer.lg_code])
-    return RecordsPage(records, total, page, pages)
+    return RecordsPage(records, total, page, pages, more)
 
 
 async def staff_decision(session: AsyncSession, staff, disaster_id: str, record_id: str, other_id: str,
