@@ -403,3 +403,20 @@ async def test_migration_0018_fills_the_keys_and_persons_of_existing_records(tes
         await engine.dispose()
         if test_database.is_postgres:
             await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_people_opening_a_large_dashboard_at_once_count_it_once(monkeypatch) -> None:
+    import asyncio
+
+    calls = []
+
+    async def slow_counts(session, condition):
+        calls.append(condition)
+        await asyncio.sleep(0.05)
+        return {"total": {None: (25_000, 20_000)}}
+
+    monkeypatch.setattr(service, "_counts", slow_counts)
+    area = (str(uuid.uuid4()), "national", "")
+    results = await asyncio.gather(*(service._counts_of(None, area, "condition") for _ in range(5)))
+    assert len(calls) == 1 and all(r == results[0] for r in results)
+    assert (await service._counts_of(None, area, "condition")) == results[0] and len(calls) == 1  # cached

@@ -11,6 +11,7 @@ linked to a signed-in resident.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import defaultdict
@@ -916,25 +917,36 @@ DASHBOARD_CACHE_FROM = 20_000
 DASHBOARD_MAX_AGE = 30.0
 _DASHBOARD_ENTRIES = 256
 _counted: dict[tuple, tuple[float, datetime, dict]] = {}
-_counting: set[tuple] = set()
+_counting: dict[tuple, asyncio.Future] = {}
 
 
 async def _counts_of(session: AsyncSession, area: tuple, condition) -> tuple[dict, datetime]:
+    """The area's counts: the cached ones while fresh; while another request counts the area
+    again, the previous counts, or (when there are none yet) that request's result, so that many
+    people opening a large dashboard at once count it once."""
     cached = _counted.get(area)
     if cached is not None and (time.monotonic() - cached[0] < DASHBOARD_MAX_AGE or area in _counting):
-        return cached[2], cached[1]  # fresh enough, or being counted again for another request
-    _counting.add(area)
+        return cached[2], cached[1]
+    if area in _counting:
+        return await asyncio.shield(_counting[area])
+    done: asyncio.Future = asyncio.get_running_loop().create_future()
+    _counting[area] = done
     try:
         counted_at = utcnow()
         counted = await _counts(session, condition)
+    except BaseException as exc:
+        done.set_exception(exc)
+        done.exception()  # retrieved here, so an unawaited failure is not reported as lost
+        raise
     finally:
-        _counting.discard(area)
+        _counting.pop(area, None)
     if counted["total"][None][0] >= DASHBOARD_CACHE_FROM:
         if len(_counted) >= _DASHBOARD_ENTRIES:
             _counted.pop(min(_counted, key=lambda k: _counted[k][0]))
         _counted[area] = (time.monotonic(), counted_at, counted)
     else:
         _counted.pop(area, None)
+    done.set_result((counted, counted_at))
     return counted, counted_at
 
 
