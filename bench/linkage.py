@@ -16,12 +16,22 @@ size; 1M within 2× the baseline's wall time and peak memory under 6 GB; online 
 against 1M.
 
     .venv/bin/python bench/linkage.py [--sizes 10000,100000,1000000] [--quick] [--queries 1000]
+
+Engines (issue #11): ``--engine duckdb,spark --records 100000,1000000`` runs the shipped model's
+batch on each engine instead (DuckDB with ``--threads``, Spark in local mode on ``--spark-master``
+with ``--spark-memory`` for its driver), each engine in its own child process: F1 against the
+synthetic truth, wall time (records to pairs and clusters in Python; the Spark session's start
+is shown apart), peak RSS of the Python process and, for Spark, of its JVM, and the clusters of
+the engines compared record by record (F1 must agree within 0.001).
+
+    .venv/bin/python bench/linkage.py --engine duckdb,spark --records 100000,1000000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -188,9 +198,81 @@ def peak_rss_mb() -> float:
 # ----------------------------------------------------------------------------- children
 
 
+def _jvm_children() -> list[int]:
+    """Process ids of the JVMs this process started (pyspark's gateway)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                is_java = b"java" in cmdline.read().split(b"\0", 1)[0]
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == os.getpid() and is_java:
+            found.append(int(pid))
+    return found
+
+
+def _status_mb(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def engine_child(job: dict) -> dict:
+    """One engine's batch over one synthetic dataset; clusters and pairs written for the parent."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw, persons, _ = dataset(job["size"], 0, job["seed"])
+    person_of = dict(zip(raw.column("record_id").to_pylist(), persons, strict=True))
+    out: dict = {"kind": job["engine"], "size": job["size"]}
+    spark = None
+    if job["engine"] == "spark":
+        from kiban.modules.disaster.linkage.spark import spark_session
+
+        started = time.perf_counter()
+        spark = spark_session(job["spark_master"], driver_memory=job["spark_memory"],
+                              shuffle_partitions=job["spark_partitions"])
+        out["session_seconds"] = time.perf_counter() - started
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    jvm_cpu_before = sum(_cpu_seconds(p) for p in _jvm_children())
+    started = time.perf_counter()
+    result = linkage.link_batch(raw, threshold=THRESHOLD, min_pair_probability=0.5, engine=job["engine"],
+                                threads=job["threads"], spark=spark)
+    out["seconds"] = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    out["python_cpu_seconds"] = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    out["peak_rss_mb"] = peak_rss_mb()
+    jvms = _jvm_children()
+    out["jvm_peak_rss_mb"] = sum(_status_mb(p, "VmHWM") for p in jvms) if jvms else None
+    out["jvm_cpu_seconds"] = sum(_cpu_seconds(p) for p in jvms) - jvm_cpu_before if jvms else None
+    out["pairs"] = len(result.pairs)
+    out["precision"], out["recall"], out["f1"] = pairwise_f1(result.clusters, person_of)
+    ids = list(result.clusters)
+    pq.write_table(pa.table({"record_id": ids, "cluster_id": [result.clusters[i] for i in ids]}),
+                   f"{job['out']}.clusters.parquet")
+    pq.write_table(pa.table({"l": [p[0] for p in result.pairs], "r": [p[1] for p in result.pairs],
+                             "p": [p[2] for p in result.pairs]}), f"{job['out']}.pairs.parquet")
+    if spark is not None:
+        spark.stop()
+    return out
+
+
 def child(job: dict) -> dict:
     if job["kind"] == "train_baseline":
         return {"seconds": train_baseline(Path(job["baseline_model"]))}
+    if job["kind"] == "engine":
+        return engine_child(job)
     size, queries, seed = job["size"], job["queries"], job["seed"]
     raw, persons, query_records = dataset(size, queries, seed)
     ids = raw.column("record_id").to_pylist()
@@ -262,10 +344,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     parser.add_argument("--online-sizes", default="100000,1000000",
                         help="sizes (among --sizes) to time the online matcher against")
+    parser.add_argument("--engine", help="compare engines instead: duckdb, spark or duckdb,spark")
+    parser.add_argument("--records", default="100000", help="with --engine: sizes, e.g. 100000,1000000")
+    parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--spark-memory", default="6g", help="the Spark driver's memory (local mode: all of Spark's)")
+    parser.add_argument("--spark-partitions", type=int, default=8, help="spark.sql.shuffle.partitions")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
+        return
+    if args.engine:
+        compare_engines(args)
         return
 
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
@@ -319,6 +409,81 @@ def main() -> None:
     flags = " --quick" if args.quick else f" --sizes {','.join(str(s) for s in sizes)}"
     print(f"\nrerun: .venv/bin/python bench/linkage.py{flags} --queries {args.queries} --threads {args.threads}"
           + ("" if args.quick else f" --online-sizes {','.join(str(s) for s in online)}"))
+
+
+def _partition(path: str) -> dict[str, frozenset[str]]:
+    """record_id → the set of record_ids in its cluster."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    members: dict[str, set[str]] = {}
+    for record, cluster in zip(table.column("record_id").to_pylist(), table.column("cluster_id").to_pylist(),
+                               strict=True):
+        members.setdefault(cluster, set()).add(record)
+    return {record: frozenset(group) for group in members.values() for record in group}
+
+
+def _pairs(path: str) -> dict[tuple[str, str], float]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return dict(zip(zip(table.column("l").to_pylist(), table.column("r").to_pylist(), strict=True),
+                    table.column("p").to_pylist(), strict=True))
+
+
+def compare_engines(args) -> None:
+    engines = [e.strip() for e in args.engine.split(",")]
+    sizes = [int(s) for s in args.records.split(",")]
+    print(f"threshold {THRESHOLD}; model {linkage.MODEL_PATH.name}; DuckDB threads {args.threads}; "
+          f"Spark {args.spark_master}, driver memory {args.spark_memory}, {args.spark_partitions} shuffle partitions")
+    print(f"{'records':>9} {'engine':<7} {'precision':>9} {'recall':>7} {'F1':>7} {'pairs':>9} {'wall s':>7} "
+          f"{'session s':>9} {'py CPU s':>8} {'JVM CPU s':>9} {'py peak':>9} {'JVM peak':>9}")
+    verdicts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            results = {}
+            for engine in engines:
+                job = {"kind": "engine", "engine": engine, "size": size, "seed": 1000 + size % 997,
+                       "threads": args.threads, "spark_master": args.spark_master, "spark_memory": args.spark_memory,
+                       "spark_partitions": args.spark_partitions, "out": f"{tmp}/{engine}-{size}"}
+                r = results[engine] = run_child(job)
+
+                def mb(value):
+                    return "-" if value is None else f"{value:,.0f} MB"
+
+                def sec(value):
+                    return "-" if value is None else f"{value:.1f}"
+
+                print(f"{size:>9,} {engine:<7} {r['precision']:>9.4f} {r['recall']:>7.4f} {r['f1']:>7.4f} "
+                      f"{r['pairs']:>9,} {r['seconds']:>7.1f} {sec(r.get('session_seconds')):>9} "
+                      f"{r['python_cpu_seconds']:>8.1f} {sec(r['jvm_cpu_seconds']):>9} {mb(r['peak_rss_mb']):>9} "
+                      f"{mb(r['jvm_peak_rss_mb']):>9}", flush=True)
+            if len(engines) == 2:
+                a, b = engines
+                verdicts.append((size, results[a]["f1"], results[b]["f1"]))
+                _report_differences(size, f"{tmp}/{a}-{size}", f"{tmp}/{b}-{size}", a, b)
+    for size, f1_a, f1_b in verdicts:
+        diff = abs(f1_a - f1_b)
+        print(f"  {size:>9,}: F1 {engines[0]} {f1_a:.4f} vs {engines[1]} {f1_b:.4f}, |Δ| {diff:.5f} ≤ 0.001: "
+              f"{'yes' if diff <= 0.001 else 'NO'}")
+    print(f"\nrerun: .venv/bin/python bench/linkage.py --engine {args.engine} --records {args.records} "
+          f"--threads {args.threads} --spark-master '{args.spark_master}' --spark-memory {args.spark_memory} "
+          f"--spark-partitions {args.spark_partitions}")
+
+
+def _report_differences(size: int, left: str, right: str, a: str, b: str) -> None:
+    clusters_a, clusters_b = _partition(f"{left}.clusters.parquet"), _partition(f"{right}.clusters.parquet")
+    moved = sorted(r for r in clusters_a.keys() | clusters_b.keys() if clusters_a.get(r) != clusters_b.get(r))
+    pairs_a, pairs_b = _pairs(f"{left}.pairs.parquet"), _pairs(f"{right}.pairs.parquet")
+    common = pairs_a.keys() & pairs_b.keys()
+    delta = max((abs(pairs_a[k] - pairs_b[k]) for k in common), default=0.0)
+    only = sorted((pairs_a.keys() | pairs_b.keys()) - common)
+    print(f"{'':>9} {a} vs {b}: {len(moved)} of {len(clusters_a):,} records in a different cluster; "
+          f"pairs ≥ 0.5 only on one side: {len(only)}; largest probability difference {delta:.2e}", flush=True)
+    for key in only[:10]:
+        print(f"{'':>11} {key}: {a} {pairs_a.get(key)}, {b} {pairs_b.get(key)}")
+    for record in moved[:10]:
+        print(f"{'':>11} {record}: {a} {sorted(clusters_a.get(record, ()))}, {b} {sorted(clusters_b.get(record, ()))}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """名寄せ of evacuee registrations: which registrations, made by different municipalities, are
-the same person. A Fellegi–Sunter model run by Splink, on Japanese-normalised fields.
+the same person. A Fellegi–Sunter model run by Splink (on DuckDB or Spark), on Japanese-normalised
+fields.
 
 Three ways in:
 
@@ -30,7 +31,11 @@ Read it in this order (each module imports only the ones above it):
 ``matcher.py``
     the online ``Matcher``.
 ``engine.py``
-    the Splink glue: ``settings()``, Arrow tables, DuckDB, ``run_splink`` and ``link_batch``.
+    the Splink glue: ``settings()``, Arrow tables, DuckDB, ``run_splink`` and ``link_batch``
+    (on DuckDB or Spark: the setting ``KIBAN_LINKAGE_ENGINE``).
+``spark.py``
+    the Spark backend: the model's SQL in Spark's dialect and the SQL functions that make Spark
+    give DuckDB's answer (docs/linkage.md).
 ``training.py``
     ``train_splink``, ``train_model`` and the command line
     (``python -m kiban.modules.disaster.linkage train``).
