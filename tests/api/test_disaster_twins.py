@@ -370,11 +370,15 @@ async def test_a_roster_is_uploaded_previewed_and_accepted(staff, client, sessio
     # Rows in error: the same choice as the page, nothing registered until it is made.
     refused = _problem(await client.post(f"{base}/{report['id']}/accept", json={}, headers=key), 422)
     assert "正しい行だけ" in refused["detail"]
+    # Accepted at once (202) with where to follow it; a roster this small is registered before the answer.
     done = await client.post(f"{base}/{report['id']}/accept", json={"valid_only": True}, headers=key)
-    assert done.status_code == 200 and (done.json()["status"], done.json()["imported_count"]) == ("imported", 1)
+    assert done.status_code == 202, done.text
+    assert done.headers["location"] == f"{base}/{report['id']}" == done.json()["location"]
+    assert (done.json()["status"], done.json()["imported_count"]) == ("imported", 1)
+    assert (done.json()["progress"]["state"], done.json()["progress"]["done"], done.json()["progress"]["total"]) == ("done", 1, 1)
     _problem(await client.post(f"{base}/{report['id']}/accept", json={"valid_only": True}, headers=key), 409)
-    status = (await client.get(f"{base}/{report['id']}", headers=key)).json()
-    assert status["status_label"] == "反映済み"
+    status = (await client.get(done.headers["location"], headers=key)).json()
+    assert (status["status_label"], status["progress"]["message"]) == ("反映済み", "登録が終わりました（新たに登録 1 人）")
     async with unscoped(session, "test"):
         names = (await session.scalars(select(VictimRecord.given_name).where(VictimRecord.disaster_id == disaster))).all()
     assert names == ["一郎"]

@@ -6,9 +6,10 @@ the moment records are written, for the systems of municipalities, prefectures a
 from __future__ import annotations
 
 import hmac
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from kiban.core.audit import service as audit
@@ -22,7 +23,7 @@ from kiban.core.tenancy.dependencies import DbSession
 from kiban.kit import csrf
 from kiban.kit.errors import InvalidInput, KibanError, NotFound
 from kiban.kit.openapi import problem_responses
-from kiban.modules.disaster import matching, service
+from kiban.modules.disaster import imports, matching, service
 from kiban.modules.disaster.models import DISASTER_KINDS
 from kiban.modules.disaster.roster import WHEREABOUTS
 from kiban.modules.disaster.schemas import (
@@ -87,6 +88,7 @@ class DashboardRead(BaseModel):
     tables: dict[str, list[Row]]
     shelter_warning_percent: int = Field(description="避難所の混雑警告の基準（収容率 %、テナント設定）")
     crowded_shelters: list[CrowdedShelterRead]
+    counted_at: datetime | None = Field(None, description="数えた時刻。登録の多い区域は最大30秒前の集計を返す")
 
 
 @router.get("/{disaster_id}/dashboard", summary="状況把握（人数の集計。団体の範囲に応じて）", response_model=DashboardRead)
@@ -100,7 +102,7 @@ async def dashboard(disaster_id: str, staff: Reader, session: DbSession, view: s
                          tables={name: [Row(label=row.label, count=row.registrations, registrations=row.registrations,
                                             people=row.people) for row in rows]
                                  for name, rows in board.tables.items()},
-                         shelter_warning_percent=board.warning_percent,
+                         shelter_warning_percent=board.warning_percent, counted_at=board.counted_at,
                          crowded_shelters=[CrowdedShelterRead(name=c.name, municipality=c.municipality, occupancy=c.occupancy,
                                                               capacity=c.capacity, percent=c.percent) for c in board.crowded])
 
@@ -552,17 +554,18 @@ async def upload_guard(request: Request) -> None:
         raise UploadNotAllowed("セッションでファイルを送るときは、X-CSRF-Token ヘッダーにCSRFトークンを入れてください。")
 
 
-async def _import(session, staff: StaffContext, disaster_id: str, batch) -> ImportRead:
+async def _import(session, staff: StaffContext, disaster_id: str, batch) -> imports.ImportReport:
     counts = await service.import_counts(session, staff.tenant, disaster_id, batch)
     report = batch.report
-    return ImportRead(id=batch.id, filename=batch.filename, encoding=batch.encoding, status=batch.status,
-                      status_label="反映済み" if batch.status == "imported" else "確認待ち（未反映）",
-                      imported_count=batch.imported_count, created_by=batch.created_by, created_at=batch.created_at,
-                      file_errors=list(report["file_errors"]), warnings=list(report["warnings"]), valid=counts.valid,
-                      invalid=counts.invalid, proposals=counts.proposals,
-                      rows=[ImportRow(line=r["line"], errors=list(r["errors"]), warnings=list(r["warnings"]),
-                                      already_registered=r["line"] in counts.registered, values=r.get("values"),
-                                      proposal=r.get("proposal")) for r in report["rows"]])
+    job = await imports.job_of(session, batch) if batch.status != imports.STAGED else None
+    return imports.ImportReport(
+        id=batch.id, filename=batch.filename, encoding=batch.encoding, status=batch.status,
+        status_label=imports.status_label(batch), imported_count=batch.imported_count, created_by=batch.created_by,
+        created_at=batch.created_at, file_errors=list(report["file_errors"]), warnings=list(report["warnings"]),
+        valid=counts.valid, invalid=counts.invalid, proposals=counts.proposals, progress=imports.progress_of(job),
+        rows=[ImportRow(line=r["line"], errors=list(r["errors"]), warnings=list(r["warnings"]),
+                        already_registered=r["line"] in counts.registered, values=r.get("values"),
+                        proposal=r.get("proposal")) for r in report["rows"]])
 
 
 @router.post("/{disaster_id}/imports", summary="名簿の読み込み（CSV・Excel。確認用の報告を返し、まだ登録しません）",
@@ -581,16 +584,23 @@ async def upload_roster(disaster_id: str, request: Request, staff: Writer, _guar
     return await _import(session, staff, disaster_id, batch)
 
 
-@router.get("/{disaster_id}/imports/{batch_id}", summary="取り込みの報告と状態", response_model=ImportRead)
-async def roster_import(disaster_id: str, batch_id: str, staff: Writer, session: DbSession) -> ImportRead:
+@router.get("/{disaster_id}/imports/{batch_id}", summary="取り込みの報告と状態（反映中は進み具合）",
+            response_model=imports.ImportReport)
+async def roster_import(disaster_id: str, batch_id: str, staff: Writer, session: DbSession) -> imports.ImportReport:
     await service.get_disaster(session, disaster_id)
     return await _import(session, staff, disaster_id, await service.roster_batch(session, disaster_id, batch_id))
 
 
-@router.post("/{disaster_id}/imports/{batch_id}/accept", summary="取り込みの反映（画面と同じ選択: 正しい行だけ・分け方の確認）",
-             response_model=ImportRead, responses=problem_responses(409, 415, s409="この取り込みはすでに反映済みです"))
-async def accept_import(disaster_id: str, batch_id: str, body: ImportAccept, staff: Writer, _json: JsonWrite,
-                        session: DbSession) -> ImportRead:
+@router.post("/{disaster_id}/imports/{batch_id}/accept",
+             summary="取り込みの反映（画面と同じ選択: 正しい行だけ・分け方の確認）。受け付けて、登録は順に進めます",
+             description="選択を確かめて受け付け、すぐに 202 を返します。登録は背景で少しずつ進み（小さな名簿はこの応答までに終わります）、"
+                         "Location の URL（取り込みの報告と状態）で status が imported または failed になるまで確かめられます。",
+             status_code=202, response_model=imports.ImportAccepted,
+             responses={202: {"description": "受け付けました（登録は順に進みます）", "headers": {"Location": {
+                            "description": "取り込みの報告と状態の URL", "schema": {"type": "string"}}}},
+                        **problem_responses(409, 415, s409="この取り込みはすでに反映済みです")})
+async def accept_import(disaster_id: str, batch_id: str, body: ImportAccept, request: Request, response: Response,
+                        staff: Writer, _json: JsonWrite, session: DbSession) -> imports.ImportAccepted:
     disaster = await service.get_disaster(session, disaster_id)
     batch = await service.roster_batch(session, disaster_id, batch_id)
     form: dict[str, str] = {"valid_only": "yes" if body.valid_only else "",
@@ -599,9 +609,15 @@ async def accept_import(disaster_id: str, batch_id: str, body: ImportAccept, sta
         form[f"confirm-{split.line}"] = "yes"
         for part in ("family_name", "given_name", "family_kana", "given_kana"):
             form[f"{part}-{split.line}"] = getattr(split, part)
-    await service.accept_roster(session, staff, disaster, batch, form)
+    job = await imports.accept(session, staff, disaster, batch, form)
     await session.commit()
-    return await _import(session, staff, disaster_id, batch)
+    await imports.start(request.app, session, job)  # a small roster now; a large one in the background
+    location = f"{_base(staff, disaster_id)}/imports/{batch_id}"
+    response.headers["Location"] = location
+    status = await imports.status_of(session, disaster_id, batch_id)
+    return imports.ImportAccepted(id=batch_id, status=status.status, status_label=status.status_label,
+                                  imported_count=status.imported_count, progress=imports.progress_of(status.job),
+                                  location=location)
 
 
 class TooLarge(KibanError):

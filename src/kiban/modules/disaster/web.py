@@ -134,7 +134,7 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
     return templates.TemplateResponse(request, "disaster/workspace.html", {
         "tenant": staff.tenant, "staff": staff, "disaster": disaster, "records": records, "names": names, "q": q,
         "requests": requests, "flags": flags,
-        "total": total, "page": page, "pages": pages,
+        "total": total, "page": page, "pages": pages, "more": listed.more, "max_page": service.MAX_PAGE,
         "areas": await service.areas(session, disaster_id),
         "shelters": await service.shelters_of_tenant(session, disaster_id),
         "warning_percent": await service.shelter_warning_percent(session, staff.tenant), "closed": closed,
@@ -531,15 +531,31 @@ _batch = service.roster_batch
 
 async def _preview(request: Request, session, staff: StaffContext, disaster, batch: RosterImport, *,
                    error: str | None = None, posted=None, status_code: int = 200) -> HTMLResponse:
+    from kiban.modules.disaster import imports
+
     counts = await service.import_counts(session, staff.tenant, disaster.id, batch)
+    job = await imports.job_of(session, batch) if batch.status != imports.STAGED else None
     return templates.TemplateResponse(request, "disaster/import.html", _import_context(
         staff, disaster, batch=batch, error=error, registered=counts.registered, posted=posted or {},
-        valid=counts.valid, invalid=counts.invalid, proposals=counts.proposals),
-        status_code=status_code)
+        valid=counts.valid, invalid=counts.invalid, proposals=counts.proposals, job=job,
+        progress=imports.progress_of(job)), status_code=status_code)
 
 
 @router.get("/t/{lg_code}/disasters/{disaster_id}/imports/{batch_id}", response_class=HTMLResponse)
-async def import_report(disaster_id: str, batch_id: str, request: Request, session: DbSession, staff: Writer) -> HTMLResponse:
+async def import_report(disaster_id: str, batch_id: str, request: Request, session: DbSession, staff: Writer,
+                        progress: str = "") -> HTMLResponse:
+    """The import's report; while it registers, the page polls ``?progress=1`` (htmx), which
+    answers only the progress line, cheaply, and asks for a reload once the import has ended."""
+    from kiban.modules.disaster import imports
+
+    if progress and request.headers.get("HX-Request"):
+        status = await imports.status_of(session, disaster_id, batch_id)
+        response = templates.TemplateResponse(request, "disaster/_import_progress.html", {
+            "tenant": staff.tenant, "disaster_id": disaster_id, "batch_id": batch_id, "status": status,
+            "progress": imports.progress_of(status.job)})
+        if status.status != imports.IMPORTING:
+            response.headers["HX-Refresh"] = "true"
+        return response
     disaster = await service.get_disaster(session, disaster_id)
     batch = await _batch(session, disaster_id, batch_id)
     return await _preview(request, session, staff, disaster, batch)
@@ -547,18 +563,22 @@ async def import_report(disaster_id: str, batch_id: str, request: Request, sessi
 
 @router.post("/t/{lg_code}/disasters/{disaster_id}/imports/{batch_id}/accept", dependencies=[Depends(verify_csrf)])
 async def accept_import(disaster_id: str, batch_id: str, request: Request, session: DbSession, staff: Writer) -> Response:
-    """Register the rows staff accepted. A row whose import key is already registered is skipped; a
+    """Register the rows staff accepted (``imports.accept``: registered in the background, in
+    chunks, unless the roster is small). A row whose import key is already registered is skipped; a
     name split guessed from the surname list is registered only as staff confirmed (or corrected)
     it on the preview; anything wrong re-shows the preview with every problem and what was typed."""
+    from kiban.modules.disaster import imports
+
     form = await request.form()
     disaster = await service.get_disaster(session, disaster_id)
     batch = await _batch(session, disaster_id, batch_id)
     try:
-        await service.accept_roster(session, staff, disaster, batch, form)
+        job = await imports.accept(session, staff, disaster, batch, form)
     except service.ImportNotAccepted as exc:
         return await _preview(request, session, staff, disaster, batch, error="\n".join(exc.problems), posted=form,
                               status_code=422)
     await session.commit()
+    await imports.start(request.app, session, job)  # a small roster now; a large one in the background
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/imports/{batch_id}", status_code=303)
 
 
