@@ -136,7 +136,7 @@ def link_batch(records: Iterable[Mapping[str, Any]] | Any, *, threshold: float =
 def main(argv: Sequence[str] | None = None) -> None:
     """Link registrations read from a parquet file, e.g. on a Spark cluster::
 
-        python -m kiban.modules.disaster.linkage.engine --input registrations.parquet \\
+        python -m kiban.modules.disaster.linkage link --input registrations.parquet \\
             --clusters clusters.parquet --engine spark --spark-master spark://host:7077
 
     (or the same arguments after ``spark-submit [options] path/to/engine.py``; see docs/linkage.md).
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parser = argparse.ArgumentParser(prog="python -m kiban.modules.disaster.linkage.engine",
+    parser = argparse.ArgumentParser(prog="python -m kiban.modules.disaster.linkage link",
                                      description="batch 名寄せ of registrations in a parquet file")
     parser.add_argument("--input", required=True, help="parquet with the registration columns")
     parser.add_argument("--clusters", required=True, help="parquet to write: record_id, cluster_id")
