@@ -165,6 +165,7 @@ class Level:
     test: Callable[..., bool] | None  # Python twin of ``sql``; None for ELSE
     is_null: bool = False
     fixed_m: float | None = None  # an m probability set by hand, kept fixed during EM
+    fixed_u: float | None = None  # a u probability set by hand, kept fixed (with fixed_m: a set weight)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,8 @@ GIVEN_NAME_DIFFERS_M = 1e-5
 #: both its given name's kanji and its reading wrong is rarer than twins with such names, so this
 #: level counts as strongly against, like different names.
 GIVEN_NAME_CLOSE_M = 1e-8
+#: m = u of a level that says nothing either way (weight 0).
+NO_EVIDENCE = 1e-3
 
 
 def _given_levels() -> tuple[Level, ...]:
@@ -232,12 +235,16 @@ def _given_levels() -> tuple[Level, ...]:
               "contains(giv_yomi_c_l, '|' || giv_yomi_g_r || '|') OR contains(giv_yomi_c_r, '|' || giv_yomi_g_l || '|')",
               lambda a, b: (a[GIV_C] is not None and b[GIV_G] is not None and f"|{b[GIV_G]}|" in a[GIV_C])
               or (b[GIV_C] is not None and a[GIV_G] is not None and f"|{a[GIV_G]}|" in b[GIV_C])),
-        # one written in kana, the other in kanji without a reading: nothing to compare
+        # one written in kana, the other in kanji without a reading, a spelling the name lists do
+        # not know: nothing to compare, so no evidence either way (weight 0: m = u, set by hand,
+        # for no synthetic registration has a name outside the lists to learn it from). A
+        # spelling they know, read otherwise, is a different name (below).
         Level("incomparable", "かなと漢字（読みなし）",
               "(regexp_full_match(giv_k_l, '[ぁ-ゖ]+') OR regexp_full_match(giv_k_r, '[ぁ-ゖ]+')) "
-              "AND (giv_yomi_l IS NULL OR giv_yomi_r IS NULL)",
+              "AND (giv_yomi_l IS NULL OR giv_yomi_r IS NULL) AND (giv_yomi_c_l IS NULL OR giv_yomi_c_r IS NULL)",
               lambda a, b: (_KANA_NAME.fullmatch(a[GIV_K]) is not None or _KANA_NAME.fullmatch(b[GIV_K]) is not None)
-              and (a[GIV_R] is None or b[GIV_R] is None)),
+              and (a[GIV_R] is None or b[GIV_R] is None) and (a[GIV_C] is None or b[GIV_C] is None),
+              fixed_m=NO_EVIDENCE, fixed_u=NO_EVIDENCE),
         Level("kanji_differ", "漢字が異なる（読みなし）", "giv_yomi_l IS NULL OR giv_yomi_r IS NULL",
               lambda a, b: a[GIV_R] is None or b[GIV_R] is None, fixed_m=GIVEN_NAME_DIFFERS_M),
         Level("else", "不一致", "ELSE", None, fixed_m=GIVEN_NAME_DIFFERS_M),  # both readings known, different
@@ -405,7 +412,8 @@ def _comparison_dicts() -> list[dict]:
             "comparison_levels": [
                 {"sql_condition": lv.sql, "label_for_charts": lv.label,
                  **({"is_null_level": True} if lv.is_null else {}),
-                 **({"m_probability": lv.fixed_m, "fix_m_probability": True} if lv.fixed_m is not None else {})}
+                 **({"m_probability": lv.fixed_m, "fix_m_probability": True} if lv.fixed_m is not None else {}),
+                 **({"u_probability": lv.fixed_u, "fix_u_probability": True} if lv.fixed_u is not None else {})}
                 for lv in levels
             ],
         })
