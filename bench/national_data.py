@@ -115,12 +115,15 @@ def national_totp_secret(username: str) -> bytes:
 
 
 def victim_extra_columns(row: dict) -> dict:
-    """The search keys migration 0018 adds to ``victim_record``, computed with the functions every
-    write uses (``modules/disaster/names.py``). Only columns the target database has are written
-    (``Writer``); a NOT NULL column without a default that nothing here fills stops the run before
-    any row is written. ``person_id`` is set by ``write_disaster`` from the 名寄せ it generates."""
+    """The search keys migration 0018 adds to ``victim_record``, computed with the function every
+    write uses (``modules/disaster/names.py``: ``search_keys``, or the two keys of its first
+    version). Only columns the target database has are written (``Writer``); a NOT NULL column
+    without a default that nothing here fills stops the run before any row is written.
+    ``person_id`` is set by ``write_disaster`` from the 名寄せ it generates."""
     from kiban.modules.disaster import names
 
+    if hasattr(names, "search_keys"):
+        return names.search_keys(row["family_name"], row["given_name"], row["family_kana"], row["given_kana"])
     return {"name_key": names.name_search_key(row["family_name"], row["given_name"]),
             "kana_key": names.kana_search_key(row["family_kana"], row["given_kana"])}
 
