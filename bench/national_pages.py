@@ -18,6 +18,8 @@ BUFFERS), run as the application role with the page's tenant set, as the page ra
 ``--partitioning`` instead copies audit_entry into a table hash-partitioned by lg_code (16
 partitions, same indexes) and times the log's queries on both (the measured reason why Kiban does
 not partition it, docs/scaling.md).
+``--appends S`` instead appends to the audit log for S seconds with ``--writers`` concurrent
+transactions, all on one chain and then each on its own (appends to a chain queue on its head).
 ``--disaster N`` adds the disaster workspace and dashboards (N runs; they read every visible
 record, so keep N small until item 2 of #11 pages them in SQL).
 
@@ -313,6 +315,52 @@ async def partitioning_trial(owner_url: str, runs: int, keep: bool) -> None:
         await conn.close()
 
 
+# -- audit appends: one chain against many ------------------------------------------------------------
+
+async def append_rates(url: str, seconds: float, writers: int) -> None:
+    """Audit appends per second, each in its own transaction as a request makes them, by
+    ``writers`` concurrent tasks: all on デジタル庁's chain (every platform sign-in goes there, and
+    appends to one chain queue on its head row) and then each on its own municipality's chain.
+    Adds real, chained entries to the database (they verify)."""
+    from kiban.core.audit import service as audit
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.context import bind_tenant
+    from kiban.kit.db import create_engine, make_sessionmaker
+
+    engine = create_engine(url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        codes = [r[0] for r in (await session.execute(text(
+            "SELECT code FROM organization WHERE type IN ('市', '町') ORDER BY code LIMIT :n"), {"n": writers})).all()]
+        tenants = {code: await registry_service.tenant_for(session, code) for code in [PLATFORM, *codes]}
+    actor = audit.Actor("system", "計測（監査ログの追記）")
+
+    async def run(label: str, chain_of) -> None:
+        done, latencies = 0, []
+        stop = time.perf_counter() + seconds
+
+        async def writer(i: int) -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                async with sessions() as session:
+                    await bind_tenant(session, tenants[chain_of(i)])
+                    await audit.record(session, actor, "audit.log.exported", details={"bench": i})
+                    await session.commit()
+                latencies.append((time.perf_counter() - started) * 1000)
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer(i) for i in range(writers)))
+        elapsed = time.perf_counter() - started
+        print(f"  {label:<40} {done / elapsed:8.1f} appends/s  median {statistics.median(latencies):6.1f} ms  "
+              f"p99 {percentile(latencies, 99):7.1f} ms  ({done} in {elapsed:.1f} s, {writers} writers)")
+
+    await run("one chain (デジタル庁)", lambda i: PLATFORM)
+    await run(f"{writers} chains (one municipality each)", lambda i: codes[i % len(codes)])
+    await engine.dispose()
+
+
 def owner_of(url: str) -> str:
     return make_url(url).set(username="postgres").render_as_string(hide_password=False)
 
@@ -321,6 +369,10 @@ async def main(args) -> None:
     from kiban.kit.settings import Settings
     from kiban.main import create_app
 
+    if args.appends:
+        await append_rates(args.url, args.appends, args.writers)
+        print(f"rerun: .venv/bin/python bench/national_pages.py --appends {args.appends} --writers {args.writers}")
+        return
     if args.partitioning:
         await partitioning_trial(args.owner_url or owner_of(args.url), args.runs, args.keep_trial)
         print("rerun: .venv/bin/python bench/national_pages.py --partitioning")
@@ -337,8 +389,10 @@ async def main(args) -> None:
         clients = {code: await signed_in(app, code) for code in sorted({p.who for p in todo})}
         for page in todo:
             await measure(app, page, clients[page.who], args.runs, args.explain)
+            sql = (f", SQL {sum(st[0] for st in page.statements):.1f} ms in {len(page.statements)} statements"
+                   if args.explain else "")
             print(f"  {page.label:<44} median {statistics.median(page.timings):8.1f} ms  p99 {percentile(page.timings, 99):8.1f} ms"
-                  f"  max {max(page.timings):8.1f} ms  ({len(page.timings)} runs, {page.size:,} B)", flush=True)
+                  f"  max {max(page.timings):8.1f} ms  ({len(page.timings)} runs, {page.size:,} B{sql})", flush=True)
             if args.explain:
                 for ms, statement, *_ in page.statements[:4]:
                     one_line = re.sub(r"\s+", " ", statement)[:160]
@@ -357,9 +411,10 @@ async def main(args) -> None:
         for client in clients.values():
             await client.aclose()
     print()
-    print(f"{'page':<46}{'median ms':>10}{'p99 ms':>10}{'runs':>6}")
+    print(f"{'page':<46}{'median ms':>10}{'p99 ms':>10}{'runs':>6}{'bytes':>12}" + (f"{'SQL ms':>9}{'stmts':>6}" if args.explain else ""))
     for page in todo:
-        print(f"{page.label:<46}{statistics.median(page.timings):>10.1f}{percentile(page.timings, 99):>10.1f}{len(page.timings):>6}")
+        print(f"{page.label:<46}{statistics.median(page.timings):>10.1f}{percentile(page.timings, 99):>10.1f}{len(page.timings):>6}"
+              f"{page.size:>12,}" + (f"{sum(st[0] for st in page.statements):>9.1f}{len(page.statements):>6}" if args.explain else ""))
     print("rerun: .venv/bin/python bench/national_pages.py --url "
           f"{make_url(args.url).render_as_string(hide_password=True)} --runs {args.runs}"
           + (f" --only {args.only}" if args.only else "") + (f" --disaster {args.disaster}" if args.disaster else ""))
@@ -376,6 +431,9 @@ def parse_args(argv=None):
     parser.add_argument("--disaster", type=int, default=0, help="runs of the disaster pages (0: not measured)")
     parser.add_argument("--partitioning", action="store_true",
                         help="time the log's queries on a copy of audit_entry hash-partitioned by lg_code instead")
+    parser.add_argument("--appends", type=float, default=0,
+                        help="instead: audit appends per second for this many seconds, one chain against many")
+    parser.add_argument("--writers", type=int, default=20, help="concurrent writers for --appends")
     parser.add_argument("--keep-trial", action="store_true", help="keep the partitioned copy (schema kiban_partition_trial)")
     return parser.parse_args(argv)
 
