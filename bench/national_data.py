@@ -29,6 +29,7 @@ placeholder (a placeholder applied now would never be applied for real later): r
     .venv/bin/python bench/national_data.py                      # kiban_national on 127.0.0.1:5432
     .venv/bin/python bench/national_data.py --url postgresql+asyncpg://postgres@127.0.0.1:5432/other --force
     .venv/bin/python bench/national_data.py --audit-entries 200000 --victims 50000 --url ...small  # a quick try
+    .venv/bin/python bench/national_data.py --force --revision 0017 && kiban db upgrade   # later migrations on the data
 
 A database that already holds data is refused unless ``--force`` (which drops and recreates it).
 Staff sign in with ``NATIONAL_PASSWORD`` and the TOTP code of ``national_totp_secret(username)``;
@@ -212,14 +213,14 @@ def last_real_revision() -> str:
     return last
 
 
-async def migrate_and_seed(url: str) -> str:
+async def migrate_and_seed(url: str, revision: str | None = None) -> str:
     from kiban.core.registry.seed import seed_registry
     from kiban.core.tenancy import rls
     from kiban.kit import migrate
     from kiban.kit.db import create_engine
     from kiban.modules.catalog.seed import seed_catalog
 
-    revision = last_real_revision()
+    revision = revision or last_real_revision()
     await asyncio.to_thread(migrate.upgrade, url, revision)
     engine = create_engine(url, pool=False)
     try:
@@ -922,8 +923,8 @@ async def main(args) -> None:
     with step("database (create)"):
         await prepare_database(args.url, args.force)
     with step("migrations, application role, registry and catalog seed"):
-        revision = await migrate_and_seed(args.url)
-        print(f"  schema at revision {revision} (later revisions are placeholders: `kiban db upgrade` once written)")
+        revision = await migrate_and_seed(args.url, args.revision)
+        print(f"  schema at revision {revision}; later revisions: `kiban db upgrade` (they must carry existing rows)")
     conn = await asyncpg.connect(plain_dsn(args.url))
     try:
         await conn.execute("SET synchronous_commit = off")
@@ -997,6 +998,9 @@ def parse_args(argv=None):
     parser.add_argument("--victims", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--skip-full-verify", action="store_true", help="verify only a sample of chains")
+    parser.add_argument("--revision", default=None,
+                        help="migrate only this far (default: the last revision that is not a placeholder); "
+                             "`kiban db upgrade` then applies the rest to the generated data, as in production")
     return parser.parse_args(argv)
 
 
