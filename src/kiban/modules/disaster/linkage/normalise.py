@@ -129,11 +129,21 @@ def _data_path(name: str):
     return Path(__file__).resolve().parent.parent / "data" / name
 
 
-def _csv_rows(name: str) -> list[dict[str, str]]:
+def _csv_rows(name: str, *columns: str) -> Iterable[tuple[str, ...]]:
+    """The named columns of a data file, row by row (streamed: the given-name list has 91,222 rows)."""
     import csv
 
     with _data_path(name).open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+        reader = csv.reader(handle)
+        header = next(reader)
+        at = [header.index(c) for c in columns]
+        for row in reader:
+            yield tuple(row[i] for i in at)
+
+
+def _spelling_key(text: str) -> str | None:
+    """``_name_key`` without filling its cache with the lists' 70,000 spellings."""
+    return _name_key.__wrapped__(text)
 
 
 @lru_cache(maxsize=1)
@@ -141,45 +151,50 @@ def _reading_lists() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, .
     """(surname spelling → readings, given-name spelling → readings), most likely first; spellings
     as ``_name_key``s, readings ASCII-coded."""
     family_scores: dict[str, dict[str, float]] = {}
-    for row in _csv_rows("names_surnames_estimated_population.csv"):
-        key = _name_key(row["kanji"])
+    for kanji, reading, bearers in _csv_rows("names_surnames_estimated_population.csv", "kanji", "hiragana",
+                                             "estimated_population"):
+        key = _spelling_key(kanji)
         if key:
             scores = family_scores.setdefault(key, {})
-            scores[row["hiragana"]] = scores.get(row["hiragana"], 0.0) + float(row["estimated_population"] or 0)
-    given_scores: dict[str, dict[str, tuple]] = {}
+            scores[reading] = scores.get(reading, 0.0) + float(bearers or 0)
+    given_readings: dict[str, list[str]] = {}
     spellings_of: dict[str, int] = {}
     popular: set[str] = set()
-    rows = _csv_rows("names_given_readings_kanji.csv")
-    for row in rows:
-        spellings_of[row["hiragana"]] = spellings_of.get(row["hiragana"], 0) + 1
-        if row["in_popular_subset"] == "1":
-            popular.add(row["hiragana"])
     everyday: set[tuple[str, str]] = set()
-    for row in _csv_rows("names_gimei.csv"):
-        key = _name_key(row["kanji"])
+    for kind, kanji, reading in _csv_rows("names_gimei.csv", "name_type", "kanji", "hiragana"):
+        key = _spelling_key(kanji)
         if not key:
             continue
-        if row["name_type"] == "last_name":
-            family_scores.setdefault(key, {}).setdefault(row["hiragana"], 0.0)
+        if kind == "last_name":
+            family_scores.setdefault(key, {}).setdefault(reading, 0.0)
         else:
-            everyday.add((key, row["hiragana"]))
-            given_scores.setdefault(key, {})[row["hiragana"]] = ()
-    for row in rows:
-        key = _name_key(row["kanji"])
+            everyday.add((key, reading))
+            given_readings.setdefault(key, []).append(reading)
+    for kanji, reading, in_popular in _csv_rows("names_given_readings_kanji.csv", "kanji", "hiragana",
+                                                "in_popular_subset"):
+        spellings_of[reading] = spellings_of.get(reading, 0) + 1
+        if in_popular == "1":
+            popular.add(reading)
+        key = _spelling_key(kanji)
         if key:
-            given_scores.setdefault(key, {})[row["hiragana"]] = ()
-    def coded(readings: list[str]) -> tuple[str, ...]:
+            given_readings.setdefault(key, []).append(reading)
+
+    coded_of: dict[str, str] = {}
+
+    def coded(readings: Iterable[str]) -> tuple[str, ...]:
         out: list[str] = []
         for reading in readings:
-            code = _ascii(normalize_kana(reading))
+            code = coded_of.get(reading)
+            if code is None:
+                code = coded_of[reading] = _ascii(normalize_kana(reading))
             if code and code not in out:
                 out.append(code)
         return tuple(out)
 
     family = {key: coded(sorted(scores, key=lambda r: (-scores[r], r))) for key, scores in family_scores.items()}
-    given = {key: coded(sorted(readings, key=lambda r: ((key, r) not in everyday, r not in popular,
-                                                        -spellings_of.get(r, 0), r)))[:MAX_READINGS]
-             for key, readings in given_scores.items()}
+    given = {key: coded(sorted(set(readings), key=lambda r: ((key, r) not in everyday, r not in popular,
+                                                             -spellings_of.get(r, 0), r)))[:MAX_READINGS]
+             for key, readings in given_readings.items()}
     return family, given
 
 
@@ -187,9 +202,9 @@ def _reading_lists() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, .
 def _other_forms() -> dict[str, tuple[str, ...]]:
     """variant character → every standard form the 異体字 table gives it (any basis)."""
     forms: dict[str, set[str]] = {}
-    for row in _csv_rows("kanji_variant_pairs.csv"):
-        variant = unicodedata.normalize("NFKC", row["variant"])
-        forms.setdefault(variant, set()).add(normalize_kanji(row["target"]))
+    for variant, target in _csv_rows("kanji_variant_pairs.csv", "variant", "target"):
+        variant = unicodedata.normalize("NFKC", variant)
+        forms.setdefault(variant, set()).add(normalize_kanji(target))
     return {k: tuple(sorted(v - {k})) for k, v in forms.items() if v - {k}}
 
 
