@@ -87,12 +87,13 @@ async def _client(host: str, port: int, plan: ClientPlan, cls_index: int, offset
     requests = plan.requests
     i = offset
     reader = writer = None
+    reused = False  # whether the connection has answered before (a closed keep-alive one is retried)
     try:
         while time.perf_counter() < stop_at and not STOP.is_set():
             if writer is None:
                 reader, writer = await asyncio.open_connection(host, port)
+                reused = False
             raw = requests[i % len(requests)]
-            i += 1
             started = time.perf_counter()
             try:
                 writer.write(raw)
@@ -100,12 +101,18 @@ async def _client(host: str, port: int, plan: ClientPlan, cls_index: int, offset
             except (OSError, asyncio.IncompleteReadError, ValueError, asyncio.TimeoutError) as exc:
                 writer.close()
                 reader = writer = None
+                if reused and isinstance(exc, (asyncio.IncompleteReadError, ConnectionError)) and not getattr(
+                        exc, "partial", b""):
+                    continue  # the server had closed the idle connection (as after a 500): send it again
+                i += 1
                 if started >= record_from:
                     result.broken[plan.cls] = result.broken.get(plan.cls, 0) + 1
                     status = TIMEOUT if isinstance(exc, asyncio.TimeoutError) else BROKEN
                     result.samples.append((cls_index, started, (time.perf_counter() - started) * 1000, status))
                 await asyncio.sleep(0.05)
                 continue
+            i += 1
+            reused = True
             done = time.perf_counter()
             if started >= record_from:
                 result.samples.append((cls_index, started, (done - started) * 1000, status))

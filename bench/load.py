@@ -751,7 +751,9 @@ def scenario_f(backend: Backend, clients: int, args) -> None:
         base_stats = summarise(baseline)
         per_class = {c: stats[c].p99 / base_stats[c].p99 for c in stats
                      if c != "all" and c in base_stats and base_stats[c].p99}
-        IMPORT_RATIOS.append((backend.label, clients, ratio, during, before, per_class, finished))
+        capped = any(st == -1 for r in (raw, baseline) for c, _, _, st in r["samples"]
+                     if r["classes"][c] in TENANT_CLASSES)
+        IMPORT_RATIOS.append((backend.label, clients, ratio, during, before, per_class, finished, capped))
         note_line(f"tenants' p99 (staff, residents, national) during the import: {during:.1f} ms vs "
                   f"{before:.1f} ms in (e): x{ratio:.2f}")
 
@@ -821,9 +823,10 @@ def verdicts() -> None:
                       f"{'PASS' if st.p99 < 300 else 'FAIL'}")
             else:
                 print(f"  (staff pages p99 on {b} at {c} clients: {st.p99:.0f} ms, for information)")
-    for b, c, ratio, during, before, per_class, finished in IMPORT_RATIOS:
+    for b, c, ratio, during, before, per_class, finished, capped in IMPORT_RATIOS:
         classes = ", ".join(f"{k} x{v:.2f}" for k, v in per_class.items())
-        verdict = ("PASS" if ratio < 2 else "FAIL") + ("" if finished else " (import not finished)")
+        verdict = ("NOT MEASURED: requests ran into the 60 s limit" if capped else "PASS" if ratio < 2 else "FAIL") + (
+            "" if finished else " (import not finished)")
         print(f"  import raises other tenants' p99 < 2x ({b}, {c} clients): x{ratio:.2f} "
               f"({during:.0f} vs {before:.0f} ms) {verdict}  [{classes}]")
     for (b, c), (ratio, ratios, cpu_ratio) in FLOOR.items():
