@@ -293,7 +293,9 @@ async def drive(base: str, owner_url: str, secrets_: dict[str, bytes], disaster_
                 if poll.headers.get("hx-refresh") == "true":
                     break
                 if time.perf_counter() - started > args.timeout:
-                    raise RuntimeError("the import did not finish in time")
+                    found = re.search(r"登録中: ([0-9,]+ / [0-9,]+) 件", poll.text)
+                    figures["unfinished"] = found.group(1) if found else "?"
+                    break
         figures["import_s"] = time.perf_counter() - started
         load.window = "idle again (after it)"
         await asyncio.sleep(args.idle)
@@ -301,7 +303,8 @@ async def drive(base: str, owner_url: str, secrets_: dict[str, bytes], disaster_
         page = await importer.get(url)
         found = re.search(r"新たに登録 ([0-9,]+) 人", page.text)
         figures["registered"] = found.group(1) if found else "?"
-        figures["status"] = "imported" if "取り込み済み" in page.text else "NOT imported"
+        figures["status"] = "imported" if "取り込み済み" in page.text else (
+            f"NOT imported within --timeout {args.timeout:g} s (at {figures.get('unfinished', '?')})")
     finally:
         load.stop = True
         await running

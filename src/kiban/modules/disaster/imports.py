@@ -39,6 +39,7 @@ KIND = "disaster.roster_import"
 TARGET = "roster_import"
 CHUNK_ROWS = 500  # at most this many rows per transaction (and at most the kind's chunk_seconds)
 INLINE_ROWS = 200  # up to this many, registered while staff wait
+KEY_BATCH = 50  # rows whose import keys are looked up at once (a chunk may end after a few rows)
 STAGED, IMPORTING, IMPORTED, FAILED = "staged", "importing", "imported", "failed"
 STATUS_LABELS = {STAGED: "確認待ち（未反映）", IMPORTING: "取り込み中", IMPORTED: "反映済み", FAILED: "取り込みを中止"}
 
@@ -172,25 +173,27 @@ async def _step(ctx: JobContext) -> Progress:
     rows = await _rows(ctx)
     disaster = await service.get_disaster(session, payload["disaster_id"])
     actor = audit.Actor(**payload["actor"])
-    chunk = lines[position:position + CHUNK_ROWS]
-    # Registered already: by an earlier file, or by this chunk's earlier run (rolled back, then
-    # these rows are not here) or a concurrent import of the same roster (then they are).
-    present = set((await session.scalars(select(VictimRecord.import_key).where(
-        VictimRecord.disaster_id == disaster.id,
-        VictimRecord.import_key.in_([rows[line]["import_key"] for line in chunk])))).all())
-    for line in chunk:
-        row = rows[line]
-        if row["import_key"] not in present:
-            try:
-                await service.register(session, ctx.tenant, disaster, record_input(row, payload["splits"].get(str(line))),
-                                       actor=actor.label)
-            except KibanError as exc:  # the disaster closed, a shelter gone...: no retry will fix it
-                raise JobFailed(f"{line}行目: {exc.detail}") from None
-            present.add(row["import_key"])
-            added += 1
-        position += 1
-        if ctx.out_of_time():
-            break
+    end = min(position + CHUNK_ROWS, len(lines))
+    while position < end and not ctx.out_of_time():
+        batch = lines[position:min(position + KEY_BATCH, end)]
+        # Registered already: by an earlier file, or by this chunk's earlier run (rolled back, then
+        # these rows are not here) or a concurrent import of the same roster (then they are).
+        present = set((await session.scalars(select(VictimRecord.import_key).where(
+            VictimRecord.disaster_id == disaster.id,
+            VictimRecord.import_key.in_([rows[line]["import_key"] for line in batch])))).all())
+        for line in batch:
+            row = rows[line]
+            if row["import_key"] not in present:
+                try:
+                    await service.register(session, ctx.tenant, disaster,
+                                           record_input(row, payload["splits"].get(str(line))), actor=actor.label)
+                except KibanError as exc:  # the disaster closed, a shelter gone...: no retry will fix it
+                    raise JobFailed(f"{line}行目: {exc.detail}") from None
+                present.add(row["import_key"])
+                added += 1
+            position += 1
+            if ctx.out_of_time():
+                break
     total = len(lines)
     finished = position >= total
     await _set_import(ctx, imported_count=added, **({"status": IMPORTED} if finished else {}))
