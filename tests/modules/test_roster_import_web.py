@@ -231,9 +231,11 @@ async def test_a_name_without_a_space_is_registered_only_as_staff_confirm_its_sp
 
 # -- accepted imports are registered by a background job, in chunks (issue #11) ----------------------------
 
+import dataclasses  # noqa: E402
 from datetime import timedelta  # noqa: E402
 
 from kiban.core.audit.models import AuditEntry  # noqa: E402
+from kiban.core.jobs.kinds import KINDS  # noqa: E402
 from kiban.core.jobs.runner import Runner  # noqa: E402
 from kiban.kit.db import utcnow  # noqa: E402
 from kiban.modules.disaster import imports, service  # noqa: E402
@@ -247,6 +249,14 @@ def _people(count: int, family: str = "輪島") -> bytes:
     given = ["一郎", "二郎", "三郎", "四郎", "五郎", "六郎", "七郎"]
     return _csv(PEOPLE, [{"氏名": f"{family} {given[i]}", "フリガナ": "", "生年月日": f"19{60 + i}-01-0{1 + i % 9}",
                           "住所地の団体コード": WAJIMA, "現在の居場所": "在宅"} for i in range(count)])
+
+
+def _chunks_of(monkeypatch, rows: int, *, inline: int = 0) -> None:
+    """Chunks of exactly ``rows`` rows (no time limit: a loaded machine must not change them), and
+    rosters longer than ``inline`` rows left to the background."""
+    monkeypatch.setattr(imports, "INLINE_ROWS", inline)
+    monkeypatch.setattr(imports, "CHUNK_ROWS", rows)
+    monkeypatch.setitem(KINDS, imports.KIND, dataclasses.replace(KINDS[imports.KIND], chunk_seconds=3600))
 
 
 def _runner(connection, *, later: float = 0) -> Runner:
@@ -268,8 +278,7 @@ async def _import_audit(session, batch_id: str) -> list[AuditEntry]:
 
 async def test_a_large_roster_is_registered_in_the_background_chunk_by_chunk_with_progress(
         staff, session, connection, monkeypatch) -> None:
-    monkeypatch.setattr(imports, "INLINE_ROWS", 3)  # more rows than this: the background
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    _chunks_of(monkeypatch, 2, inline=3)  # more rows than 3: the background
     disaster = await _disaster(staff)
     wajima = await staff(WAJIMA, "staff")
     url = await _upload(wajima, disaster, _people(5))
@@ -312,8 +321,7 @@ async def test_a_large_roster_is_registered_in_the_background_chunk_by_chunk_wit
 
 async def test_an_import_resumes_after_a_crash_and_a_failed_chunk_and_stops_with_its_reason_when_it_cannot_go_on(
         staff, session, connection, monkeypatch) -> None:
-    monkeypatch.setattr(imports, "INLINE_ROWS", 0)
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    _chunks_of(monkeypatch, 2)
     disaster = await _disaster(staff)
     wajima = await staff(WAJIMA, "staff")
     url = await _upload(wajima, disaster, _people(5))
