@@ -48,9 +48,9 @@ def registration(record_id: str, **fields) -> dict:
     return base | fields
 
 
-# pairs that reach the levels synthetic data rarely does: kana-only given names, names outside the
-# BMP, readings just around the Jaro–Winkler threshold, swapped and mistyped dates, block numbers
-# missing or mistyped, one digit of a phone
+# pairs that reach the levels synthetic data rarely does: kana-only given names (against kanji
+# with no reading), names outside the BMP, readings just around the Jaro–Winkler threshold, swapped
+# and mistyped dates, block numbers missing or mistyped, one digit of a phone
 EDGES = [
     registration("e01"), registration("e02", given_name="けんた", given_kana=""),
     registration("e03", family_name="𠮷田", family_kana="", given_name="𠮷男", given_kana=""),
@@ -62,6 +62,7 @@ EDGES = [
     registration("e08", family_name="佐籐", family_kana="さとお", home_address="輪島市河合町1-2-3"),
     registration("e09", family_name="加藤", family_kana="かとう", phone="", home_address=""),
     registration("e10", given_name="", given_kana="", sex="", birth_date=""),
+    registration("e11", given_name="龘太", given_kana=""),  # a spelling no name list knows, no reading
 ]
 
 
