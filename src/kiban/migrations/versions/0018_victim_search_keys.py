@@ -22,6 +22,8 @@ depends_on = None
 
 BATCH = 5000
 KEYS = ('name_key', 'given_key', 'kana_key', 'given_kana_key')
+# Single-column indexes of 0011 replaced by ones that also hold the disaster (see models.py).
+CODES = ('home_lg_code', 'current_lg_code', 'home_pref_code', 'current_pref_code')
 
 
 def _key_type():
@@ -35,7 +37,7 @@ def upgrade() -> None:
         for column in KEYS:
             batch_op.add_column(sa.Column(column, _key_type(), server_default='', nullable=False))
         batch_op.add_column(sa.Column('person_id', sa.String(length=36), nullable=True))
-        batch_op.create_index('ix_victim_record_id', ['id'], unique=False)
+        batch_op.create_index('ix_victim_record_id', ['id', 'disaster_id'], unique=False)
     bind = op.get_bind()
     _fill_search_keys(bind)
     _fill_persons(bind)
@@ -45,6 +47,10 @@ def upgrade() -> None:
                               ['disaster_id', 'family_kana', 'given_kana', 'created_at', 'id'], unique=False)
         for column in KEYS:
             batch_op.create_index(f'ix_victim_record_{column}', ['disaster_id', column], unique=False)
+        batch_op.drop_index('ix_victim_record_disaster_id')
+        for column in CODES:
+            batch_op.drop_index(f'ix_victim_record_{column}')
+            batch_op.create_index(f'ix_victim_record_{column}_disaster_id', [column, 'disaster_id'], unique=False)
 
 
 def _fill_search_keys(bind) -> None:
@@ -93,6 +99,10 @@ def _fill_persons(bind) -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('victim_record', schema=None) as batch_op:
+        for column in reversed(CODES):
+            batch_op.drop_index(f'ix_victim_record_{column}_disaster_id')
+            batch_op.create_index(f'ix_victim_record_{column}', [column], unique=False)
+        batch_op.create_index('ix_victim_record_disaster_id', ['disaster_id'], unique=False)
         for column in reversed(KEYS):
             batch_op.drop_index(f'ix_victim_record_{column}')
         batch_op.drop_index('ix_victim_record_kana_order')

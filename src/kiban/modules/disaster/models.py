@@ -94,7 +94,15 @@ class VictimRecord(TenantScoped, Base):
         UniqueConstraint("lg_code", "disaster_id", "import_key"),
         # Reads by id across tenants (a detail page, candidates, linked records): the primary
         # key leads with lg_code, so it cannot find an id alone.
-        Index("ix_victim_record_id", "id"),
+        Index("ix_victim_record_id", "id", "disaster_id"),
+        # Who sees a record itself (``service._visible_to``): its home and current municipality
+        # and their prefectures (the registering one has the unique key led by lg_code). Led by
+        # the code, so that SQLite, which picks the index matching the most equalities, takes
+        # these rather than one led by the disaster alone.
+        Index("ix_victim_record_home_lg_code_disaster_id", "home_lg_code", "disaster_id"),
+        Index("ix_victim_record_current_lg_code_disaster_id", "current_lg_code", "disaster_id"),
+        Index("ix_victim_record_home_pref_code_disaster_id", "home_pref_code", "disaster_id"),
+        Index("ix_victim_record_current_pref_code_disaster_id", "current_pref_code", "disaster_id"),
         # The other registrations of the same person, and persons after 名寄せ.
         Index("ix_victim_record_person", "disaster_id", "person_id"),
         # The workspace's order (フリガナ順), for the areas that see most of a disaster.
@@ -107,7 +115,7 @@ class VictimRecord(TenantScoped, Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"), index=True)
+    disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"))
     family_name: Mapped[str] = mapped_column(String(100))
     given_name: Mapped[str] = mapped_column(String(100))
     family_kana: Mapped[str] = mapped_column(String(100), default="")
@@ -115,14 +123,14 @@ class VictimRecord(TenantScoped, Base):
     birth_date: Mapped[date | None] = mapped_column(Date)
     sex: Mapped[str | None] = mapped_column(String(10))
     home_address: Mapped[str] = mapped_column(String(300), default="")
-    home_lg_code: Mapped[str] = mapped_column(ForeignKey("organization.code"), index=True)
-    home_pref_code: Mapped[str] = mapped_column(String(6), index=True)
+    home_lg_code: Mapped[str] = mapped_column(ForeignKey("organization.code"))
+    home_pref_code: Mapped[str] = mapped_column(String(6))
     whereabouts: Mapped[str] = mapped_column(String(20))
     shelter_id: Mapped[str | None] = mapped_column(String(36))
     wide_area_lg_code: Mapped[str | None] = mapped_column(ForeignKey("organization.code"))
     # Where the person is now (the shelter's or 広域避難先 municipality, else the home one).
-    current_lg_code: Mapped[str] = mapped_column(String(6), index=True)
-    current_pref_code: Mapped[str] = mapped_column(String(6), index=True)
+    current_lg_code: Mapped[str] = mapped_column(String(6))
+    current_pref_code: Mapped[str] = mapped_column(String(6))
     phone: Mapped[str] = mapped_column(String(30), default="")
     household_key: Mapped[str] = mapped_column(String(60), default="")
     household_size: Mapped[int] = mapped_column(Integer, default=1)

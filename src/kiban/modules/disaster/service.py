@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select, true, update
+from sqlalchemy import and_, case, func, or_, select, true, union, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -439,12 +439,16 @@ async def visible_records(session: AsyncSession, viewer: Tenant, disaster_id: st
     if record_ids is not None and not record_ids:
         return []
     statement = select(VictimRecord).where(visible_condition(viewer, disaster_id))
-    if record_ids is not None:
+    if record_ids is None:
+        statement = statement.order_by(*RECORD_ORDER)
+    else:  # a few records by id, put in order here: asked to order, SQLite would walk the disaster
         statement = statement.where(VictimRecord.id.in_(sorted(set(record_ids))))
     await session.flush()  # pending writes are checked against the tenant before reading unscoped
     await _without_jit(session)
     async with unscoped(session, SHARED_READ):
-        chosen = list((await session.scalars(statement.order_by(*RECORD_ORDER))).all())
+        chosen = list((await session.scalars(statement)).all())
+    if record_ids is not None:
+        chosen.sort(key=lambda r: (r.family_kana, r.given_kana, r.created_at, r.id))
     if actor is not None:
         await audit_reads(session, viewer, actor, [r for r in chosen if r.lg_code != viewer.lg_code])
     return chosen
@@ -1256,32 +1260,58 @@ class RecordsPage:
     more: bool = False  # more records match than were counted (``total``)
 
 
-def search_condition(q: str):
+def search_condition(q: str, disaster_id: str = "", dialect: str = "postgresql"):
     """Records whose name or reading begins with the query, folded (``names.search_key``): the
     full name, the given name, the full reading or the given reading (「高橋」「健太」「たかはし」
     「ｹﾝﾀ」 find 髙橋 健太). None for a query with nothing to search by. Each test is a range on a
-    key's index (see ``names`` for why a beginning and not any part)."""
+    key's index (see ``names`` for why a beginning and not any part): one OR, which PostgreSQL
+    answers from the four indexes at once; on SQLite, whose planner does that only for a union,
+    the ids of a union of four lookups."""
     key = search_key(q)
     if not key:
         return None
     bound = prefix_upper_bound(key)
-    return or_(*((column >= key) if bound is None else and_(column >= key, column < bound)
-                 for column in (VictimRecord.name_key, VictimRecord.given_key, VictimRecord.kana_key,
-                                VictimRecord.given_kana_key)))
+    columns = (VictimRecord.name_key, VictimRecord.given_key, VictimRecord.kana_key, VictimRecord.given_kana_key)
+
+    def begins(column):
+        return (column >= key) if bound is None else and_(column >= key, column < bound)
+
+    if dialect != "sqlite":
+        return or_(*(begins(column) for column in columns))
+    return VictimRecord.id.in_(union(*(select(VictimRecord.id).where(VictimRecord.disaster_id == disaster_id,
+                                                                     begins(column)) for column in columns)))
+
+
+def _seen_directly(viewer: Tenant, disaster_id: str):
+    """The records ``_visible_to`` the viewer, as a union of one indexed lookup per way of seeing
+    a record (registered it; home or current municipality; home or current prefecture): (id,
+    person_id) rows. Written apart rather than as one OR so that each part is answered from its
+    own index on SQLite too, whose planner would otherwise read the whole disaster."""
+    R = VictimRecord
+    columns = (R.id, R.person_id)
+    if viewer.is_prefecture:
+        parts = (select(*columns).where(R.home_pref_code == viewer.lg_code, R.disaster_id == disaster_id),
+                 select(*columns).where(R.current_pref_code == viewer.lg_code, R.disaster_id == disaster_id))
+    else:
+        parts = (select(*columns).where(R.lg_code == viewer.lg_code, R.disaster_id == disaster_id),
+                 select(*columns).where(R.home_lg_code == viewer.lg_code, R.disaster_id == disaster_id,
+                                        R.protected.is_(False)),
+                 select(*columns).where(R.current_lg_code == viewer.lg_code, R.disaster_id == disaster_id,
+                                        R.protected.is_(False)))
+    return union(*parts)
 
 
 def _visible_in_small_area(viewer: Tenant, disaster_id: str):
     """``visible_condition`` written from the viewer's own records outwards: the records it sees
-    itself (found through the indexes on the registering, home and current municipality) and the
-    other registrations of their persons (through ``person_id``). Exactly the same records; what
-    a viewer that sees few of a large disaster's records should ask, since walking the whole
-    disaster in フリガナ order to find them would cost the disaster, not the page."""
-    seed, other = aliased(VictimRecord, name="seed"), aliased(VictimRecord, name="other")
-    direct = select(VictimRecord.id).where(VictimRecord.disaster_id == disaster_id, _visible_to(viewer))
-    linked = (select(other.id).join(seed, and_(seed.disaster_id == other.disaster_id, seed.person_id == other.person_id))
-              .where(seed.disaster_id == disaster_id, seed.person_id.is_not(None), _visible_to(viewer, seed)))
-    return and_(VictimRecord.disaster_id == disaster_id, VictimRecord.id.in_(direct.union(linked)),
-                _protected_allowed(viewer))
+    itself (``_seen_directly``) and the other registrations of their persons (through
+    ``person_id``). Exactly the same records; what a viewer that sees few of a large disaster's
+    records should ask, since walking the whole disaster in フリガナ order to find them would cost
+    the disaster, not the page."""
+    direct = _seen_directly(viewer, disaster_id).cte("seen_directly")
+    linked = select(VictimRecord.id).where(VictimRecord.disaster_id == disaster_id, VictimRecord.person_id.in_(
+        select(direct.c.person_id).where(direct.c.person_id.is_not(None))))
+    return and_(VictimRecord.disaster_id == disaster_id,
+                VictimRecord.id.in_(union(select(direct.c.id), linked)), _protected_allowed(viewer))
 
 
 async def _sees_few(session: AsyncSession, viewer: Tenant, disaster_id: str) -> bool:
@@ -1292,8 +1322,8 @@ async def _sees_few(session: AsyncSession, viewer: Tenant, disaster_id: str) -> 
     area = (disaster_id, viewer.lg_code)
     if area in _large_areas:
         return False
-    upto = select(VictimRecord.id).where(VictimRecord.disaster_id == disaster_id, _visible_to(viewer)).limit(SMALL_AREA + 1)
-    few = (await session.scalar(select(func.count()).select_from(upto.subquery())) or 0) <= SMALL_AREA
+    upto = _seen_directly(viewer, disaster_id).limit(SMALL_AREA + 1).subquery()
+    few = (await session.scalar(select(func.count()).select_from(upto)) or 0) <= SMALL_AREA
     if not few:
         if len(_large_areas) > 10_000:
             _large_areas.clear()
@@ -1319,7 +1349,7 @@ async def records_page(session: AsyncSession, viewer: Tenant, actor: audit.Actor
     async with unscoped(session, SHARED_READ):
         few = await _sees_few(session, viewer, disaster_id)
         condition = _visible_in_small_area(viewer, disaster_id) if few else visible_condition(viewer, disaster_id)
-        searched = search_condition(q)
+        searched = search_condition(q, disaster_id, (await session.connection()).dialect.name)
         if searched is not None:
             condition = and_(condition, searched)
         # Counting stops at ``limit`` + 1: the database need not find every visible record first.
@@ -1328,7 +1358,10 @@ async def records_page(session: AsyncSession, viewer: Tenant, actor: audit.Actor
         total, more = min(counted, limit), counted > limit
         pages = max(1, -(-total // page_size))
         page = min(page, pages)
-        records = list((await session.scalars(select(VictimRecord).where(condition).order_by(*RECORD_ORDER)
+        # In a small area, the same order written so that no index provides it: SQLite would
+        # otherwise walk the disaster in that index's order rather than look up the few ids.
+        order = (VictimRecord.family_kana.concat(""), *RECORD_ORDER[1:]) if few else RECORD_ORDER
+        records = list((await session.scalars(select(VictimRecord).where(condition).order_by(*order)
                                               .limit(page_size).offset((page - 1) * page_size))).all())
     await audit_reads(session, viewer, actor, [r for r in records if r.lg_code != viewer.lg_code])
     return RecordsPage(records, total, page, pages, more)
