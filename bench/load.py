@@ -23,7 +23,8 @@ Scenarios, each at every ``--clients`` count:
   e      all of them at once (people searching the registry pause 0.1 s between searches)
   f      (e) while another municipality uploads and accepts a 20,000-row roster through its
          import page; only requests started during the import count; the tenants' p99
-         (every class but the public registry search) against (e)
+         (every class but the public registry search) against (e). Runs after all the others;
+         an import still running when its window ends is waited for without load
 
 Prints requests, req/s, p50/p99, errors (by status; 0 = connection broken, -1 = no answer within
 60 s) and the machine's 1-minute load average per scenario and class, then the issue's targets with pass/fail, then the command to rerun. The floor and (d)
@@ -670,7 +671,7 @@ def run_import(backend: Backend, done: threading.Event, out: dict, timeout: floa
             out["accepted"] = time.time()
         note_line(f"import: upload answered after {out['uploaded'] - out['started']:.1f} s, accept after "
                   f"{out['accepted'] - out['uploaded']:.1f} s")
-        batch_id = batch_url.rstrip("/").rsplit("/", 1)[1]
+        batch_id = out["batch_id"] = batch_url.rstrip("/").rsplit("/", 1)[1]
         asyncio.run(wait_imported(backend, batch_id, out["started"] + timeout, out))
     except Exception as exc:  # noqa: BLE001 - reported with the scenario
         out["error"] = f"{type(exc).__name__}: {exc}"
@@ -744,6 +745,12 @@ def scenario_f(backend: Backend, clients: int, args) -> None:
     note = (f"import {out.get('imported', 0):,} rows, status {out.get('status', '?')}, {window[1] - window[0]:.1f} s"
             + ("" if finished else f" (not done within --import-timeout {args.import_timeout:g} s)"))
     report(backend, "f", clients, stats, note)
+    if not finished and "batch_id" in out:
+        # Let it finish without load, so the next run does not share the server with it
+        rest = dict(out)
+        asyncio.run(wait_imported(backend, out["batch_id"], time.time() + args.import_timeout, rest))
+        note_line(f"after the window, without load: import {rest.get('status')}, {rest.get('imported', 0):,} rows, "
+                  f"{time.time() - out['ended']:.0f} s more")
     baseline = E_RAW.get((backend.label, clients))
     if baseline:
         during, before = tenants_p99(raw, window), tenants_p99(baseline)
@@ -773,38 +780,41 @@ def run_backend(name: str, args) -> None:
         if "floor" in args.scenarios:
             backend.start_floor()
         header()
-        for clients in args.clients:
-            for scenario in args.scenarios:
-                seed = 1000 * SCENARIOS.index(scenario) + clients
-                if scenario == "floor":
-                    if "d" in args.scenarios:
-                        floor_and_registry(backend, clients, args)
-                    else:
-                        report(backend, scenario, clients, summarise(run_plans(
-                            backend.floor_base, [registry_plan(backend, backend.floor_base, "floor")] * clients,
-                            args.warmup, args.duration)))
-                elif scenario == "d":
-                    if "floor" not in args.scenarios:
-                        report(backend, scenario, clients, measured(backend, [registry_plan(backend)] * clients, args))
-                elif scenario == "a":
-                    half = clients // 2
-                    plans = [staff_plan(backend, "staff city", seed + n) for n in range(clients - half)]
-                    plans += [staff_plan(backend, "staff pref", seed + 500 + n) for n in range(half)]
-                    report(backend, scenario, clients, measured(backend, plans, args))
-                elif scenario == "b":
-                    report(backend, scenario, clients,
-                           measured(backend, resident_plans(backend, clients, args.per_resident(clients), seed), args))
-                elif scenario == "c":
-                    report(backend, scenario, clients,
-                           measured(backend, [national_plan(backend, n) for n in range(clients)], args))
-                elif scenario == "e":
-                    plans = mix_plans(backend, clients, args.per_resident(clients), seed)
-                    raw = run_plans(backend.base, plans, args.warmup, args.duration)
-                    E_RAW[(backend.label, clients)] = raw
-                    report(backend, scenario, clients, summarise(raw))
-                    note_line(f"tenants' p99 (staff, residents, national): {tenants_p99(raw):.1f} ms")
-                elif scenario == "f":
-                    scenario_f(backend, clients, args)
+        # (f) last, for every client count: its import may outlast the window and keep the server
+        # busy afterwards (it is waited for without load before anything else runs)
+        order = [(c, s) for c in args.clients for s in args.scenarios if s != "f"]
+        order += [(c, "f") for c in args.clients if "f" in args.scenarios]
+        for clients, scenario in order:
+            seed = 1000 * SCENARIOS.index(scenario) + clients
+            if scenario == "floor":
+                if "d" in args.scenarios:
+                    floor_and_registry(backend, clients, args)
+                else:
+                    report(backend, scenario, clients, summarise(run_plans(
+                        backend.floor_base, [registry_plan(backend, backend.floor_base, "floor")] * clients,
+                        args.warmup, args.duration)))
+            elif scenario == "d":
+                if "floor" not in args.scenarios:
+                    report(backend, scenario, clients, measured(backend, [registry_plan(backend)] * clients, args))
+            elif scenario == "a":
+                half = clients // 2
+                plans = [staff_plan(backend, "staff city", seed + n) for n in range(clients - half)]
+                plans += [staff_plan(backend, "staff pref", seed + 500 + n) for n in range(half)]
+                report(backend, scenario, clients, measured(backend, plans, args))
+            elif scenario == "b":
+                report(backend, scenario, clients,
+                       measured(backend, resident_plans(backend, clients, args.per_resident(clients), seed), args))
+            elif scenario == "c":
+                report(backend, scenario, clients,
+                       measured(backend, [national_plan(backend, n) for n in range(clients)], args))
+            elif scenario == "e":
+                plans = mix_plans(backend, clients, args.per_resident(clients), seed)
+                raw = run_plans(backend.base, plans, args.warmup, args.duration)
+                E_RAW[(backend.label, clients)] = raw
+                report(backend, scenario, clients, summarise(raw))
+                note_line(f"tenants' p99 (staff, residents, national): {tenants_p99(raw):.1f} ms")
+            elif scenario == "f":
+                scenario_f(backend, clients, args)
 
 
 def measured(backend: Backend, plans: list[ClientPlan], args) -> dict[str, Stats]:
