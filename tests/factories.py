@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiban.core.audit.models import AuditChainHead, AuditEntry
 from kiban.core.audit.service import GENESIS, entry_hash
 from kiban.core.identity.models import ApiKey, Invitation, Membership, Principal
+from kiban.core.jobs.models import Job
 from kiban.core.tenancy.grants_models import AccessGrant
 from kiban.core.tenancy.settings_models import TenantSetting, TenantSettingChange
 from kiban.kit.db import utcnow
@@ -143,6 +144,12 @@ async def _roster_import(session: AsyncSession, lg_code: str, marker: str) -> Ro
                         encoding="utf-8", report={}, created_by="test", created_at=utcnow())
 
 
+async def _job(session: AsyncSession, lg_code: str, marker: str) -> Job:
+    now = utcnow()
+    return Job(lg_code=lg_code, id=str(uuid.uuid4()), kind="test.isolation", payload={"marker": marker},
+               dedupe_key=marker, run_after=now, created_by="test", created_at=now, updated_at=now)
+
+
 FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     TenantSetting: _tenant_setting,
     TenantSettingChange: _tenant_setting_change,
@@ -158,6 +165,7 @@ FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     Shelter: _shelter,
     VictimRecord: _victim_record,
     RosterImport: _roster_import,
+    Job: _job,
 }
 
 APPEND_ONLY = {AuditEntry}
