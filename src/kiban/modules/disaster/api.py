@@ -275,7 +275,7 @@ async def records(disaster_id: str, staff: Reader, session: DbSession,
     listed = await service.records_page(session, staff.tenant, audit.Actor.of_staff(staff), disaster_id, q=q, page=page)
     await session.commit()
     names = await _names(session, set().union(*(_codes(r) for r in listed.records)) if listed.records else set())
-    return RecordList(total=listed.total, page=listed.page, pages=listed.pages, page_size=service.PAGE_SIZE, q=q,
+    return RecordList(total=listed.total, more=listed.more, page=listed.page, pages=listed.pages, page_size=service.PAGE_SIZE, q=q,
                       items=[RecordSummary(**_summary(staff, disaster_id, r, names)) for r in listed.records])
 
 

@@ -139,7 +139,8 @@ class RecordSummary(BaseModel):
 
 
 class RecordList(BaseModel):
-    total: int
+    total: int = Field(description="該当件数。more が true のときは下限（数えるのを途中で止めています）")
+    more: bool = Field(False, description="total より多く該当する（次のページがある）")
     page: int
     pages: int
     page_size: int
