@@ -142,7 +142,7 @@ async def facts(owner_url: str) -> dict:
         registering = await conn.fetchval("SELECT lg_code FROM victim_record GROUP BY lg_code ORDER BY count(*) DESC LIMIT 1") \
             if disaster else None
         names = {r["code"]: r["name"] for r in await conn.fetch(
-            "SELECT code, name FROM organization WHERE code = ANY($1::text[])", [*heads, registering or PLATFORM])}
+            "SELECT code, name FROM organization WHERE code = ANY($1::text[])", [*heads, registering or PLATFORM, CABINET_OFFICE])}
         sizes = {r["relname"]: r["rows"] for r in await conn.fetch(
             "SELECT relname, reltuples::bigint AS rows FROM pg_class WHERE relname IN ('audit_entry', 'victim_record')")}
     finally:
@@ -187,8 +187,13 @@ def pages(f: dict, only: set[str] | None, disaster_runs: int) -> list[Page]:
     if disaster_runs and f["disaster"]:
         d, reg = f["disaster"], f["registering"]
         out += [
-            Page("disaster", f"{f['names'][reg]} 被災者台帳（ワークスペース）", reg, f"/t/{reg}/disasters/{d}", runs=disaster_runs),
+            Page("disaster", f"{f['names'][reg]} 被災者台帳 1ページ目", reg, f"/t/{reg}/disasters/{d}", runs=disaster_runs),
+            Page("disaster", f"{f['names'][reg]} 被災者台帳 5ページ目", reg, f"/t/{reg}/disasters/{d}?page=5", runs=disaster_runs),
+            Page("disaster", f"{f['names'][reg]} 被災者台帳 氏名で検索", reg,
+                 f"/t/{reg}/disasters/{d}?q=%E3%81%9F%E3%81%AA%E3%81%8B", runs=disaster_runs),
             Page("disaster", f"{f['names'][reg]} ダッシュボード", reg, f"/t/{reg}/disasters/{d}/dashboard", runs=disaster_runs),
+            Page("disaster", "内閣府 全国ダッシュボード", CABINET_OFFICE, f"/t/{CABINET_OFFICE}/disasters/{d}/dashboard",
+                 runs=disaster_runs),
         ]
     if only:
         out = [p for p in out if p.group in only]

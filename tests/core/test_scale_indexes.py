@@ -152,3 +152,38 @@ async def test_the_filter_choices_skip_through_an_index(session, choices, index)
     assert index in plan, plan
     assert "(lg_code=? AND seq=?)" in plan, plan  # each value's latest entry, by primary key
     assert not re.search(r"SCAN audit_entry(?! USING)", plan), plan
+
+
+async def test_record_many_appends_a_whole_page_of_reads_with_a_few_statements(session) -> None:
+    from sqlalchemy import event
+
+    tenant = await registry_service.tenant_for(session, HAKODATE)
+    reader = audit.Actor("staff", "札幌 閲覧者", str(uuid.uuid4()))
+    targets = [audit.Target("victim_record", str(uuid.uuid4()), subject_id=str(uuid.uuid4()) if i % 3 else None)
+               for i in range(30)]
+    async with as_tenant(session, tenant):
+        await audit.record(session, reader, "disaster.record.read", target_type="victim_record", target_id="before")
+        await session.flush()
+    statements: list[str] = []
+    engine = (await session.connection()).engine.sync_engine
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ARG001
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        made = await audit.record_many(session, reader, "disaster.record.read", targets, purpose="援護",
+                                       legal_basis="第90条の4", details={"reader": SAPPORO}, tenant=tenant)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT SET_CONFIG")]
+    assert len(writes) <= 4, writes  # advance the head, insert the rows, set the head's hash
+    async with as_tenant(session, tenant):
+        await audit.record(session, reader, "disaster.record.read", target_type="victim_record", target_id="after")
+        chain = await _all_entries(session, HAKODATE)
+        checked, problems = await audit.verify_chain(session, HAKODATE)
+    assert problems == [] and checked == len(chain)
+    assert [e.target_id for e in chain[:32]][::-1] == ["before", *(t.id for t in targets), "after"]
+    assert [e.seq for e in made] == list(range(made[0].seq, made[0].seq + 30))
+    assert all(e.purpose == "援護" and e.details == {"reader": SAPPORO} for e in made)
+    assert [e.subject_id for e in made] == [t.subject_id for t in targets]
