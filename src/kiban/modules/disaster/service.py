@@ -459,7 +459,7 @@ async def audit_reads(session: AsyncSession, viewer: Tenant, actor: audit.Actor,
     by_owner: dict[str, list[VictimRecord]] = defaultdict(list)
     for record in records:
         by_owner[record.lg_code].append(record)
-    for owner_code, owned in by_owner.items():
+    for owner_code, owned in sorted(by_owner.items()):  # one lock order for chain heads: no deadlocks
         owner = await registry.tenant_for(session, owner_code)
         for record in owned:
             await audit.record(session, actor, what, target_type="victim_record", target_id=record.id,
