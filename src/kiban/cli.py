@@ -452,7 +452,8 @@ def jobs_run(
     workers: Annotated[int, typer.Option(help="同時に進める処理の数")] = 1,
 ) -> None:
     """背景の処理（名簿の取り込みなど）をこのプロセスで進める。serve の各プロセスも進めるので、
-    KIBAN_JOBS_WORKERS=0 で serve から外したときや、別のマシンで進めたいときに使う。"""
+    KIBAN_JOBS_WORKERS=0 で serve から外したときや、別のマシンで進めたいときに使う
+    （KIBAN_JOBS_KINDS で進める種類を絞れる）。"""
     import kiban.main  # noqa: F401 - imports every module, so every kind of job is registered
     from kiban.core.jobs.runner import Runner
     from kiban.kit.db import create_engine, make_sessionmaker
@@ -461,7 +462,8 @@ def jobs_run(
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
-        runner = Runner(make_sessionmaker(engine), concurrency=workers)
+        kinds = [k.strip() for k in settings.jobs_kinds.split(",") if k.strip()] or None
+        runner = Runner(make_sessionmaker(engine), concurrency=workers, kinds=kinds)
         try:
             if once:
                 return await runner.run_until_idle()

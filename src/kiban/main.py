@@ -32,7 +32,7 @@ from kiban.core.tenancy import api as tenancy_api
 from kiban.core.tenancy import safety  # noqa: F401 - installs the tenant safety net
 from kiban.core.tenancy import web as tenancy_web
 from kiban.kit import health
-from kiban.kit.db import create_engine, make_sessionmaker
+from kiban.kit.db import ReadRetryMiddleware, create_engine, make_sessionmaker
 from kiban.kit.csrf import CsrfCookieMiddleware
 from kiban.kit.errors import install_handlers
 from kiban.kit import openapi as openapi_contract
@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
 
         await _warm_registry(app)
         # Background jobs (core/jobs): every serve process claims and runs its share.
-        app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers)
+        kinds = [k.strip() for k in settings.jobs_kinds.split(",") if k.strip()] or None
+        app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers, kinds=kinds)
         if settings.jobs_workers > 0:
             app.state.job_runner.start()
         yield
@@ -109,7 +110,10 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.shared = open_shared_state(settings)
     app.state.rate_limiter = RateLimiter(app.state.shared)
     app.state.registry_cache = RegistryCache(app.state.sessionmaker, ttl=settings.registry_cache_seconds)
-    app.add_middleware(registry_api.RegistrySearchFastPath)  # innermost: kept search answers skip routing
+    # Innermost: GET/HEAD on SQLite read a WAL snapshot without the write lock, and are run once
+    # more with it if they must write while another connection writes (kit/db.py).
+    app.add_middleware(ReadRetryMiddleware)
+    app.add_middleware(registry_api.RegistrySearchFastPath)  # kept search answers skip routing
     app.add_middleware(CsrfCookieMiddleware)
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware)

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
+from kiban.core.jobs.kinds import KINDS
 from kiban.kit.settings import Settings
 from kiban.main import create_app
 
@@ -41,7 +42,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(test_database) -> Iterator[str]:
     port = _free_port()
-    app = create_app(Settings(database_url=test_database.app_url, log_level="WARNING"))
+    # The server's job runner runs the application's kinds only: tests that commit jobs of their
+    # own kinds to this database (tests/core/test_jobs.py) count what their runners ran.
+    kinds = ",".join(k for k in KINDS if not k.startswith("test."))
+    app = create_app(Settings(database_url=test_database.app_url, log_level="WARNING", jobs_kinds=kinds))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, name="kiban-live-server", daemon=True)

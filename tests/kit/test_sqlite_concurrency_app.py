@@ -13,7 +13,6 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import text, update
-from starlette.middleware import Middleware
 
 from kiban.core.identity import credentials
 from kiban.core.identity import service as identity_service
@@ -36,8 +35,7 @@ async def file_app(test_database, tmp_path):
     url = f"sqlite+aiosqlite:///{path}"
     engine = create_engine(url, busy_timeout=3)  # a read that wrongly waits fails in 3 s
     app = create_app(Settings(database_url=url, registry_cache_seconds=0), engine=engine)
-    if not any(m.cls is ReadRetryMiddleware for m in app.user_middleware):
-        app.user_middleware.append(Middleware(ReadRetryMiddleware))  # until main.py installs it
+    assert any(m.cls is ReadRetryMiddleware for m in app.user_middleware)
     yield app, engine
     await engine.dispose()
 
@@ -100,4 +98,20 @@ async def test_a_page_that_must_write_while_a_writer_holds_the_lock_is_run_again
         assert "running it again" in caplog.text
     finally:
         await writer.close()
+        await client.aclose()
+
+
+async def test_reading_pages_keeps_the_session_alive(file_app) -> None:
+    """The idle clock a GET moves is committed: a clerk who only reads is not signed out."""
+    app, engine = file_app
+    client = await _signed_in(app, engine)
+    stale = utcnow() - timedelta(minutes=20)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(WebSession).values(last_seen_at=stale))
+        assert (await client.get(f"/t/{SAPPORO}/settings")).status_code == 200
+        async with engine.connect() as conn:
+            seen = (await conn.execute(text("SELECT max(last_seen_at) FROM web_session"))).scalar_one()
+        assert str(seen) > str(stale.replace(tzinfo=None))
+    finally:
         await client.aclose()

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Background jobs (core/jobs: roster imports, ...) each server process runs at once; 0 = this
     # process runs none (then run `kiban jobs run` somewhere, or imports wait in the queue).
     jobs_workers: int = 1
+    # Which kinds of job this process runs (comma-separated, e.g. "disaster.roster_import" for a
+    # process kept for imports); empty = every kind the code registers.
+    jobs_kinds: str = ""
     # State every server process must share (sign-in throttle, API key rate limits; see
     # kit/shared.py): "auto" = Redis when redis_url is set, else the database; "memory" is for
     # one process only. The prefix namespaces Redis keys (several deployments on one Redis).

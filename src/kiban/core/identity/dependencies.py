@@ -22,7 +22,7 @@ from kiban.core.identity.permissions import Permission, permissions_of
 from kiban.core.identity.repository import MembershipRepository
 from kiban.core.tenancy.context import Tenant
 from kiban.core.tenancy.dependencies import tenant_from_path
-from kiban.kit.db import get_session
+from kiban.kit.db import get_session, utcnow
 from kiban.kit.errors import KibanError, NotFound
 
 SESSION_COOKIE = "kiban_session"
@@ -75,7 +75,13 @@ async def current_web_session(request: Request, session: DbSession) -> WebSessio
     cached = getattr(request.state, "web_session", False)
     if cached is not False:
         return cached
+    before = utcnow()
     web_session = await service.load_session(session, request.cookies.get(SESSION_COOKIE))
+    if web_session is not None and web_session.last_seen_at >= before:
+        # The idle clock moved (at most once a minute): commit it now. Left to the route, a page
+        # that only reads never committed it, so a clerk reading for half an hour was signed
+        # out, and on SQLite the page held the write lock until it answered.
+        await session.commit()
     request.state.web_session = web_session
     return web_session
 

@@ -131,8 +131,10 @@ class Runner:
                     candidates = select(Job.lg_code, Job.id, Job.kind).where(Job.kind.in_(kinds), _claimable(now))
                     if only is not None:
                         candidates = candidates.where(Job.lg_code == only[0], Job.id == only[1])
+                    # One candidate at a time: locking several would hide them all from another
+                    # claimer (SKIP LOCKED) while this one takes only the first.
                     rows = (await session.execute(
-                        candidates.order_by(Job.run_after, Job.created_at).limit(8).with_for_update(skip_locked=True))).all()
+                        candidates.order_by(Job.run_after, Job.created_at).limit(1).with_for_update(skip_locked=True))).all()
                     for lg_code, job_id, kind in rows:
                         token = f"{self.worker}/{uuid.uuid4().hex[:12]}"
                         claimed = await session.execute(

@@ -461,10 +461,11 @@ async def audit_reads(session: AsyncSession, viewer: Tenant, actor: audit.Actor,
         by_owner[record.lg_code].append(record)
     for owner_code, owned in sorted(by_owner.items()):  # one lock order for chain heads: no deadlocks
         owner = await registry.tenant_for(session, owner_code)
-        for record in owned:
-            await audit.record(session, actor, what, target_type="victim_record", target_id=record.id,
-                               subject_id=record.resident_subject_id, purpose=SHARE_PURPOSE, legal_basis=LEGAL_BASIS,
-                               details={"reader": viewer.lg_code, "reader_name": viewer.name}, tenant=owner)
+        # One entry per record read, in the owner's chain, its head moved once per owner.
+        await audit.record_many(session, actor, what,
+                                [audit.Target("victim_record", r.id, r.resident_subject_id) for r in owned],
+                                purpose=SHARE_PURPOSE, legal_basis=LEGAL_BASIS,
+                                details={"reader": viewer.lg_code, "reader_name": viewer.name}, tenant=owner)
 
 
 async def get_visible_record(session: AsyncSession, viewer: Tenant, disaster_id: str, record_id: str,
