@@ -339,15 +339,15 @@ async def test_an_import_resumes_after_a_crash_and_a_failed_chunk_and_stops_with
     assert await _runner(connection).run_until_idle() == 0  # its lease still holds the job
 
     # Another process takes it up once the lease lapses; its next chunk fails half-way once.
-    register, calls = service.register, []
+    new_record, calls = service.new_record, []
 
     async def flaky(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("connection reset")
-        return await register(*args, **kwargs)
+        return await new_record(*args, **kwargs)
 
-    monkeypatch.setattr(service, "register", flaky)
+    monkeypatch.setattr(service, "new_record", flaky)
     assert await _runner(connection, later=61).run_until_idle() == 1
     status = (await wajima.client.get(api)).json()
     assert (status["status"], status["imported_count"], status["progress"]["state"]) == ("importing", 2, "queued")
@@ -363,7 +363,7 @@ async def test_an_import_resumes_after_a_crash_and_a_failed_chunk_and_stops_with
     assert [e.details["added"] for e in await _import_audit(session, batch_id)] == [5]
 
     # A second roster cannot go on: the prefecture closes the disaster after its first chunk.
-    monkeypatch.setattr(service, "register", register)
+    monkeypatch.setattr(service, "new_record", new_record)
     url = await _upload(wajima, disaster, _people(5, family="珠洲"))
     await wajima.client.post(f"{url}/accept", data={"csrf_token": wajima.csrf})
     runner = _runner(connection, later=100)

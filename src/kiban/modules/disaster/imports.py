@@ -174,6 +174,7 @@ async def _step(ctx: JobContext) -> Progress:
     disaster = await service.get_disaster(session, payload["disaster_id"])
     actor = audit.Actor(**payload["actor"])
     end = min(position + CHUNK_ROWS, len(lines))
+    lookups: dict = {}  # organisations and shelters, found once per chunk
     while position < end and not ctx.out_of_time():
         batch = lines[position:min(position + KEY_BATCH, end)]
         # Registered already: by an earlier file, or by this chunk's earlier run (rolled back, then
@@ -181,19 +182,23 @@ async def _step(ctx: JobContext) -> Progress:
         present = set((await session.scalars(select(VictimRecord.import_key).where(
             VictimRecord.disaster_id == disaster.id,
             VictimRecord.import_key.in_([rows[line]["import_key"] for line in batch])))).all())
+        records = []
         for line in batch:
             row = rows[line]
             if row["import_key"] not in present:
                 try:
-                    await service.register(session, ctx.tenant, disaster,
-                                           record_input(row, payload["splits"].get(str(line))), actor=actor.label)
+                    records.append(await service.new_record(
+                        session, ctx.tenant, disaster, record_input(row, payload["splits"].get(str(line))),
+                        actor=actor.label, lookups=lookups))
                 except KibanError as exc:  # the disaster closed, a shelter gone...: no retry will fix it
                     raise JobFailed(f"{line}行目: {exc.detail}") from None
                 present.add(row["import_key"])
-                added += 1
             position += 1
             if ctx.out_of_time():
                 break
+        session.add_all(records)  # one flush for the batch: one multi-row INSERT where the database allows
+        await session.flush()
+        added += len(records)
     total = len(lines)
     finished = position >= total
     await _set_import(ctx, imported_count=added, **({"status": IMPORTED} if finished else {}))

@@ -265,16 +265,24 @@ class RecordInput:
     protected: bool = False
 
 
-async def _municipality(session: AsyncSession, code: str, what: str) -> Organization:
-    org = await session.get(Organization, (code or "").strip())
+async def _municipality(session: AsyncSession, code: str, what: str, lookups: dict | None = None) -> Organization:
+    code = (code or "").strip()
+    if lookups is not None and ("org", code) in lookups:
+        org = lookups["org", code]
+    else:
+        org = await session.get(Organization, code)
+        if lookups is not None:
+            lookups["org", code] = org
     if org is None or org.type not in MUNICIPAL_TYPES or org.retired_on is not None:
         shown = f"{org.name}（{org.code}）" if org is not None else code
         raise InvalidInput(f"{what}「{shown}」は現存する市区町村ではありません（例: 172049 または 輪島市）。")
     return org
 
 
-async def _validated(session: AsyncSession, tenant: Tenant, disaster: Disaster, data: RecordInput) -> dict:
-    """The record's stored fields from validated input (Japanese errors for anything wrong)."""
+async def _validated(session: AsyncSession, tenant: Tenant, disaster: Disaster, data: RecordInput,
+                     lookups: dict | None = None) -> dict:
+    """The record's stored fields from validated input (Japanese errors for anything wrong).
+    ``lookups`` keeps the organisations and shelters found, for many records in one transaction."""
     if disaster.closed_at is not None:
         raise Conflict("この災害の対応は終了しています。")
     if not is_municipality(tenant):
@@ -299,16 +307,21 @@ async def _validated(session: AsyncSession, tenant: Tenant, disaster: Disaster, 
         raise InvalidInput("世帯人数は1〜30で入力してください。")
     if len(data.note) > 400 or len(data.home_address) > 300:
         raise InvalidInput("住所は300文字、備考は400文字以内で入力してください。")
-    home = await _municipality(session, data.home_lg_code, "住所地の団体コード")
+    home = await _municipality(session, data.home_lg_code, "住所地の団体コード", lookups)
     current_code = home.code
     shelter_id = None
     if data.whereabouts == "shelter":
-        shelter = await get_shelter(session, disaster.id, data.shelter_id)
+        if lookups is not None and ("shelter", data.shelter_id) in lookups:
+            shelter = lookups["shelter", data.shelter_id]
+        else:
+            shelter = await get_shelter(session, disaster.id, data.shelter_id)
+            if lookups is not None:
+                lookups["shelter", data.shelter_id] = shelter
         if shelter is None:
             raise InvalidInput("避難所を選んでください（この団体が開設した避難所）。")
         shelter_id, current_code = shelter.id, tenant.lg_code
     elif data.whereabouts == "wide_area":
-        current_code = (await _municipality(session, data.wide_area_lg_code or "", "広域避難先の団体コード")).code
+        current_code = (await _municipality(session, data.wide_area_lg_code or "", "広域避難先の団体コード", lookups)).code
     elif data.whereabouts in ("relatives", "temporary_housing") and tenant.lg_code != home.code:
         current_code = tenant.lg_code  # staying with relatives / in temporary housing where it registered
     return dict(
@@ -326,19 +339,27 @@ async def _validated(session: AsyncSession, tenant: Tenant, disaster: Disaster, 
 
 async def register(session: AsyncSession, tenant: Tenant, disaster: Disaster, data: RecordInput, *, actor: str) -> VictimRecord:
     """Add a record to the tenant's 被災者台帳. A repeated import key returns the existing record."""
-    fields = await _validated(session, tenant, disaster, data)
     repo = RecordRepository(session)
     if data.import_key:
         existing = await repo.first(repo.select().where(VictimRecord.disaster_id == disaster.id,
                                                         VictimRecord.import_key == data.import_key))
         if existing is not None:
+            await _validated(session, tenant, disaster, data)  # still refused if no longer allowed
             return existing
-    now = utcnow()
-    record = repo.add(VictimRecord(id=str(uuid.uuid4()), disaster_id=disaster.id, **fields,
-                                   resident_subject_id=data.resident_subject_id, import_key=data.import_key, version=1,
-                                   created_by=actor, created_at=now, updated_at=now))
+    record = repo.add(await new_record(session, tenant, disaster, data, actor=actor))
     await session.flush()
     return record
+
+
+async def new_record(session: AsyncSession, tenant: Tenant, disaster: Disaster, data: RecordInput, *, actor: str,
+                     lookups: dict | None = None) -> VictimRecord:
+    """A validated record for the tenant's 台帳, not yet added: ``register`` adds one; a roster's
+    import adds a batch of them and flushes once (its rows' import keys checked before)."""
+    fields = await _validated(session, tenant, disaster, data, lookups)
+    now = utcnow()
+    return VictimRecord(id=str(uuid.uuid4()), lg_code=tenant.lg_code, disaster_id=disaster.id, **fields,
+                        resident_subject_id=data.resident_subject_id, import_key=data.import_key, version=1,
+                        created_by=actor, created_at=now, updated_at=now)
 
 
 async def own_record(session: AsyncSession, disaster_id: str, record_id: str) -> VictimRecord:
