@@ -9,12 +9,11 @@ settings page idle, during the upload (the file is read and checked) and during 
 (the background job), the ratio of the p99s, errors, and how long the import took.
 
 ``--mode``:
-  new       (default) reads without the write lock (kit.db.ReadRetryMiddleware, installed here
-            if main.py does not install it yet) and the import as a background job in chunks,
-            run by the server process itself
+  new       (default) reads without the write lock (kit.db.ReadRetryMiddleware) and the import
+            as a background job in chunks, run by the server process itself
   separate  the same, but the job runs in a ``kiban jobs run`` process (KIBAN_JOBS_WORKERS=0)
-  old       the behaviour before issue #11: every transaction BEGIN IMMEDIATE, the import one
-            transaction (the job run with unbounded chunks by this script)
+  old       the behaviour before issue #11: every transaction BEGIN IMMEDIATE (the middleware
+            taken out), the import one transaction (the job run with unbounded chunks by this script)
 
     .venv/bin/python bench/import_isolation.py [--backend sqlite|postgresql|both] [--rows 20000]
         [--clients 4] [--idle 10] [--mode new|separate|old]
@@ -55,37 +54,15 @@ PASSWORD = "benchmark password 1"
 
 # -- the server (this file, run with --serve) -------------------------------------------------
 
-def keep_session_touches() -> None:
-    """Diagnostic (``--keep-touch``): commit the session's idle-clock touch that
-    ``identity.service.load_session`` flushes. Unpatched, a GET never commits it, so after a
-    session's first minute every signed-in GET writes (and rolls the write back), which on
-    SQLite makes it wait for the import's chunks like any writer."""
-    from kiban.core.identity import service
-    from kiban.kit.db import utcnow
-
-    load = service.load_session
-
-    async def load_and_keep(session, token):
-        web_session = await load(session, token)
-        if web_session is not None and (utcnow() - web_session.last_seen_at).total_seconds() < 1 and session.in_transaction():
-            await session.commit()
-        return web_session
-
-    service.load_session = load_and_keep
-
-
 def serve(port: int, mode: str) -> None:
     import uvicorn
-    from starlette.middleware import Middleware
 
     from kiban.kit.db import ReadRetryMiddleware
     from kiban.main import create_app
 
-    if os.environ.get("KIBAN_BENCH_KEEP_TOUCH"):
-        keep_session_touches()
     app = create_app()
-    if mode != "old" and not any(m.cls is ReadRetryMiddleware for m in app.user_middleware):
-        app.user_middleware.append(Middleware(ReadRetryMiddleware))  # innermost, as main.py should
+    if mode == "old":  # every transaction BEGIN IMMEDIATE, as before issue #11
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not ReadRetryMiddleware]
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -329,8 +306,7 @@ def run_backend(backend: str, args) -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "KIBAN_DATABASE_URL": app_url, "KIBAN_LOG_LEVEL": os.environ.get("KIBAN_BENCH_LOG_LEVEL", "WARNING"),
-               "KIBAN_JOBS_WORKERS": "1" if args.mode == "new" else "0",
-               **({"KIBAN_BENCH_KEEP_TOUCH": "1"} if args.keep_touch else {})}
+               "KIBAN_JOBS_WORKERS": "1" if args.mode == "new" else "0"}
         processes.append(subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--mode", args.mode], env=env,
                                           cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w")))
         if args.mode == "separate":
@@ -344,7 +320,7 @@ def run_backend(backend: str, args) -> None:
                 time.sleep(0.2)
         figures = asyncio.run(drive(base, owner_url, secrets_, disaster_id, args))
         windows = figures["windows"]
-        print(f"[{backend}] mode {args.mode}{' (session touch committed)' if args.keep_touch else ''}, {args.clients} clients on 札幌市's settings page, {args.rows:,}-row roster "
+        print(f"[{backend}] mode {args.mode}, {args.clients} clients on 札幌市's settings page, {args.rows:,}-row roster "
               f"imported by 金沢市, 1 uvicorn process, cores={os.cpu_count()}")
         for name in ("idle", "upload (reading the file)", "import (registering)", "idle again (after it)"):
             if name in windows:
@@ -382,13 +358,11 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=10.0)
     parser.add_argument("--mode", choices=("new", "separate", "old"), default="new")
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--keep-touch", action="store_true",
-                        help="diagnostic: commit the session touch that signed-in GETs flush and never commit")
     args = parser.parse_args()
     for backend in (("sqlite", "postgresql") if args.backend == "both" else (args.backend,)):
         run_backend(backend, args)
     print(f"\nrerun: .venv/bin/python bench/import_isolation.py --backend {args.backend} --rows {args.rows} "
-          f"--clients {args.clients} --idle {args.idle:g} --mode {args.mode}{' --keep-touch' if args.keep_touch else ''}")
+          f"--clients {args.clients} --idle {args.idle:g} --mode {args.mode}")
 
 
 if __name__ == "__main__":

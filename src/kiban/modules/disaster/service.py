@@ -1501,7 +1501,12 @@ async def stage_roster(session: AsyncSession, viewer: Tenant, disaster_id: str, 
     def resolve_name(text: str, field: str, label: str) -> str:
         return registry.resolve_lg_code_input_sync(snapshot, text, field=field, label=label)
 
-    report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__, resolve_name=resolve_name)
+    # Reading a large file takes seconds: end the transaction first (on SQLite a request's
+    # transaction holds the write lock, and others' requests would wait for the parse), and parse
+    # off the event loop (the server goes on answering meanwhile).
+    await session.commit()
+    report = await asyncio.to_thread(parse_roster, data, shelters=shelters, is_known_code=known.__contains__,
+                                     resolve_name=resolve_name)
     return RosterImportRepository(session).add(RosterImport(
         id=str(uuid.uuid4()), disaster_id=disaster_id, filename=(filename or "roster.csv")[:200],
         encoding=report.encoding, report=report_json(report), status="staged", created_by=actor,
