@@ -5,7 +5,8 @@ formula (CSV injection, OWASP); such a text cell gets a leading apostrophe, whic
 LibreOffice show as text and do not display. Numbers (int, Decimal, float) are written as numbers,
 so a negative amount stays a number.
 
-* ``csv_bytes``: CSV for Excel (UTF-8 with BOM, CRLF), every cell neutralised.
+* ``csv_bytes``: CSV for Excel (UTF-8 with BOM, CRLF), every cell neutralised; ``csv_part`` for
+  a file written piece by piece (core/exports).
 * ``workbook()`` and ``xlsx_bytes(book)``: build a sheet with openpyxl as usual (styles, widths,
   drop-downs), then serialise it here; every cell of every sheet is neutralised on the way out,
   whoever wrote it and however (a text that openpyxl took for a formula becomes text again).
@@ -52,6 +53,14 @@ def csv_bytes(rows: Iterable[Sequence[object]], header: Sequence[object] | None 
     for row in rows:
         writer.writerow([neutralise(cell) for cell in row])
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+
+
+def csv_part(rows: Iterable[Sequence[object]], header: Sequence[object] | None = None, *, first: bool) -> bytes:
+    """One piece of a CSV written in pieces (a background export, chunk by chunk): the BOM only
+    in the ``first`` piece, ``header`` where given, every cell neutralised as ``csv_bytes`` does.
+    The pieces joined in order are the file ``csv_bytes`` would write."""
+    body = csv_bytes(rows, header)
+    return body if first else body[len("\ufeff".encode()):]
 
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
 
+from kiban.core.audit.exports import AUDIT_LOG, describe_filter, params_of
 from kiban.core.audit.labels import OUTCOME_LABELS, action_label
 from kiban.core.audit.query import PAGE_SIZE, log_query
 from kiban.core.audit.schemas import AuditEntryRead, AuditFilters, AuditPage, Choice
 from kiban.core.audit.service import AuditRepository
 from kiban.core.audit.views import EntryView, describe
+from kiban.core.exports import service as exports
+from kiban.core.exports.api import api_base as exports_api_base
+from kiban.core.exports.schemas import ExportRead, export_read
+from kiban.core.identity.api_admin import WRITE_ERRORS, JsonWrite
 from kiban.core.identity.dependencies import DbSession, StaffContext, require
 from kiban.core.identity.permissions import Permission
 from kiban.kit.errors import InvalidInput
@@ -59,3 +65,36 @@ async def audit_entries(staff: AuditReader, session: DbSession,
     csv_url = f"/t/{staff.tenant.lg_code}/audit.csv" + (f"?{query.query_string()}" if query.narrowed else "")
     return AuditPage(lg_code=staff.tenant.lg_code, total=total, page=page, page_size=PAGE_SIZE,
                      items=[_entry(v) for v in views], filters=filters, csv_url=csv_url)
+
+
+class AuditExportRequest(BaseModel):
+    """The same filters as the log (empty: everything)."""
+
+    since: str = Field("", max_length=100, description="開始日（例: 2026-04-01、日本時間）")
+    until: str = Field("", max_length=100, description="終了日（その日の終わりまで）")
+    actor: str = Field("", max_length=100, description="操作者の ID（filters.actors）")
+    action: str = Field("", max_length=100, description="操作のコード（filters.actions）")
+    outcome: str = Field("", max_length=100, description="success / failure")
+
+
+@router.post("/audit/exports", summary="監査ログの書き出しを依頼する（件数に上限なし。背景で作成）",
+             description="受け付けて 202 を返します。Location の URL（書き出しの状態）で state が ready になったら、"
+                         "download_url から受け取れます（依頼した本人だけ、7日間）。小さな書き出しはこの応答までにできあがります。",
+             status_code=202, response_model=ExportRead,
+             responses={202: {"description": "受け付けました", "headers": {"Location": {
+                 "description": "書き出しの状態の URL", "schema": {"type": "string"}}}}, **WRITE_ERRORS})
+async def export_audit_log(body: AuditExportRequest, request: Request, response: Response, staff: AuditReader,
+                           _json: JsonWrite, session: DbSession) -> ExportRead:
+    repo = AuditRepository(session)
+    query, _, _ = await log_query(repo, body.since, body.until, body.actor, body.action, body.outcome)
+    if query.errors:
+        raise InvalidInput(" ".join(query.errors.values()),
+                           errors=[{"field": name, "message": message} for name, message in query.errors.items()])
+    export, job = await exports.request_export(session, staff, AUDIT_LOG.name, params_of(query.where, await repo.head_seq()),
+                                               description=describe_filter(query))
+    await session.commit()
+    await exports.start(request.app, session, job)
+    export = await exports.own(session, staff, export.id)
+    read = export_read(export, await exports.job_of(session, export), exports_api_base(staff))
+    response.headers["Location"] = read.location
+    return read

@@ -1,0 +1,1 @@
+"""Large exports built in the background (core/jobs) and handed to the person who asked."""
