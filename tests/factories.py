@@ -169,3 +169,167 @@ FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
 }
 
 APPEND_ONLY = {AuditEntry}
+
+
+# -- metering (core/metering, issue #12) ---------------------------------------------------------
+from kiban.core.metering.models import UsageCounter, UsageEventKey  # noqa: E402
+
+
+async def _usage_counter(session: AsyncSession, lg_code: str, marker: str) -> UsageCounter:
+    return UsageCounter(lg_code=lg_code, service_id="aichi-e-shinsei", event=marker[:40], month=date(2026, 11, 1),
+                        shard=0, total=1, updated_at=utcnow())
+
+
+async def _usage_event_key(session: AsyncSession, lg_code: str, marker: str) -> UsageEventKey:
+    return UsageEventKey(lg_code=lg_code, service_id="aichi-e-shinsei", event="submission", key=marker,
+                         month=date(2026, 11, 1), quantity=1, counted_at=utcnow())
+
+
+FACTORIES[UsageCounter] = _usage_counter
+FACTORIES[UsageEventKey] = _usage_event_key
+
+
+# -- notifications (core/notify, issue #12) ------------------------------------------------------
+from kiban.core.notify.models import Notice, Notification, TemplateOverride  # noqa: E402
+
+
+async def _notify_template_override(session: AsyncSession, lg_code: str, marker: str) -> TemplateOverride:
+    return TemplateOverride(lg_code=lg_code, key=f"test.{marker}", subject=marker, body=marker, updated_by="test",
+                            updated_at=utcnow())
+
+
+async def _notification(session: AsyncSession, lg_code: str, marker: str) -> Notification:
+    now, nid = utcnow(), str(uuid.uuid4())
+    return Notification(lg_code=lg_code, id=nid, template_key="test", service="kiban-notify", dedupe_key=marker,
+                        email=f"{marker}@example.jp", subject=marker, body=marker,
+                        message_id=f"<{nid}@{lg_code}.notify.kiban>", state="queued", attempts=0,
+                        next_attempt_at=now, created_at=now, updated_at=now)
+
+
+async def _notify_notice(session: AsyncSession, lg_code: str, marker: str) -> Notice:
+    principal = await _principal(session, marker)
+    return Notice(lg_code=lg_code, id=str(uuid.uuid4()), notification_id=str(uuid.uuid4()),
+                  principal_id=principal.id, subject=marker, body=marker, created_at=utcnow())
+
+
+FACTORIES[TemplateOverride] = _notify_template_override
+FACTORIES[Notification] = _notification
+FACTORIES[Notice] = _notify_notice
+
+
+# -- 電子申請 (modules/forms, issue #12) -----------------------------------------------------------
+from kiban.modules.forms.models import Form, FormSubmission, FormSubmissionEvent, FormVersion  # noqa: E402
+
+
+async def _form(session: AsyncSession, lg_code: str, marker: str) -> Form:
+    now = utcnow()
+    return Form(lg_code=lg_code, id=str(uuid.uuid4()), slug=f"test-{uuid.uuid4().hex[:8]}", title=marker,
+                description="", contact="", fields=[], identity_required=False, is_open=True, published_version=0,
+                shared=False, shared_summary="", copied_from="", version=1, created_by="test", created_at=now,
+                updated_by="test", updated_at=now)
+
+
+async def _form_version(session: AsyncSession, lg_code: str, marker: str) -> FormVersion:
+    return FormVersion(lg_code=lg_code, form_id=str(uuid.uuid4()), number=1, title=marker, description="", contact="",
+                       fields=[], identity_required=False, published_by="test", published_at=utcnow())
+
+
+async def _form_submission(session: AsyncSession, lg_code: str, marker: str) -> FormSubmission:
+    now = utcnow()
+    return FormSubmission(lg_code=lg_code, id=str(uuid.uuid4()), form_id=str(uuid.uuid4()), version_number=1,
+                          receipt_no=uuid.uuid4().hex[:18], form_token=uuid.uuid4().hex, answers={"q1": marker},
+                          email="", status="received", assignee_name="", submitted_at=now, updated_at=now, version=1)
+
+
+async def _form_submission_event(session: AsyncSession, lg_code: str, marker: str) -> FormSubmissionEvent:
+    return FormSubmissionEvent(lg_code=lg_code, id=str(uuid.uuid4()), submission_id=str(uuid.uuid4()), kind="comment",
+                               body=marker, from_status="", to_status="", actor_name="test", created_at=utcnow())
+
+
+FACTORIES[Form] = _form
+FACTORIES[FormVersion] = _form_version
+FACTORIES[FormSubmission] = _form_submission
+FACTORIES[FormSubmissionEvent] = _form_submission_event
+
+
+# -- 施設予約 (modules/reservations, issue #12) ------------------------------------------------------
+from datetime import timedelta  # noqa: E402
+
+from kiban.modules.reservations.models import Booker, Booking, Facility, Lottery, LotteryEntry, Room  # noqa: E402
+
+WEEK_OPEN = {str(d): ["09:00", "21:00"] for d in range(7)}
+
+
+async def _facility(session: AsyncSession, lg_code: str, marker: str) -> Facility:
+    now = utcnow()
+    return Facility(lg_code=lg_code, id=str(uuid.uuid4()), name=marker, kind="gym", address="", description="",
+                    eligibility="anyone", slot_minutes=60, opening_hours=WEEK_OPEN, booking_window_days=30,
+                    cancel_deadline_hours=24, max_active_per_person=3, created_by="test", created_at=now,
+                    updated_at=now)
+
+
+async def _facility_room(session: AsyncSession, lg_code: str, marker: str) -> Room:
+    return Room(lg_code=lg_code, id=str(uuid.uuid4()), facility_id=str(uuid.uuid4()), name=marker, fee_yen=0,
+                created_at=utcnow())
+
+
+async def _facility_booker(session: AsyncSession, lg_code: str, marker: str) -> Booker:
+    return Booker(lg_code=lg_code, principal_id=str(uuid.uuid4()), kind="resident", name=marker, group_name="",
+                  email="test@example.jp", status="active", feed_version=1, created_at=utcnow())
+
+
+async def _facility_booking(session: AsyncSession, lg_code: str, marker: str) -> Booking:
+    now = utcnow()
+    return Booking(lg_code=lg_code, id=str(uuid.uuid4()), facility_id=str(uuid.uuid4()), room_id=str(uuid.uuid4()),
+                   starts_at=now, ends_at=now + timedelta(hours=1), principal_id=str(uuid.uuid4()), booker_name=marker,
+                   status="active", fee_yen=0, source="direct", created_at=now)
+
+
+async def _facility_lottery(session: AsyncSession, lg_code: str, marker: str) -> Lottery:
+    now = utcnow()
+    return Lottery(lg_code=lg_code, id=str(uuid.uuid4()), facility_id=str(uuid.uuid4()), title=marker, slots=[],
+                   closes_at=now, status="open", applicants=0, created_by="test", created_at=now)
+
+
+async def _facility_lottery_entry(session: AsyncSession, lg_code: str, marker: str) -> LotteryEntry:
+    now = utcnow()
+    return LotteryEntry(lg_code=lg_code, id=str(uuid.uuid4()), lottery_id=str(uuid.uuid4()),
+                        principal_id=str(uuid.uuid4()), room_id=str(uuid.uuid4()), starts_at=now, status="applied",
+                        created_at=now)
+
+
+FACTORIES[Facility] = _facility
+FACTORIES[Room] = _facility_room
+FACTORIES[Booker] = _facility_booker
+FACTORIES[Booking] = _facility_booking
+FACTORIES[Lottery] = _facility_lottery
+FACTORIES[LotteryEntry] = _facility_lottery_entry
+
+
+# -- 書き出し (core/exports) ---------------------------------------------------------------------------
+from kiban.core.exports.models import ExportFile, ExportPart  # noqa: E402
+from kiban.core.tenancy.context import unscoped  # noqa: E402
+
+
+def _export_file_row(lg_code: str, marker: str) -> ExportFile:
+    now = utcnow()
+    return ExportFile(lg_code=lg_code, id=str(uuid.uuid4()), exporter="audit.log", title=marker, filename=f"{marker}.csv",
+                      media_type="text/csv", params={}, state="ready", rows=0, size=0, parts=0, message="",
+                      requested_by=str(uuid.uuid4()), requested_by_label="test", created_at=now, finished_at=now,
+                      expires_at=now + timedelta(days=7))
+
+
+async def _export_file(session: AsyncSession, lg_code: str, marker: str) -> ExportFile:
+    return _export_file_row(lg_code, marker)
+
+
+async def _export_part(session: AsyncSession, lg_code: str, marker: str) -> ExportPart:
+    parent = _export_file_row(lg_code, marker)
+    async with unscoped(session, "test factory: the file the part belongs to"):
+        session.add(parent)
+        await session.flush()
+    return ExportPart(lg_code=lg_code, export_id=parent.id, seq=0, data=marker.encode())
+
+
+FACTORIES[ExportFile] = _export_file
+FACTORIES[ExportPart] = _export_part

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -555,6 +557,8 @@ async def _demo_catalog() -> int:
     from kiban.kit.db import create_engine, make_sessionmaker
     from kiban.modules.catalog.demo import load_demo
     from kiban.modules.disaster.demo import load_demo as load_disaster_demo
+    from kiban.modules.forms.demo import load_demo as load_forms_demo
+    from kiban.modules.reservations.demo import load_demo as load_reservations_demo
 
     engine = create_engine(get_settings().database_url, pool=False)
     try:
@@ -562,6 +566,10 @@ async def _demo_catalog() -> int:
             added = await load_demo(session)
             await session.commit()
             added += await load_disaster_demo(session)
+            await session.commit()
+            added += await load_forms_demo(session)  # 豊田市's shared 粗大ごみ form
+            await session.commit()
+            added += await load_reservations_demo(session)  # 一宮市's facilities (binds the session to 一宮市: last)
             await session.commit()
             return added
     finally:
@@ -675,7 +683,29 @@ def demo(
         console.print(f"住民のサインイン（開発用の仮想カード・本番では無効）: /signin/card で {card} を選びます。")
     console.print("サインイン: /signin → ユーザー名とパスワード → 確認コードは別の端末で "
                   "[bold].venv/bin/kiban staff demo-code demo-sapporo[/] を実行して表示します。")
+    _demo_mail_server()
     serve(host=host, port=port, workers=1)
+
+
+def _demo_mail_server() -> None:
+    """Notifications need an SMTP server: unless one is configured, the demo starts a local one
+    (aiosmtpd, 127.0.0.1 only) that keeps every message in the Maildir var/demo-mail, so a
+    receipt or a booking confirmation can be opened there as a resident would receive it."""
+    if get_settings().smtp_host:
+        return
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Mailbox
+
+    mail_dir = Path("var/demo-mail").resolve()
+    mail_dir.parent.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        mail_port = probe.getsockname()[1]
+    controller = Controller(Mailbox(mail_dir), hostname="127.0.0.1", port=mail_port)
+    controller.start()
+    os.environ["KIBAN_SMTP_HOST"], os.environ["KIBAN_SMTP_PORT"] = "127.0.0.1", str(mail_port)
+    get_settings.cache_clear()
+    console.print(f"デモ用のメールサーバー（この端末の中だけ）: 通知のメールは {mail_dir}/new に届きます。")
 
 
 @app.command()

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import kiban
 from kiban.core.audit import api as audit_api
 from kiban.core.audit import web as audit_web
+from kiban.core.exports import api as exports_api
+from kiban.core.exports import web as exports_web
 from kiban.core.identity import api_admin as identity_admin_api
 from kiban.core.identity import api_resident as resident_api
 from kiban.core.identity import api as identity_api
@@ -23,9 +25,13 @@ from kiban.core.identity import web as identity_web
 from kiban.core.identity import web_admin as staff_admin_web
 from kiban.core.identity import web_business as business_web
 from kiban.core.identity import web_resident as resident_web
+from kiban.core.notify import api as notify_api
+from kiban.core.notify import web as notify_web
 from kiban.core.registry import api as registry_api
 from kiban.core.registry import web as registry_web
 from kiban.core.identity.apikeys import RateLimiter
+from kiban.core.metering import api as metering_api
+from kiban.core.metering import web as metering_web
 from kiban.core.identity.dependencies import PUBLIC
 from kiban.core.registry.snapshot import RegistryCache
 from kiban.core.tenancy import api as tenancy_api
@@ -49,6 +55,10 @@ from kiban.modules.costs import api_tenant as costs_tenant_api
 from kiban.modules.costs import web as costs_web
 from kiban.modules.disaster import api as disaster_api
 from kiban.modules.disaster import web as disaster_web
+from kiban.modules.reservations import api as reservations_api
+from kiban.modules.reservations import web as reservations_web
+from kiban.modules.forms import api as forms_api
+from kiban.modules.forms import web as forms_web
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 
@@ -153,6 +163,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(business_web.router)
     app.include_router(staff_admin_web.router)
     app.include_router(audit_web.router)
+    app.include_router(exports_api.router)
+    app.include_router(exports_web.router)
     app.include_router(catalog_api.public)
     app.include_router(catalog_api.tenant)
     app.include_router(costs_api.router)
@@ -162,4 +174,15 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(costs_web.router)
     app.include_router(disaster_api.router)
     app.include_router(disaster_web.router)
+    app.include_router(notify_api.router)
+    app.include_router(notify_api.me_router)
+    app.include_router(notify_web.router)
+    app.include_router(metering_api.router)
+    app.include_router(metering_web.router)
+    app.include_router(forms_api.public)
+    app.include_router(forms_api.tenant)
+    app.include_router(forms_web.router)
+    app.include_router(reservations_api.tenant_router)
+    app.include_router(reservations_api.public_router)
+    app.include_router(reservations_web.router)
     return app

@@ -13,6 +13,7 @@ from kiban.core.identity.models import (  # noqa: F401
     StaffCredential,
     WebSession,
 )
+from kiban.core.exports.models import ExportFile, ExportPart  # noqa: F401
 from kiban.core.jobs.models import Job  # noqa: F401
 from kiban.core.registry.models import Organization, RegistryRevision  # noqa: F401
 from kiban.core.tenancy.grants_models import AccessGrant  # noqa: F401
@@ -36,6 +37,10 @@ from kiban.modules.disaster.models import (  # noqa: F401
     Shelter,
     VictimRecord,
 )
+from kiban.core.notify.models import Notice, Notification, TemplateOverride  # noqa: F401
+from kiban.core.metering.models import UsageCounter, UsageEventKey  # noqa: F401
+from kiban.modules.reservations.models import Booker, Booking, Facility, Lottery, LotteryEntry, Room  # noqa: F401
+from kiban.modules.forms.models import Form, FormSubmission, FormSubmissionEvent, FormVersion  # noqa: F401
 from kiban.kit.db import Base
 from kiban.kit.shared import SharedCounter, SharedGeneration  # noqa: F401
 

@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     # see docs/linkage.md).
     linkage_engine: Literal["duckdb", "spark"] = "duckdb"
     linkage_spark_master: str = "local[2]"
+    # Notifications (core/notify): e-mail goes out through this SMTP server. Unset host: e-mails
+    # wait in the outbox as 待機中 (staff see 「送信設定がありません」) and in-app notices still appear.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "noreply@kiban.localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    # Per-tenant sending limits (GOV.UK Notify style): messages a minute and a day (JST). Over the
+    # limit, messages wait in the outbox, never dropped. Overrides: "lg_code:per_minute:per_day,...".
+    notify_rate_per_minute: int = 3000
+    notify_daily_allowance: int = 50000
+    notify_limit_overrides: str = ""
 
     @property
     def effective_migration_url(self) -> str:

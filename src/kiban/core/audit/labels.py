@@ -202,3 +202,72 @@ def details_text(details: Mapping[str, Any] | None) -> str:
         if key in details and (text := _value_text(key, details[key])):
             parts.append(f"{label}: {text}")
     return " / ".join(parts)
+
+
+# 電子申請 (modules/forms, issue #12)
+ACTION_LABELS.update({
+    "forms.form.created": "電子申請フォームの作成",
+    "forms.form.updated": "電子申請フォームの変更",
+    "forms.form.published": "電子申請フォームの公開",
+    "forms.form.shared": "電子申請フォームのテンプレート共有",
+    "forms.form.unshared": "電子申請フォームのテンプレート共有の停止",
+    "forms.form.copied": "共有テンプレートからのフォームの作成",
+    "forms.submission.status_changed": "電子申請の状況の変更",
+    "forms.submission.assigned": "電子申請の担当者の変更",
+    "forms.submission.commented": "電子申請への内部メモ",
+    "forms.submission.messaged": "電子申請の申請者への連絡",
+    "forms.submission.exported": "電子申請の書き出し",
+})
+TARGET_TYPE_LABELS.update({"form": "電子申請フォーム", "form_submission": "電子申請"})
+DETAIL_KEYS.update({"form_title": "フォーム名", "receipt_no": "受付番号", "form_status": "状況", "form_version": "版"})
+DETAIL_VALUE_LABELS.update({"form_status": {"received": "受付", "reviewing": "審査中", "completed": "完了", "returned": "差戻し"}})
+
+
+# -- 施設予約 (modules/reservations, issue #12) ------------------------------------------------------
+ACTION_LABELS.update({
+    "reservations.facility.created": "施設の登録",
+    "reservations.facility.updated": "施設の設定の変更",
+    "reservations.facility.retired": "施設の削除（廃止）",
+    "reservations.room.added": "施設の部屋・区画の追加",
+    "reservations.booker.registered": "施設の利用者登録",
+    "reservations.booker.approved": "登録団体の承認",
+    "reservations.booking.created": "施設の予約",
+    "reservations.booking.cancelled": "施設の予約の取消",
+    "reservations.lottery.opened": "抽選の受付開始",
+    "reservations.lottery.applied": "抽選への申込み",
+    "reservations.lottery.seed_fixed": "抽選のシードの確定（抽選開始）",
+    "reservations.lottery.drawn": "抽選の実施",
+})
+TARGET_TYPE_LABELS.update({
+    "facility": "施設",
+    "facility_booking": "施設の予約",
+    "facility_booker": "施設の利用者",
+    "facility_lottery": "施設の抽選",
+})
+DETAIL_KEYS.update({
+    "facility": "施設",
+    "slot": "枠",
+    "seed": "抽選のシード",
+    "applicants": "応募数",
+    "winners": "当選数",
+})
+
+
+# -- 通知 (core/notify, issue #12) ------------------------------------------------------------------
+ACTION_LABELS.update({
+    "notify.template.updated": "通知の文面の変更",
+    "notify.template.reset": "通知の文面を標準に戻す",
+})
+TARGET_TYPE_LABELS.update({"notify_template": "通知の文面"})
+DETAIL_KEYS.update({"template": "通知の種類"})
+
+
+# -- 書き出し (core/exports) -------------------------------------------------------------------------
+ACTION_LABELS.update({
+    "exports.export.requested": "書き出しの依頼",
+    "exports.export.created": "書き出しファイルの作成",
+    "exports.export.downloaded": "書き出しファイルの受け取り",
+    "exports.export.deleted": "書き出しファイルの削除",
+})
+TARGET_TYPE_LABELS.update({"export": "書き出しファイル"})
+DETAIL_KEYS.update({"title": "内容"})  # "rows" is already 行数

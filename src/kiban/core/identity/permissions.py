@@ -28,6 +28,23 @@ class Permission(enum.StrEnum):
     disaster_record_write = "disaster.record.write"
     # Opening a disaster: acts only at a prefecture or 内閣府.
     disaster_disaster_manage = "disaster.disaster.manage"
+    # Receiving the exports one asked for (core/exports); what may be exported is the exporter's own permission.
+    exports_file_read = "exports.file.read"
+    # 電子申請 (modules/forms, issue #12)
+    forms_form_manage = "forms.form.manage"
+    forms_submission_read = "forms.submission.read"
+    forms_submission_process = "forms.submission.process"
+    # Submitting through the API on an applicant's behalf (a kiosk, a partner system); residents
+    # answer the public pages without signing in.
+    forms_submission_create = "forms.submission.create"
+    # 通知 (core/notify, issue #12)
+    notify_delivery_read = "notify.delivery.read"
+    notify_template_manage = "notify.template.manage"
+    # Reading the tenant's own metered usage (core/metering, issue #12), month by month.
+    metering_usage_read = "metering.usage.read"
+    # 施設予約 (modules/reservations, issue #12): facilities, rules, lotteries; reading bookings and users.
+    reservations_facility_manage = "reservations.facility.manage"
+    reservations_booking_read = "reservations.booking.read"
 
 
 class Role(enum.StrEnum):
@@ -115,3 +132,58 @@ def permissions_of(role: str) -> frozenset[Permission]:
         return ROLE_PERMISSIONS[Role(role)]
     except ValueError:
         return frozenset()
+
+
+# 電子申請 (modules/forms, issue #12)
+PERMISSION_LABELS.update({
+    Permission.forms_form_manage: "電子申請フォームの作成・公開・共有",
+    Permission.forms_submission_read: "電子申請の受付一覧の閲覧と書き出し",
+    Permission.forms_submission_process: "電子申請の処理（状況の変更・担当・メモ・申請者への連絡）",
+    Permission.forms_submission_create: "電子申請の代理送信（外部システム）",
+})
+ROLE_PERMISSIONS[Role.viewer] = ROLE_PERMISSIONS[Role.viewer] | {Permission.forms_submission_read}
+ROLE_PERMISSIONS[Role.staff] = ROLE_PERMISSIONS[Role.staff] | {
+    Permission.forms_form_manage, Permission.forms_submission_read, Permission.forms_submission_process}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.forms_form_manage, Permission.forms_submission_read,
+                     Permission.forms_submission_process, Permission.forms_submission_create)
+
+
+# 施設予約 (modules/reservations, issue #12): staff manage facilities and lotteries, viewers read bookings.
+PERMISSION_LABELS.update({
+    Permission.reservations_facility_manage: "施設予約の施設・抽選の管理と予約の取消",
+    Permission.reservations_booking_read: "施設予約の予約状況と利用者の閲覧",
+})
+ROLE_PERMISSIONS[Role.viewer] = ROLE_PERMISSIONS[Role.viewer] | {Permission.reservations_booking_read}
+ROLE_PERMISSIONS[Role.staff] = ROLE_PERMISSIONS[Role.staff] | {Permission.reservations_booking_read,
+                                                               Permission.reservations_facility_manage}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.reservations_booking_read, Permission.reservations_facility_manage)
+
+
+# -- metering (core/metering, issue #12): every role reads its own tenant's usage; API keys may too.
+PERMISSION_LABELS[Permission.metering_usage_read] = "利用実績（計測した利用件数）の閲覧"
+ROLE_PERMISSIONS[Role.viewer] = ROLE_PERMISSIONS[Role.viewer] | {Permission.metering_usage_read}
+ROLE_PERMISSIONS[Role.staff] = ROLE_PERMISSIONS[Role.staff] | {Permission.metering_usage_read}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.metering_usage_read)
+
+
+# 通知 (core/notify, issue #12)
+PERMISSION_LABELS.update({
+    Permission.notify_delivery_read: "通知の送信状況の閲覧",
+    Permission.notify_template_manage: "通知の文面（テンプレート）の編集",
+})
+ROLE_PERMISSIONS[Role.viewer] = ROLE_PERMISSIONS[Role.viewer] | {Permission.notify_delivery_read}
+ROLE_PERMISSIONS[Role.staff] = ROLE_PERMISSIONS[Role.staff] | {
+    Permission.notify_delivery_read, Permission.notify_template_manage}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.notify_delivery_read, Permission.notify_template_manage)
+
+
+# 書き出し (core/exports): every role receives its own exports (each exporter checks its own permission).
+PERMISSION_LABELS[Permission.exports_file_read] = "自分が依頼した書き出しファイルの受け取り"
+for _role in (Role.viewer, Role.staff):
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | {Permission.exports_file_read}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.exports_file_read)

@@ -22,8 +22,9 @@ from kiban.core.tenancy.dependencies import DbSession
 from kiban.kit import wareki
 from kiban.kit.errors import InvalidInput, NotFound
 from kiban.kit.openapi import problem_responses
+from kiban.core.metering import queries as metering
 from kiban.modules.catalog import service as catalog
-from kiban.modules.costs import service, workflow
+from kiban.modules.costs import metered, service, workflow
 from kiban.modules.costs.models import FeeSchedule, FeeStatement
 from kiban.modules.costs.schemas_tenant import (
     AllocationInput,
@@ -43,6 +44,9 @@ from kiban.modules.costs.schemas_tenant import (
     StatementList,
     StatementRead,
     SystemUsers,
+    MeteredMemberUsage,
+    MeteredUsageRead,
+    UsageBasis,
     UsageLine,
     UsageRead,
     UsageWrite,
@@ -137,7 +141,8 @@ def _preview_read(lg_code: str, preview: dict, names: dict[str, str]) -> Allocat
         method_label=preview["spec"].describe(),
         fees=[FeeLine(code=f.member.code, name=f.member.name, population=f.member.population, fee=f.fee,
                       percent=f"{f.percent:.4f}", explanation=f.explanation) for f in result.fees],
-        current=ScheduleSummary(**_schedule_summary(lg_code, current, names)) if current else None)
+        current=ScheduleSummary(**_schedule_summary(lg_code, current, names)) if current else None,
+        usage_basis=UsageBasis(**preview["basis"]) if preview.get("basis") else None)
 
 
 @tenant.get("/consortia/{consortium_id}/allocation", summary="負担金の試算（保存しません。合計は総額と必ず一致）",
@@ -164,7 +169,8 @@ async def _schedule_read(session, staff: StaffContext, consortium_id: str, sched
     return ScheduleRead(**_schedule_summary(lg_code, schedule, await _service_names(session, consortium_id)),
                         replacement_reason=schedule.replacement_reason, replaced_at=schedule.replaced_at,
                         issuer=schedule.issuer, total=sum(line["fee"] for line in schedule.lines),
-                        lines=_lines(lg_code, schedule), csv_url=f"{page}.csv", zip_url=f"{page}/statements.zip")
+                        lines=_lines(lg_code, schedule), csv_url=f"{page}.csv", zip_url=f"{page}/statements.zip",
+                        usage_basis=UsageBasis(**basis) if (basis := (schedule.method or {}).get("usage_basis")) else None)
 
 
 @tenant.post("/consortia/{consortium_id}/schedules", summary="負担金の決定・差替（構成団体へ算定書を交付）",
@@ -266,6 +272,29 @@ async def save_usage(consortium_id: str, service_id: str, body: UsageWrite, staf
                        target_id=f"{consortium_id}/{service_id}", details={"fiscal_year": year, "members": count})
     await session.commit()
     return await _usage(session, consortium_id, service_id, year)
+
+
+@tenant.get("/consortia/{consortium_id}/systems/{service_id}/metered-usage",
+            summary="構成団体ごとの計測した利用実績（事務局だけ。協議会の共同利用システムに限る）",
+            response_model=MeteredUsageRead)
+async def metered_usage(consortium_id: str, service_id: str, staff: ScheduleManager, session: DbSession,
+                        month: Annotated[str | None, Query(pattern=metering.MONTH_PATTERN, description="終了月（YYYY-MM、日本時間）。省略すると今月")] = None,
+                        months: Annotated[int, Query(ge=1, le=metering.MAX_MONTHS, description="終了月までの月数（1〜36）。省略すると1か月")] = 1,
+                        ) -> MeteredUsageRead:
+    """Every well-formed query is a valid period (the page takes 開始月 and 終了月 as typed)."""
+    await metered.secretariat_may_read_usage(session, staff.tenant, consortium_id, service_id)
+    end = metering.parse_month(month, "終了月") if month else metering.this_month()
+    usage = await metered.consortium_usage(session, staff.tenant, consortium_id, service_id,
+                                           metering.add_months(end, -(months - 1)), end)
+    start, end = metering.month_text(usage.month_from), metering.month_text(usage.month_to)
+    return MeteredUsageRead(
+        consortium_id=consortium_id, service_id=service_id, service_name=usage.service_name, month_from=start,
+        month_to=end, events={e: metering.event_label(e) for e in usage.events},
+        members=[MeteredMemberUsage(code=m.code, name=m.name, uses_system=m.uses_system, counts=m.counts,
+                                    total=m.total) for m in usage.members],
+        totals={e: usage.event_total(e) for e in usage.events}, rule=metered.SECRETARIAT_RULE,
+        csv_url=f"/t/{staff.tenant.lg_code}/consortia/{consortium_id}/systems/{service_id}/metered-usage.csv"
+                f"?from={start}&to={end}")
 
 
 # -- a member's own statements -------------------------------------------------------------------------

@@ -79,7 +79,25 @@ class MemberFeeLine(FeeLine):
     csv_url: str
 
 
+class UsageBasis(BaseModel):
+    """Where the 利用量割 figures came from: entered by the secretariat for a fiscal year, or
+    metered (one event of one shared system over whole months)."""
+
+    source: str = Field(description="entered（事務局が入力）または metered（計測値）")
+    description: str
+    total: int = Field(description="利用量の合計")
+    units: dict[str, int] = Field(description="団体コード → 利用量")
+    fiscal_year: int | None = None
+    service_id: str | None = None
+    service_name: str | None = None
+    event: str | None = None
+    event_label: str | None = None
+    month_from: str | None = Field(None, description="計測値の開始月（YYYY-MM）")
+    month_to: str | None = Field(None, description="計測値の終了月（YYYY-MM）")
+
+
 class ScheduleRead(ScheduleSummary):
+    usage_basis: UsageBasis | None = Field(None, description="利用量割の利用量の出典（利用量を使う方法のとき）")
     replacement_reason: str | None
     replaced_at: datetime | None
     issuer: str
@@ -115,13 +133,21 @@ class AllocationInput(BaseModel):
     rest: str = Field("weighted", max_length=20, description="組み合わせる方法（population / weighted / usage）")
     subsidy_percent: Decimal = Field(Decimal(0), ge=-1000, le=1000, description="国の補助率（%）")
     prefecture_share: str = Field("", max_length=20, description="都道府県の固定割合（例: 1/2）。空なら他の団体と同じ方法")
+    usage_source: str = Field("entered", max_length=20,
+                              description="利用量割の利用量: entered（事務局が入力した年度の利用量）または metered（計測値）")
+    usage_service: str = Field("", max_length=60, description="計測値のシステム（カタログの ID）。空なら service と同じ")
+    usage_event: str = Field("", max_length=40, description="計測値の利用の種類（submission, booking, email, notice ...）")
+    usage_from: str = Field("", max_length=20, description="計測値の開始月（YYYY-MM）。空なら年度の4月")
+    usage_to: str = Field("", max_length=20, description="計測値の終了月（YYYY-MM）。空なら年度の翌年3月")
 
     def form(self) -> dict[str, str]:
         """The same fields as the form posts them, for the same checks."""
         return {"service": self.service, "amount": str(self.amount), "kind": self.kind, "ratio": str(self.ratio),
                 "equal_percent": str(self.equal_percent), "rest": self.rest,
                 "subsidy_percent": str(self.subsidy_percent), "prefecture_share": self.prefecture_share,
-                "fiscal_year": str(self.fiscal_year)}
+                "fiscal_year": str(self.fiscal_year), "usage_source": self.usage_source,
+                "usage_service": self.usage_service, "usage_event": self.usage_event,
+                "usage_from": self.usage_from, "usage_to": self.usage_to}
 
 
 class AllocationPreview(BaseModel):
@@ -135,6 +161,7 @@ class AllocationPreview(BaseModel):
     method_label: str
     fees: list[FeeLine]
     current: ScheduleSummary | None = Field(description="この年度・システムで有効な算定（あれば、決定には差替が必要）")
+    usage_basis: UsageBasis | None = Field(None, description="利用量割の利用量の出典（利用量を使う方法のとき）")
 
 
 class ScheduleDecision(AllocationInput):
@@ -206,3 +233,26 @@ class StatementList(BaseModel):
     lg_code: str
     consortia: list[ConsortiumRef] = Field(description="参加している共同利用の枠組み")
     items: list[StatementRead] = Field(description="新しい年度から")
+
+
+class MeteredMemberUsage(BaseModel):
+    code: str
+    name: str
+    uses_system: bool = Field(description="このシステムの利用団体として登録済みか")
+    counts: dict[str, int] = Field(description="利用の種類 → 件数")
+    total: int
+
+
+class MeteredUsageRead(BaseModel):
+    """構成団体ごとの計測した利用実績（協議会の共同利用システム1つ、期間は月単位）."""
+
+    consortium_id: str
+    service_id: str
+    service_name: str
+    month_from: str
+    month_to: str
+    events: dict[str, str] = Field(description="利用の種類 → 画面での呼び方")
+    members: list[MeteredMemberUsage]
+    totals: dict[str, int] = Field(description="利用の種類 → 全団体の合計")
+    rule: str = Field(description="誰が誰の利用実績を見られるか")
+    csv_url: str

@@ -17,8 +17,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kiban.core.metering import queries as metering
 from kiban.core.registry.models import Organization, OrgType
-from kiban.core.tenancy.context import Tenant, unscoped
+from kiban.core.tenancy.context import Tenant, current_tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit import wareki
 from kiban.kit.db import utcnow
@@ -113,6 +114,34 @@ class MethodSpec(BaseModel):
         if self.fixed_share is not None:
             text = f"都道府県 {_fraction_text(self.fixed_share)}（固定割合）、残りを市町村で{text}"
         return text
+
+
+class ConsortiumMethod(MethodSpec):
+    """A consortium's method, saying also where 利用量割 takes its figures: entered by the
+    secretariat for the fiscal year (as before), or metered (core/metering): the counts of one
+    event of one shared system over whole months. Checked by ``workflow.usage_fields``."""
+
+    usage_source: Literal["entered", "metered"] = "entered"
+    usage_service: str = Field("", max_length=60, description="計測値の対象システム（カタログの ID）")
+    usage_event: str = Field("", max_length=40, description="計測値の利用の種類（submission, booking ...）")
+    usage_from: str = Field("", max_length=7, description="計測値の開始月（YYYY-MM）")
+    usage_to: str = Field("", max_length=7, description="計測値の終了月（YYYY-MM）")
+
+    @property
+    def metered(self) -> bool:
+        return self.uses_usage and self.usage_source == "metered"
+
+    def describe(self) -> str:
+        text = super().describe()
+        if self.metered:
+            text += (f"、利用量は計測値（{metering.event_label(self.usage_event)}、"
+                     f"{_month_ja(self.usage_from)}〜{_month_ja(self.usage_to)}）")
+        return text
+
+
+def _month_ja(text: str) -> str:
+    year, _, month = text.partition("-")
+    return f"{year}年{int(month)}月" if month.isdigit() else text
 
 
 def _fraction_text(share: Fraction) -> str:
@@ -211,11 +240,36 @@ async def consortium_members_for(session: AsyncSession, consortium_id: str, serv
 
 async def allocate_for_consortium(session: AsyncSession, consortium_id: str, service_id: str, fiscal_year: int,
                                   amount: int, spec: MethodSpec) -> Allocation:
+    return (await allocate_with_basis(session, consortium_id, service_id, fiscal_year, amount, spec))[0]
+
+
+def _entered_basis(fiscal_year: int, usage: dict[str, int]) -> dict:
+    return {"source": "entered", "fiscal_year": fiscal_year, "total": sum(usage.values()), "units": dict(usage),
+            "description": f"入力値: {wareki.fiscal_year_label(fiscal_year)}の利用量（事務局が入力）"}
+
+
+async def allocate_with_basis(session: AsyncSession, consortium_id: str, service_id: str, fiscal_year: int,
+                              amount: int, spec: MethodSpec) -> tuple[Allocation, dict | None]:
     """The fees of a shared system's users: populations from the registry, usage as entered for
-    ``fiscal_year`` (every member needs one when the method uses it), prefectures by their type."""
+    ``fiscal_year`` (every member needs one when the method uses it) or as metered (the session's
+    tenant must be the secretariat: ``metered.secretariat_may_read_usage``), prefectures by their
+    type. Also returns where the usage figures came from (None when the method uses none)."""
     orgs = await consortium_users(session, consortium_id, service_id)
-    usage = await usage_of(session, consortium_id, service_id, fiscal_year) if spec.uses_usage else {}
-    if spec.uses_usage:
+    basis = None
+    if isinstance(spec, ConsortiumMethod) and spec.metered:
+        from kiban.modules.costs import metered
+
+        found = await metered.metered_units(
+            session, current_tenant(session), consortium_id, spec.usage_service or service_id, spec.usage_event,
+            metering.parse_month(spec.usage_from, "計測値の開始月"), metering.parse_month(spec.usage_to, "計測値の終了月"),
+            [o.code for o in orgs])
+        usage, basis = found.units, found.as_json()
+    elif spec.uses_usage:
+        usage = await usage_of(session, consortium_id, service_id, fiscal_year)
+        basis = _entered_basis(fiscal_year, {o.code: usage[o.code] for o in orgs if o.code in usage})
+    else:
+        usage = {}
+    if spec.uses_usage and basis["source"] == "entered":
         missing = [o.name for o in orgs if o.code not in usage]
         if missing:
             listed = "、".join(missing[:10]) + (f" ほか{len(missing) - 10}団体" if len(missing) > 10 else "")
@@ -223,7 +277,7 @@ async def allocate_for_consortium(session: AsyncSession, consortium_id: str, ser
                                f"（{len(missing)}団体: {listed}）。「利用量を入力」から入力してください。")
     members = [Member(o.code, o.name, o.population, usage.get(o.code)) for o in orgs]
     prefectures = frozenset(o.code for o in orgs if o.type == OrgType.prefecture)
-    return run(amount, members, spec, prefectures)
+    return run(amount, members, spec, prefectures), basis
 
 
 # -- 利用量 (usage per member, for 利用量割) -----------------------------------------------------------
@@ -294,7 +348,8 @@ class FeeStatementRepository(TenantRepository[FeeStatement]):
 
 def _lines(result: Allocation) -> list[dict]:
     return [{"code": f.member.code, "name": f.member.name, "population": f.member.population, "fee": f.fee,
-             "percent": f"{f.percent:.4f}", "explanation": f.explanation} for f in result.fees]
+             "percent": f"{f.percent:.4f}", "explanation": f.explanation}
+            | ({"usage": f.member.usage} if f.member.usage is not None else {}) for f in result.fees]
 
 
 async def in_force(session: AsyncSession, consortium_id: str, service_id: str, fiscal_year: int) -> FeeSchedule | None:
@@ -341,7 +396,7 @@ async def save_schedule(session: AsyncSession, tenant: Tenant, consortium_id: st
     if not 2000 <= fiscal_year <= 2100:
         raise InvalidInput("年度は西暦で入力してください（例: 2026）。")
     shared = await catalog.shared_system(session, consortium_id, service_id)
-    result = await allocate_for_consortium(session, consortium_id, service_id, fiscal_year, amount, spec)
+    result, basis = await allocate_with_basis(session, consortium_id, service_id, fiscal_year, amount, spec)
     current = await in_force(session, consortium_id, service_id, fiscal_year)
     reason = decision.reason.strip()
     if current is not None and decision.replaces != current.id:
@@ -376,7 +431,8 @@ async def save_schedule(session: AsyncSession, tenant: Tenant, consortium_id: st
         schedule = repo.add(FeeSchedule(
             id=schedule_id, consortium_id=consortium_id, service_id=service_id, fiscal_year=fiscal_year,
             amount=result.amount, subsidy_rate=str(spec.subsidy_rate), subsidy=result.subsidy,
-            allocated=result.allocated, method=spec.model_dump(mode="json"), method_label=spec.describe(),
+            allocated=result.allocated, method=spec.model_dump(mode="json") | ({"usage_basis": basis} if basis else {}),
+            method_label=spec.describe(),
             lines=_lines(result), created_by=actor, created_at=now, number=number, issuer=issuer,
             due_on=decision.due_on, replaces_id=current.id if current is not None else None,
             replacement_reason=reason or None))

@@ -22,6 +22,10 @@ from kiban.modules.catalog import service as catalog
 from kiban.modules.catalog.service import parse_yen
 from kiban.modules.costs import service, statements
 from kiban.modules.costs.models import FeeSchedule
+from kiban.core.metering import queries as metering
+from kiban.kit.export import csv_bytes
+from kiban.modules.costs import metered
+from kiban.modules.costs.workflow import USAGE_SOURCES
 from kiban.modules.costs.workflow import (
     this_fiscal_year as _this_fiscal_year,
     secretariat_consortium as _secretariat_consortium,
@@ -70,13 +74,14 @@ async def simulator(tenant: CurrentTenant, request: Request, session: DbSession,
 # -- the secretariat ---------------------------------------------------------------------------------
 
 FORM_KEYS = ("service", "amount", "kind", "ratio", "equal_percent", "rest", "subsidy_percent", "prefecture_share",
-             "fiscal_year")
+             "fiscal_year", "usage_source", "usage_service", "usage_event", "usage_from", "usage_to")
 DECISION_KEYS = ("due_on", "replace", "reason")
 
 
 def _default_form() -> dict:
     return {"service": "", "amount": "", "kind": "weighted", "ratio": "1.5", "equal_percent": "30",
-            "rest": "weighted", "subsidy_percent": "0", "prefecture_share": "", "fiscal_year": str(_this_fiscal_year())}
+            "rest": "weighted", "subsidy_percent": "0", "prefecture_share": "", "fiscal_year": str(_this_fiscal_year()),
+            "usage_source": "entered", "usage_service": "", "usage_event": "submission", "usage_from": "", "usage_to": ""}
 
 
 async def _consortium_page(request, session, staff, consortium_id, *, form=None, preview=None, errors=(),
@@ -90,7 +95,8 @@ async def _consortium_page(request, session, staff, consortium_id, *, form=None,
         "schedules": await service.schedules_of(session, consortium_id),
         "form": form or _default_form(), "preview": preview, "errors": list(errors),
         "decision": decision or {"due_on": "", "replace": "", "reason": ""},
-        "method_labels": service.METHOD_LABELS, "this_fiscal_year": _this_fiscal_year()}, status_code=status)
+        "method_labels": service.METHOD_LABELS, "this_fiscal_year": _this_fiscal_year(),
+        "usage_sources": USAGE_SOURCES, "event_labels": metering.EVENT_LABELS}, status_code=status)
 
 
 @router.get("/consortia/{consortium_id}", response_class=HTMLResponse)
@@ -212,6 +218,51 @@ async def save_usage(consortium_id: str, service_id: str, request: Request, sess
                             f"?fiscal_year={year}&saved={count}", status_code=303)
 
 
+# -- metered usage across the members (core/metering), for one shared system -------------------------
+
+metered_period = metered.metered_period
+
+
+METERED_CSV_HEADER = ("団体コード", "団体名", "利用団体", "利用の種類", "件数", "期間（開始月）", "期間（終了月）", "種類コード")
+
+
+def metered_csv_rows(usage: metered.ConsortiumUsage) -> list[tuple]:
+    start, end = metering.month_text(usage.month_from), metering.month_text(usage.month_to)
+    return [(m.code, m.name, "はい" if m.uses_system else "いいえ", metering.event_label(e), m.counts.get(e, 0),
+             start, end, e) for m in usage.members for e in usage.events]
+
+
+@router.get("/consortia/{consortium_id}/systems/{service_id}/metered-usage", response_class=HTMLResponse)
+async def metered_usage_page(consortium_id: str, service_id: str, request: Request, session: DbSession,
+                             staff: ScheduleManager) -> HTMLResponse:
+    """The members' metered usage of one shared system (``metered.secretariat_may_read_usage``)."""
+    scope = await metered.secretariat_may_read_usage(session, staff.tenant, consortium_id, service_id)
+    raw_from, raw_to = request.query_params.get("from", ""), request.query_params.get("to", "")
+    found, errors = metered_period(raw_from, raw_to)
+    usage = await metered.consortium_usage(session, staff.tenant, consortium_id, service_id, *found) if found else None
+    shown = found or (metering.this_month(), metering.this_month())
+    systems = await catalog.consortium_systems(session, consortium_id)
+    return templates.TemplateResponse(request, "costs/metered_usage.html", {
+        "tenant": staff.tenant, "consortium": scope.consortium, "item": scope.shared.service, "systems": systems,
+        "usage": usage, "errors": errors, "rule": metered.SECRETARIAT_RULE,
+        "form": {"from": raw_from or metering.month_text(shown[0]), "to": raw_to or metering.month_text(shown[1])},
+        "month_label": metering.month_label, "event_label": metering.event_label},
+        status_code=422 if errors else 200)
+
+
+@router.get("/consortia/{consortium_id}/systems/{service_id}/metered-usage.csv")
+async def metered_usage_csv(consortium_id: str, service_id: str, request: Request, session: DbSession,
+                            staff: ScheduleManager) -> Response:
+    await metered.secretariat_may_read_usage(session, staff.tenant, consortium_id, service_id)
+    found, errors = metered_period(request.query_params.get("from", ""), request.query_params.get("to", ""))
+    if errors:
+        raise InvalidInput(" ".join(errors.values()))
+    usage = await metered.consortium_usage(session, staff.tenant, consortium_id, service_id, *found)
+    name = (f"利用実績_{usage.service_name}_{metering.month_text(usage.month_from)}_"
+            f"{metering.month_text(usage.month_to)}.csv")
+    return _download(csv_bytes(metered_csv_rows(usage), METERED_CSV_HEADER), name, "text/csv; charset=utf-8")
+
+
 # -- decided schedules and their statements -----------------------------------------------------------
 
 async def _related(session, schedule: FeeSchedule) -> tuple[FeeSchedule | None, FeeSchedule | None]:
@@ -245,6 +296,7 @@ async def schedule_page(consortium_id: str, schedule_id: str, request: Request, 
     replaced, replacement = await _related(session, schedule)
     return templates.TemplateResponse(request, "costs/schedule.html", {
         "tenant": staff.tenant, "consortium": consortium, "schedule": schedule, "item": item,
+        "basis": (schedule.method or {}).get("usage_basis"),
         "replaced": replaced, "replacement": replacement,
         "total": sum(line["fee"] for line in schedule.lines),
         "chart": [(line["name"], line["fee"]) for line in schedule.lines]})

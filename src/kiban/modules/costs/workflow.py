@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime
 
 from kiban.core.identity.dependencies import StaffContext
+from kiban.core.metering import queries as metering
 from kiban.kit import wareki
 from kiban.kit.errors import InvalidInput, NotFound
 from kiban.modules.catalog import service as catalog
@@ -48,14 +50,42 @@ def spec_and_amount(form: dict) -> tuple[service.MethodSpec, int]:
     return spec, amount
 
 
+USAGE_SOURCES = {"entered": "事務局が入力した利用量（年度ごと）", "metered": "計測した利用実績（月ごとの件数）"}
+_EVENT_CODE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+
+
+def usage_fields(form: dict, fiscal_year: int) -> dict:
+    """Where 利用量割 takes its figures, checked: ``entered`` (as before) or ``metered`` with a
+    shared system (default: the one allocated), an event and whole months (default: the fiscal
+    year, April to March)."""
+    source = (form.get("usage_source") or "entered").strip()
+    if source not in USAGE_SOURCES:
+        raise InvalidInput("利用量の出典を選んでください。")
+    if source == "entered":
+        return {"usage_source": "entered", "usage_service": "", "usage_event": "", "usage_from": "", "usage_to": ""}
+    event = (form.get("usage_event") or "").strip()
+    if not _EVENT_CODE.match(event):
+        raise InvalidInput("計測値の利用の種類を選んでください。")
+    raw_from, raw_to = (form.get("usage_from") or "").strip(), (form.get("usage_to") or "").strip()
+    start = metering.parse_month(raw_from, "計測値の開始月") if raw_from else date(fiscal_year, 4, 1)
+    end = metering.parse_month(raw_to, "計測値の終了月") if raw_to else date(fiscal_year + 1, 3, 1)
+    start, end = metering.period(start, end)
+    return {"usage_source": "metered", "usage_service": (form.get("usage_service") or "").strip() or form["service"],
+            "usage_event": event, "usage_from": metering.month_text(start), "usage_to": metering.month_text(end)}
+
+
 async def preview(session, consortium_id: str, form: dict) -> dict:
     spec, amount = spec_and_amount(form)
     fiscal_year = fiscal_year_of(form["fiscal_year"])
+    if spec.uses_usage:
+        spec = service.ConsortiumMethod(**spec.model_dump(), **usage_fields(form, fiscal_year))
     shared = await catalog.shared_system(session, consortium_id, form["service"])
-    result = await service.allocate_for_consortium(session, consortium_id, form["service"], fiscal_year, amount, spec)
+    result, basis = await service.allocate_with_basis(session, consortium_id, form["service"], fiscal_year, amount,
+                                                      spec)
     current = await service.in_force(session, consortium_id, form["service"], fiscal_year)
     return {"result": result, "spec": spec, "service": shared.service, "fiscal_year": fiscal_year,
-            "total": sum(result.amounts), "chart": [(f.member.name, f.fee) for f in result.fees], "current": current}
+            "total": sum(result.amounts), "chart": [(f.member.name, f.fee) for f in result.fees], "current": current,
+            "basis": basis}
 
 
 def decision_errors(decision: dict, current) -> tuple[service.Decision | None, list[str]]:

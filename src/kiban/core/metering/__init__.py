@@ -1,0 +1,1 @@
+"""Metering: usage events counted per tenant, service and month (see ``service.py``)."""
