@@ -65,3 +65,11 @@ def test_the_builder_refuses_a_condition_on_a_later_or_non_choice_question() -> 
     assert any("選択肢を2つ以上" in p for p in problems)
     field, problems = fieldkit.clean_field({"type": "number", "label": "点数", "min": "1", "max": "10", "required": "1"}, existing)
     assert problems == [] and field["key"] == "q2" and field["min"] == 1 and field["required"] is True
+
+
+def test_a_business_postal_code_gives_its_town() -> None:
+    """大口事業所の個別番号 (a code of its own for a large office: 4718501 is 豊田市役所) is a
+    different record in Japan Post's data, without the note town codes have."""
+    found = fieldkit.lookup_postal("471-8501")
+    assert found is not None
+    assert (found["prefecture"], found["city"], found["town"]) == ("愛知県", "豊田市", "西町")

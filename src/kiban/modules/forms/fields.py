@@ -91,7 +91,8 @@ def lookup_postal(text: str) -> dict[str, str] | None:
         found = _postal_db().get(code)
     except KeyError:
         return None
-    town = "" if found.note == "以下に掲載がない場合" else found.neighborhood
+    # A business's own code (大口事業所, e.g. 4718501 豊田市役所) has no note, and names the town.
+    town = "" if getattr(found, "note", "") == "以下に掲載がない場合" else found.neighborhood
     return {"postal": code, "prefecture": found.prefecture, "city": found.city, "town": town,
             "prefecture_kana": found.prefecture_kana, "city_kana": found.city_kana,
             "town_kana": "" if not town else found.neighborhood_kana}
