@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiban.core.audit import service as audit
@@ -64,7 +64,9 @@ class PublishedForm(BaseModel):
 
 
 @public.get("/forms/{lg_code}/{slug}", summary="公開中の申請フォーム（最新の版）", response_model=PublishedForm)
-async def published_form(lg_code: str, slug: str, session: DbSession) -> PublishedForm:
+async def published_form(lg_code: str, session: DbSession,
+                         slug: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,59}$",
+                                                   description="フォームの URL 名（英小文字・数字・ハイフン）")]) -> PublishedForm:
     tenant_ = await tenant_from_path(lg_code, session)
     form, version = await service.published_form(session, slug)
     return PublishedForm(lg_code=tenant_.lg_code, organization=tenant_.name, slug=form.slug, title=version.title,
