@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from kiban.core.jobs import service as jobs
 from kiban.core.jobs.kinds import KINDS, JobContext, JobFailed, Kind, Progress, register
@@ -305,3 +305,17 @@ def test_backoff_doubles_and_is_capped() -> None:
     assert [KIND.backoff(n) for n in (1, 2, 3)] == [10, 20, 40]
     assert KIND.backoff(30) == 3600
 
+
+
+async def test_finished_jobs_are_pruned_after_their_keeping_time(session, connection) -> None:
+    old, recent, old_failure, waiting = [await _enqueue(session) for _ in range(4)]
+    now = utcnow()
+    async with unscoped(session, "test: jobs that ended long ago"):
+        for job, state, ended in ((old, "done", now - timedelta(days=8)), (recent, "done", now - timedelta(days=1)),
+                                  (old_failure, "failed", now - timedelta(days=8))):
+            await session.execute(update(Job).where(Job.id == job.id).values(state=state, finished_at=ended))
+    await session.commit()
+    assert await _runner(connection, Clock(), "pruner").prune() == 1
+    async with unscoped(session, "test: what is left"):
+        left = set((await session.scalars(select(Job.id).where(Job.id.in_([j.id for j in (old, recent, old_failure, waiting)])))).all())
+    assert left == {recent.id, old_failure.id, waiting.id}  # a failure is kept 30 days; queued work is never pruned

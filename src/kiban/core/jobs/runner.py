@@ -29,7 +29,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.jobs.kinds import KINDS, JobContext, JobFailed, Kind, Progress, kind_of
@@ -42,6 +42,9 @@ from kiban.kit.db import utcnow
 log = logging.getLogger("kiban.jobs")
 
 CLAIM_REASON = "ジョブの実行: 全団体の待ち行列から次の仕事を選ぶ（内容は読まない）"
+PRUNE_REASON = "ジョブの片付け: 保管期間を過ぎた終了済みの仕事を全団体から消す（内容は読まない）"
+KEEP_DONE, KEEP_FAILED = timedelta(days=7), timedelta(days=30)
+PRUNE_EVERY_SECONDS = 3600.0
 LOST, RELEASED = "lost", "released"
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -100,6 +103,7 @@ class Runner:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
+        self._pruned_at = time.monotonic()  # the first prune an interval after start
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -309,9 +313,26 @@ class Runner:
             ran += 1
         return ran
 
+    async def prune(self) -> int:
+        """Delete finished jobs past their keeping time (done: ``KEEP_DONE``, failed:
+        ``KEEP_FAILED``, so staff can still read why). Their module keeps its own record (an
+        import's status and count, a notification's state); the job was only the work."""
+        now = self.clock()
+        async with self.session_factory() as session:
+            async with unscoped(session, PRUNE_REASON):
+                result = await session.execute(
+                    delete(Job).where(or_(and_(Job.state == DONE, Job.finished_at < now - KEEP_DONE),
+                                          and_(Job.state == FAILED, Job.finished_at < now - KEEP_FAILED)))
+                    .execution_options(synchronize_session=False))
+            await session.commit()
+        self._pruned_at = time.monotonic()
+        return result.rowcount or 0
+
     async def _loop(self) -> None:
         while not self._stopping:
             try:
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                    await self.prune()
                 if await self.run_once():
                     continue
             except asyncio.CancelledError:
