@@ -45,21 +45,26 @@ PAGE_ROWS = 2_000  # rows fetched at once; a chunk takes pages until its time is
 
 Rows = Callable[[AsyncSession, Tenant, dict, Any, int], Awaitable[tuple[list[Sequence[object]], Any]]]
 Count = Callable[[AsyncSession, Tenant, dict], Awaitable[int]]
+Header = Callable[[AsyncSession, Tenant, dict], Awaitable[Sequence[str]]]
 
 
 @dataclass(frozen=True)
 class Exporter:
     """What a module exports. ``rows(session, tenant, params, cursor, limit)`` returns at most
     ``limit`` rows after ``cursor`` (None: from the start) and the cursor after the last of them,
-    or None when there are no more. ``count`` (optional) says how many rows there will be."""
+    or None when there are no more. ``count`` (optional) says how many rows there will be.
+    ``header`` is the columns, or a function of the params that gives them (a form's questions)."""
 
     name: str
     title: str  # Japanese, e.g. 「監査ログ」
     permission: Permission
-    header: tuple[str, ...]
+    header: tuple[str, ...] | Header
     rows: Rows
     count: Count | None = None
     filename: str = "export"
+
+    async def header_for(self, session: AsyncSession, tenant: Tenant, params: dict) -> Sequence[str]:
+        return self.header if isinstance(self.header, tuple) else await self.header(session, tenant, params)
 
 
 EXPORTERS: dict[str, Exporter] = {}
@@ -130,7 +135,8 @@ async def _step(ctx: JobContext) -> Progress:
     finished = False
     while True:  # at least one page per chunk, then more while the chunk has time
         rows, after_next = await exporter.rows(session, ctx.tenant, export.params, after, PAGE_ROWS)
-        data = csv_part(rows, exporter.header if seq == 0 else None, first=seq == 0)
+        header = await exporter.header_for(session, ctx.tenant, export.params) if seq == 0 else None
+        data = csv_part(rows, header, first=seq == 0)
         session.add(ExportPart(lg_code=ctx.tenant.lg_code, export_id=export.id, seq=seq, data=data))
         seq, written, size = seq + 1, written + len(rows), size + len(data)
         after = after_next

@@ -7,10 +7,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiban.core.audit import service as audit
+from kiban.core.exports import service as exports_service
+from kiban.core.exports.api import api_base as exports_api_base
+from kiban.core.exports.schemas import ExportRead, export_read
+from kiban.core.identity.api_admin import WRITE_ERRORS, JsonWrite
 from kiban.core.identity.dependencies import PUBLIC, StaffContext, require
 from kiban.core.identity.permissions import Permission
 from kiban.core.tenancy.dependencies import DbSession, tenant_from_path
@@ -18,6 +22,7 @@ from kiban.kit.errors import InvalidInput, NotFound
 from kiban.kit.openapi import problem_responses
 from kiban.kit.paging import PageNumber
 from kiban.modules.forms import fields as fieldkit
+from kiban.modules.forms import exports as form_exports
 from kiban.modules.forms import service, signing
 from kiban.modules.forms.models import STATUS_LABELS, EventKind, SubmissionStatus
 
@@ -420,3 +425,31 @@ async def message(form_id: str, receipt_no: str, body: NoteWrite, session: DbSes
                        target_type="form_submission", target_id=submission.id, details={"receipt_no": receipt_no})
     await session.commit()
     return await _full(session, submission)
+
+
+class SubmissionsExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["received", "reviewing", "completed", "returned"] | None = Field(
+        None, description="状況で絞り込む（空: すべて）")
+
+
+@tenant.post("/{form_id}/submissions/exports", summary="申請一覧の書き出しを依頼する（件数に上限なし。背景で作成、CSV）",
+             description="受け付けて 202 を返します。Location の URL（書き出しの状態）で state が ready になったら、"
+                         "download_url から受け取れます（依頼した本人だけ、7日間）。",
+             status_code=202, response_model=ExportRead,
+             responses={202: {"description": "受け付けました", "headers": {"Location": {
+                 "description": "書き出しの状態の URL", "schema": {"type": "string"}}}}, **WRITE_ERRORS})
+async def export_submissions(form_id: str, body: SubmissionsExportRequest, request: Request, response: Response,
+                             staff: SubmissionReader, _json: JsonWrite, session: DbSession) -> ExportRead:
+    form = await service.get_form(session, form_id)
+    status = service.parse_status(body.status)
+    export, job = await exports_service.request_export(
+        session, staff, form_exports.SUBMISSIONS.name, {"form_id": form.id, "status": body.status},
+        description=form.title + (f"・{STATUS_LABELS[status]}" if status else ""))
+    await session.commit()
+    await exports_service.start(request.app, session, job)
+    export = await exports_service.own(session, staff, export.id)
+    read = export_read(export, await exports_service.job_of(session, export), exports_api_base(staff))
+    response.headers["Location"] = read.location
+    return read

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -617,10 +617,8 @@ async def add_note(session: AsyncSession, submission: FormSubmission, kind: Even
 
 # -- export -------------------------------------------------------------------------------------
 
-async def export_table(session: AsyncSession, form: Form, *, status: SubmissionStatus | None = None
-                       ) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of every submission (all versions): fixed columns, then one column per
-    question, in the order of the newest version, questions of older versions after them."""
+async def export_columns(session: AsyncSession, form: Form) -> list[tuple[str, dict]]:
+    """One column per question, in the order of the newest version, questions of older versions after them."""
     versions = {v.number: v for v in await versions_of(session, form.id)}
     columns: list[tuple[str, dict]] = []
     seen: set[str] = set()
@@ -629,14 +627,46 @@ async def export_table(session: AsyncSession, form: Form, *, status: SubmissionS
             if field["key"] not in seen:
                 seen.add(field["key"])
                 columns.append((field["key"], field))
-    repo = SubmissionRepository(session)
+    return columns
+
+
+def export_header(columns: list[tuple[str, dict]]) -> list[str]:
+    return ["受付番号", "受付日時", "版", "状況", "担当者", *(f["label"] for _, f in columns)]
+
+
+def _export_query(form: Form, status: SubmissionStatus | None, repo: SubmissionRepository):
     query = repo.select().where(FormSubmission.form_id == form.id)
     if status is not None:
         query = query.where(FormSubmission.status == status.value)
-    rows = []
-    for s in await repo.all(query.order_by(FormSubmission.submitted_at, FormSubmission.id)):
-        rows.append([s.receipt_no, s.submitted_at.astimezone(JST).replace(tzinfo=None), s.version_number,
-                     STATUS_LABELS[SubmissionStatus(s.status)], s.assignee_name,
-                     *(fieldkit.answer_text(f, s.answers.get(k)) for k, f in columns)])
-    header = ["受付番号", "受付日時", "版", "状況", "担当者", *(f["label"] for _, f in columns)]
-    return header, rows
+    return query
+
+
+async def export_rows(session: AsyncSession, form: Form, columns: list[tuple[str, dict]], *,
+                      status: SubmissionStatus | None = None, after: tuple[str, str] | None = None,
+                      limit: int | None = None) -> list[tuple[FormSubmission, list[Any]]]:
+    """Submissions in the order they arrived, after the keyset ``after`` (submitted_at ISO, id)."""
+    repo = SubmissionRepository(session)
+    query = _export_query(form, status, repo)
+    if after is not None:
+        at = datetime.fromisoformat(after[0])
+        query = query.where(or_(FormSubmission.submitted_at > at,
+                                and_(FormSubmission.submitted_at == at, FormSubmission.id > after[1])))
+    query = query.order_by(FormSubmission.submitted_at, FormSubmission.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [(s, [s.receipt_no, s.submitted_at.astimezone(JST).replace(tzinfo=None), s.version_number,
+                 STATUS_LABELS[SubmissionStatus(s.status)], s.assignee_name,
+                 *(fieldkit.answer_text(f, s.answers.get(k)) for k, f in columns)])
+            for s in await repo.all(query)]
+
+
+async def export_count(session: AsyncSession, form: Form, status: SubmissionStatus | None = None) -> int:
+    repo = SubmissionRepository(session)
+    return await repo.count(_export_query(form, status, repo))
+
+
+async def export_table(session: AsyncSession, form: Form, *, status: SubmissionStatus | None = None
+                       ) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of every submission (all versions), for a download while staff wait."""
+    columns = await export_columns(session, form)
+    return export_header(columns), [row for _, row in await export_rows(session, form, columns, status=status)]

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kiban.core.audit import service as audit
+from kiban.core.exports import service as exports_service
 from kiban.core.identity.dependencies import PUBLIC, StaffContext, current_web_session, require
 from kiban.core.identity.models import Principal
 from kiban.core.identity.permissions import Permission
@@ -22,8 +23,11 @@ from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.paging import PageNumber
 from kiban.kit.templating import templates
 from kiban.modules.forms import fields as fieldkit
+from kiban.modules.forms import exports as form_exports
 from kiban.modules.forms import service, signing
 from kiban.modules.forms.models import STATUS_LABELS, TRANSITIONS, EventKind, Form as FormModel, FormVersion, SubmissionStatus
+
+DIRECT_EXPORT_LIMIT = 10_000  # up to this many, the file is written while staff wait
 
 router = APIRouter(include_in_schema=False)
 FormManager = Annotated[StaffContext, require(Permission.forms_form_manage)]
@@ -316,6 +320,9 @@ async def export_submissions(form_id: str, fmt: str, session: DbSession, staff: 
     if fmt not in ("csv", "xlsx"):
         raise NotFound("この形式では書き出せません（CSV か xlsx）。")
     form = await service.get_form(session, form_id)
+    if await service.export_count(session, form, service.parse_status(status)) > DIRECT_EXPORT_LIMIT:
+        raise InvalidInput(f"申請が {DIRECT_EXPORT_LIMIT:,} 件を超えるため、すぐには書き出せません。"
+                           "申請一覧の「背景で書き出す」を使ってください（できあがると「書き出したファイル」から受け取れます）。")
     header, rows = await service.export_table(session, form, status=service.parse_status(status))
     await audit.record(session, audit.Actor.of_staff(staff), "forms.submission.exported", target_type="form",
                        target_id=form.id, details={"form_title": form.title, "rows": len(rows)})
@@ -330,6 +337,20 @@ async def export_submissions(form_id: str, fmt: str, session: DbSession, staff: 
     for row in rows:
         sheet.append(row)
     return export.attachment(export.xlsx_bytes(book), name, export.XLSX_MEDIA_TYPE)
+
+
+@router.post("/t/{lg_code}/forms/{form_id}/submissions/exports", dependencies=[Depends(verify_csrf)])
+async def export_submissions_later(form_id: str, request: Request, session: DbSession, staff: SubmissionReader) -> Response:
+    """Any number of submissions, written in the background (core/exports) as CSV."""
+    form = await service.get_form(session, form_id)
+    status = service.parse_status(str((await request.form()).get("status") or "") or None)
+    label = f"{form.title}" + (f"・{STATUS_LABELS[status]}" if status else "")
+    export, job = await exports_service.request_export(
+        session, staff, form_exports.SUBMISSIONS.name, {"form_id": form.id, "status": status.value if status else None},
+        description=label)
+    await session.commit()
+    await exports_service.start(request.app, session, job)
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/exports/{export.id}", status_code=303)
 
 
 async def _submission_page(request, session, staff, form, submission, *, errors=None, values=None,
