@@ -1,6 +1,6 @@
 """電子申請 in a real browser at a 390 px phone width: a resident opens a published form, sends it
 empty and sees every error at once, fills in the address from the postal code, confirms and gets
-a receipt number; no page scrolls sideways. The form is committed in 一宮市 under a slug no other
+a receipt number; no page scrolls sideways. The form is committed in 鳥羽市 under a slug no other
 test uses (the live server reads committed data)."""
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import pytest_asyncio
 
 from tests.browser.conftest import browser, live_server  # noqa: F401 - fixtures
 
-ICHINOMIYA = "232033"
+# A tenant no other test reads: a submission committed here is metered, and 一宮市's metered
+# usage is what tests/modules/test_metered_costs.py sums.
+TOBA = "242110"  # 鳥羽市
 PHONE = {"width": 390, "height": 844}
 FIELDS = [
     {"type": "text", "label": "お名前（全角で入力してください。長い質問文でも画面の幅に収まります）", "required": True},
@@ -40,9 +42,9 @@ async def published(test_database) -> str:
     engine = create_engine(test_database.owner_url, pool=False)
     try:
         async with AsyncSession(engine) as session:
-            await bind_tenant(session, await registry.tenant_for(session, ICHINOMIYA))
+            await bind_tenant(session, await registry.tenant_for(session, TOBA))
             form = await service.create_form(session, service.FormSettings(
-                title="粗大ごみ収集の申込（スマートフォン幅の試験）", slug=slug, contact="一宮市 清掃対策課 0586-00-0000"),
+                title="粗大ごみ収集の申込（スマートフォン幅の試験）", slug=slug, contact="鳥羽市 環境課 0599-00-0000"),
                 actor="browser test")
             await service.replace_fields(session, form, FIELDS, actor="browser test", expected_version=None)
             await service.publish(session, form, actor="browser test", expected_version=None)
@@ -59,7 +61,7 @@ async def _scroll_width(page) -> int:
 async def test_a_resident_applies_from_a_phone_without_sideways_scrolling(browser, live_server, published) -> None:  # noqa: F811
     context = await browser.new_context(base_url=live_server, locale="ja-JP", viewport=PHONE)
     page = await context.new_page()
-    await page.goto(f"/f/{ICHINOMIYA}/{published}")
+    await page.goto(f"/f/{TOBA}/{published}")
     assert await _scroll_width(page) <= PHONE["width"]
 
     await page.get_by_role("button", name="入力内容を確認する").click()
