@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -161,3 +162,19 @@ async def test_the_direct_csv_refuses_more_than_its_limit_and_points_to_the_back
     assert "背景で書き出す" in page.text and "audit.csv" not in page.text
     refused = await admin.client.get(f"/t/{SAPPORO}/audit.csv")
     assert refused.status_code == 422 and "背景で書き出す" in refused.text
+
+
+async def test_an_api_key_asks_for_an_export_and_receives_it(staff) -> None:
+    """A key's stand-in principal (``apikey:<32 hex>``) is longer than a person's id."""
+    admin = await staff(SAPPORO, "admin")
+    page = await admin.client.post(f"/t/{SAPPORO}/apikeys", data={
+        "name": "監査ログの取得", "kind": "live", "permissions": ["audit.entry.read", "exports.file.read"],
+        "rate_limit_per_minute": "60", "csrf_token": admin.csrf})
+    assert page.status_code == 200, page.text
+    headers = {"Authorization": "Bearer " + re.search(r'<code id="new-api-key">([^<]+)</code>', page.text).group(1)}
+    asked = await admin.client.post(f"/api/v1/t/{SAPPORO}/audit/exports", json={}, headers=headers)
+    assert asked.status_code == 202, asked.text
+    status = (await admin.client.get(asked.headers["location"], headers=headers)).json()
+    assert status["state"] == "ready"
+    assert (await admin.client.get(status["download_url"], headers=headers)).status_code == 200
+    assert (await admin.client.get(asked.headers["location"])).status_code == 404  # the key asked, not the admin

@@ -34,7 +34,7 @@ class ExportFile(TenantScoped, Base):
     size: Mapped[int] = mapped_column(Integer)
     parts: Mapped[int] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(String(400))
-    requested_by: Mapped[str] = mapped_column(String(36))
+    requested_by: Mapped[str] = mapped_column(String(80))  # a principal's id, or apikey:<key id>
     requested_by_label: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(timezone=True), nullable=True)

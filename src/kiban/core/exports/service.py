@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -108,7 +108,8 @@ async def request_export(session: AsyncSession, staff, name: str, params: dict[s
         expires_at=now + timedelta(days=KEEP_DAYS)))
     await session.flush()
     job = await jobs.enqueue(session, KIND, created_by=staff.label, total=total, target=(TARGET, export.id),
-                             message="作成の順番を待っています。", payload={"export_id": export.id})
+                             message="作成の順番を待っています。",
+                             payload={"export_id": export.id, "actor": asdict(audit.Actor.of_staff(staff))})
     await audit.record(session, audit.Actor.of_staff(staff), "exports.export.requested", target_type=TARGET,
                        target_id=export.id, details={"title": export.title, "rows": total})
     return export, job
@@ -155,8 +156,7 @@ async def _step(ctx: JobContext) -> Progress:
     export.state, export.finished_at = READY, now
     export.expires_at = now + timedelta(days=KEEP_DAYS)
     export.message = f"できあがりました（{written:,} 件）。"
-    await audit.record(session, audit.Actor("staff", export.requested_by_label, export.requested_by),
-                       "exports.export.created", target_type=TARGET, target_id=export.id,
+    await audit.record(session, audit.Actor(**ctx.payload["actor"]), "exports.export.created", target_type=TARGET, target_id=export.id,
                        details={"title": export.title, "rows": written})
     await session.flush()
     return Progress({"after": None, "seq": seq, "rows": written, "size": size}, written, written, export.message,

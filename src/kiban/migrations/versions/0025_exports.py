@@ -33,7 +33,7 @@ def upgrade() -> None:
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('parts', sa.Integer(), nullable=False),
     sa.Column('message', sa.String(length=400), nullable=False),
-    sa.Column('requested_by', sa.String(length=36), nullable=False),
+    sa.Column('requested_by', sa.String(length=80), nullable=False),
     sa.Column('requested_by_label', sa.String(length=200), nullable=False),
     sa.Column('created_at', kiban.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('finished_at', kiban.kit.db.UTCDateTime(timezone=True), nullable=True),
