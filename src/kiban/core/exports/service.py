@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.audit import service as audit
@@ -248,7 +248,3 @@ async def purge_expired(session: AsyncSession) -> int:
         await session.execute(delete(ExportFile).where(ExportFile.lg_code == own_rows, ExportFile.id.in_(expired)))
     return len(expired)
 
-
-async def count_parts(session: AsyncSession, export_id: str) -> int:
-    return int(await session.scalar(select(func.count()).select_from(ExportPart)
-                                    .where(ExportPart.export_id == export_id)) or 0)
