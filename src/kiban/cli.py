@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import socket
 import sys
@@ -569,6 +570,10 @@ async def _demo_catalog() -> int:
             await session.commit()
             added += await load_forms_demo(session)  # 豊田市's shared 粗大ごみ form
             await session.commit()
+            for module in ("childcare", "surveys", "governance"):
+                demo = importlib.import_module(f"kiban.modules.{module}.demo")
+                added += await demo.load_demo(session)
+                await session.commit()
             added += await load_reservations_demo(session)  # 一宮市's facilities (binds the session to 一宮市: last)
             await session.commit()
             return added

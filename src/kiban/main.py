@@ -59,6 +59,9 @@ from kiban.modules.reservations import api as reservations_api
 from kiban.modules.reservations import web as reservations_web
 from kiban.modules.forms import api as forms_api
 from kiban.modules.forms import web as forms_web
+from kiban.modules.childcare import routes as childcare_routes
+from kiban.modules.surveys import routes as surveys_routes
+from kiban.modules.governance import routes as governance_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 
@@ -185,4 +188,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(reservations_api.tenant_router)
     app.include_router(reservations_api.public_router)
     app.include_router(reservations_web.router)
+    for module in (childcare_routes, surveys_routes, governance_routes):
+        for router in module.ROUTERS:
+            app.include_router(router)
     return app

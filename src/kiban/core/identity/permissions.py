@@ -45,6 +45,12 @@ class Permission(enum.StrEnum):
     # 施設予約 (modules/reservations, issue #12): facilities, rules, lotteries; reading bookings and users.
     reservations_facility_manage = "reservations.facility.manage"
     reservations_booking_read = "reservations.booking.read"
+    # >>> childcare (modules/childcare, issue #14): members here
+    # <<< childcare
+    # >>> surveys (modules/surveys, issue #13): members here
+    # <<< surveys
+    # >>> governance (modules/governance, issue #15): members here
+    # <<< governance
 
 
 class Role(enum.StrEnum):
@@ -187,3 +193,13 @@ for _role in (Role.viewer, Role.staff):
     ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | {Permission.exports_file_read}
 ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
 API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.exports_file_read)
+
+
+# >>> childcare: labels, roles and API-key grants (same shape as the blocks above)
+# <<< childcare
+
+# >>> surveys: labels, roles and API-key grants
+# <<< surveys
+
+# >>> governance: labels, roles and API-key grants
+# <<< governance

@@ -1,0 +1,7 @@
+"""The routers modules/childcare adds to the application (main.py includes every one, in order)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+ROUTERS: list[APIRouter] = []

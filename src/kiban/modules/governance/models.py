@@ -1,0 +1,3 @@
+"""Tables of modules/governance (imported by kiban.models so Alembic and the isolation tests see them)."""
+
+from __future__ import annotations
