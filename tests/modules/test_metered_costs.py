@@ -21,24 +21,25 @@ TOYOTA = "232114"
 NAGOYA = "231002"  # not a member of あいち電子自治体推進協議会
 CONSORTIUM = f"/t/{AICHI}/consortia/aichi-e-gov"
 SHINSEI = "aichi-e-shinsei"
-APRIL = datetime(2026, 4, 15, 3, 0, tzinfo=UTC)
+APRIL = datetime(2025, 4, 15, 3, 0, tzinfo=UTC)
 DUE_ON = (date.today() + timedelta(days=45)).isoformat()
 METERED = {"service": SHINSEI, "amount": "1,000,000", "kind": "usage", "ratio": "1.5", "equal_percent": "30",
-           "rest": "weighted", "subsidy_percent": "0", "prefecture_share": "", "fiscal_year": "2026",
-           "usage_source": "metered", "usage_service": "", "usage_event": "submission", "usage_from": "2026-04",
-           "usage_to": "2027-03"}
+           "rest": "weighted", "subsidy_percent": "0", "prefecture_share": "", "fiscal_year": "2025",
+           "usage_source": "metered", "usage_service": "", "usage_event": "submission", "usage_from": "2025-04",
+           "usage_to": "2026-03"}
 
 
 async def _usage(session) -> None:
-    """一宮市 3 submissions and 2 bookings-notices in April 2026, 豊田市 7 submissions (one retried),
+    """In fiscal 2025, which nothing else writes to (browser tests meter what they submit now):
+    一宮市 3 submissions and 2 bookings-notices in April 2025, 豊田市 7 submissions (one retried),
     名古屋市 (no member) 100, and counts outside the period or of other services that must not count."""
     for i in range(3):
         await count(session, ICHINOMIYA, SHINSEI, "submission", key=f"ichinomiya-{i}", at=APRIL)
     await count(session, ICHINOMIYA, SHINSEI, "submission", key="ichinomiya-0", at=APRIL)  # a retry
     await count(session, ICHINOMIYA, "kiban-notify", "email", quantity=2, at=APRIL)
     await count(session, TOYOTA, SHINSEI, "submission", quantity=6, at=APRIL)
-    await count(session, TOYOTA, SHINSEI, "submission", key="toyota-x", at=datetime(2026, 9, 1, tzinfo=UTC))
-    await count(session, TOYOTA, SHINSEI, "submission", quantity=50, at=datetime(2026, 3, 1, tzinfo=UTC))  # FY2025
+    await count(session, TOYOTA, SHINSEI, "submission", key="toyota-x", at=datetime(2025, 9, 1, tzinfo=UTC))
+    await count(session, TOYOTA, SHINSEI, "submission", quantity=50, at=datetime(2025, 3, 1, tzinfo=UTC))  # FY2024
     await count(session, NAGOYA, SHINSEI, "submission", quantity=100, at=APRIL)
     await session.commit()
 
@@ -52,25 +53,25 @@ def _csv(response) -> list[list[str]]:
 async def test_a_municipality_sees_its_own_usage_by_month_service_and_event(staff, session) -> None:
     await _usage(session)
     viewer = await staff(ICHINOMIYA, "viewer")
-    page = await viewer.client.get(f"/t/{ICHINOMIYA}/usage?from=2026-04&to=2026-04")
+    page = await viewer.client.get(f"/t/{ICHINOMIYA}/usage?from=2025-04&to=2025-04")
     assert page.status_code == 200, page.text
-    assert "令和8年4月（2026年4月）" in page.text
+    assert "令和7年4月（2025年4月）" in page.text
     assert "電子申請・届出システム" in page.text and "申請（電子申請の受付）" in page.text
     assert "通知（メール・アプリ内通知）" in page.text and "メール送信" in page.text
     assert 'data-service="aichi-e-shinsei" data-event="submission"><td>電子申請・届出システム</td><td>申請（電子申請の受付）</td><td class="num">3</td>' in page.text
     assert ">100<" not in page.text and ">6<" not in page.text  # nobody else's counts
 
-    api = await viewer.client.get(f"/api/v1/t/{ICHINOMIYA}/usage", params={"to": "2026-04", "months": 1})
+    api = await viewer.client.get(f"/api/v1/t/{ICHINOMIYA}/usage", params={"to": "2025-04", "months": 1})
     assert api.status_code == 200
     body = api.json()
-    assert body["lg_code"] == ICHINOMIYA and body["month_from"] == "2026-04"
+    assert body["lg_code"] == ICHINOMIYA and body["month_from"] == "2025-04"
     assert {(m["service_id"], m["event"], m["count"]) for m in body["months"]} == {
         (SHINSEI, "submission", 3), ("kiban-notify", "email", 2)}
     csv_file = await viewer.client.get(body["csv_url"])
     assert csv_file.status_code == 200 and csv_file.headers["content-type"].startswith("text/csv")
     rows = _csv(csv_file)
     assert rows[0][:4] == ["月", "サービス", "利用の種類", "件数"]
-    assert ["2026-04", "電子申請・届出システム", "申請（電子申請の受付）", "3", SHINSEI, "submission"] in rows
+    assert ["2025-04", "電子申請・届出システム", "申請（電子申請の受付）", "3", SHINSEI, "submission"] in rows
 
 
 async def test_usage_period_errors_are_named_all_at_once_and_the_input_kept(staff) -> None:
@@ -85,8 +86,8 @@ async def test_usage_period_errors_are_named_all_at_once_and_the_input_kept(staf
     for params in ({"to": "2026-13"}, {"to": "2026-4"}, {"months": 0}, {"months": 37}):
         api = await viewer.client.get(f"/api/v1/t/{ICHINOMIYA}/usage", params=params)
         assert api.status_code == 422 and api.headers["content-type"].startswith("application/problem+json"), params
-    year = (await viewer.client.get(f"/api/v1/t/{ICHINOMIYA}/usage", params={"to": "2027-03", "months": 12})).json()
-    assert (year["month_from"], year["month_to"]) == ("2026-04", "2027-03")
+    year = (await viewer.client.get(f"/api/v1/t/{ICHINOMIYA}/usage", params={"to": "2026-03", "months": 12})).json()
+    assert (year["month_from"], year["month_to"]) == ("2025-04", "2026-03")
 
 
 async def test_usage_needs_sign_in_and_is_never_another_municipalitys(staff, client) -> None:
@@ -103,7 +104,7 @@ async def test_the_secretariat_sees_its_members_usage_of_a_shared_system(staff, 
     await _usage(session)
     aichi = await staff(AICHI, "admin")
     url = f"{CONSORTIUM}/systems/{SHINSEI}/metered-usage"
-    page = await aichi.client.get(url, params={"from": "2026-04", "to": "2026-09"})
+    page = await aichi.client.get(url, params={"from": "2025-04", "to": "2025-09"})
     assert page.status_code == 200, page.text
     assert f'<tr data-code="{ICHINOMIYA}"><th scope="row">一宮市</th><td>登録済み</td><td class="num">3</td>' in page.text
     assert f'<tr data-code="{TOYOTA}"><th scope="row">豊田市</th><td>登録済み</td><td class="num">7</td>' in page.text
@@ -111,7 +112,7 @@ async def test_the_secretariat_sees_its_members_usage_of_a_shared_system(staff, 
     assert "協議会の事務局は、その協議会が共同利用するシステムについてだけ" in page.text
 
     api = await aichi.client.get(f"/api/v1{CONSORTIUM}/systems/{SHINSEI}/metered-usage",
-                                 params={"month": "2026-09", "months": 6})
+                                 params={"month": "2025-09", "months": 6})
     assert api.status_code == 200
     body = api.json()
     counts = {m["code"]: m["counts"] for m in body["members"]}
@@ -119,7 +120,7 @@ async def test_the_secretariat_sees_its_members_usage_of_a_shared_system(staff, 
     assert counts[ICHINOMIYA] == {"submission": 3} and counts[TOYOTA] == {"submission": 7}
     assert body["totals"] == {"submission": 10}
     rows = _csv(await aichi.client.get(body["csv_url"]))
-    assert [ICHINOMIYA, "一宮市", "はい", "申請（電子申請の受付）", "3", "2026-04", "2026-09", "submission"] in rows
+    assert [ICHINOMIYA, "一宮市", "はい", "申請（電子申請の受付）", "3", "2025-04", "2025-09", "submission"] in rows
 
     # Only the consortium's systems: notifications are not one of them, so 404 (as for any other id).
     for other in ("kiban-notify", "no-such-system"):
@@ -150,17 +151,17 @@ async def test_the_secretariat_allocates_by_metered_usage_and_the_schedule_says_
     assert preview.status_code == 200, preview.text
     assert 'id="usage-basis"' in preview.text
     assert "計測値: 電子申請・届出システムの「申請（電子申請の受付）」件数" in preview.text
-    assert "令和8年4月（2026年4月）〜令和9年3月（2027年3月）" in preview.text and "合計 10" in preview.text
+    assert "令和7年4月（2025年4月）〜令和8年3月（2026年3月）" in preview.text and "合計 10" in preview.text
     assert "負担金の合計 1,000,000 円（54 団体）" in preview.text
 
     api = await aichi.client.get(f"/api/v1{CONSORTIUM}/allocation", params={**METERED, "amount": "1000000"})
     assert api.status_code == 200, api.text
     body = api.json()
     fees = {f["code"]: f["fee"] for f in body["fees"]}
-    assert fees[ICHINOMIYA] == 300_000 and fees[TOYOTA] == 700_000  # 3 : 7; FY2025 and 名古屋市 not counted
+    assert fees[ICHINOMIYA] == 300_000 and fees[TOYOTA] == 700_000  # 3 : 7; FY2024 and 名古屋市 not counted
     assert sum(fees.values()) == body["allocated"] == 1_000_000 and body["total"] == 1_000_000
     assert body["usage_basis"]["source"] == "metered" and body["usage_basis"]["units"][ICHINOMIYA] == 3
-    assert body["usage_basis"]["month_from"] == "2026-04" and body["usage_basis"]["month_to"] == "2027-03"
+    assert body["usage_basis"]["month_from"] == "2025-04" and body["usage_basis"]["month_to"] == "2026-03"
 
     decided = await aichi.client.post(f"{CONSORTIUM}/schedules",
                                       data={**METERED, "due_on": DUE_ON, "csrf_token": aichi.csrf})
@@ -222,11 +223,11 @@ async def test_hand_entered_usage_still_works_and_bad_metered_choices_are_explai
 
     # Hand entry, as before: 利用量を入力 for every user, then 利用量割 from the entered figures.
     users = (await aichi.client.get(f"/api/v1{CONSORTIUM}/systems/{SHINSEI}/usage",
-                                    params={"fiscal_year": "2026"})).json()["members"]
+                                    params={"fiscal_year": "2025"})).json()["members"]
     form = {f"units-{m['code']}": "1" for m in users}
     form[f"units-{ICHINOMIYA}"] = "5"
     saved = await aichi.client.post(f"{CONSORTIUM}/systems/{SHINSEI}/usage",
-                                    data={**form, "fiscal_year": "2026", "csrf_token": aichi.csrf})
+                                    data={**form, "fiscal_year": "2025", "csrf_token": aichi.csrf})
     assert saved.status_code == 303
     by_hand = await aichi.client.get(f"/api/v1{CONSORTIUM}/allocation",
                                      params={**METERED, "amount": "1000000", "usage_source": "entered"})
@@ -243,9 +244,9 @@ async def test_the_usage_pages_show_only_japanese_and_no_dead_links(staff, sessi
     await _usage(session)
     aichi = await staff(AICHI, "admin", name="愛知花子")
     ichinomiya = await staff(ICHINOMIYA, "viewer", name="一宮太郎")
-    pages = [(ichinomiya, f"/t/{ICHINOMIYA}/usage?from=2026-04&to=2026-04"),
+    pages = [(ichinomiya, f"/t/{ICHINOMIYA}/usage?from=2025-04&to=2025-04"),
              (ichinomiya, f"/t/{ICHINOMIYA}/usage?from=2026-13"),
-             (aichi, f"{CONSORTIUM}/systems/{SHINSEI}/metered-usage?from=2026-04&to=2026-04"),
+             (aichi, f"{CONSORTIUM}/systems/{SHINSEI}/metered-usage?from=2025-04&to=2025-04"),
              (aichi, f"{CONSORTIUM}/allocate?" + "&".join(f"{k}={v}" for k, v in METERED.items()))]
     for person, url in pages:
         response = await person.client.get(url)
