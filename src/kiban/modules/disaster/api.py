@@ -349,10 +349,12 @@ async def record(disaster_id: str, record_id: str, staff: Reader, session: DbSes
     disaster = await service.get_disaster(session, disaster_id)
     actor = audit.Actor.of_staff(staff)
     found = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, actor)
+    await session.commit()  # each audited read at once: it holds the owner's chain head (web.record_page)
     made = await service.decisions(session, disaster_id, {found.id})
     linked_ids = {_other(d, found.id) for d in made if service.links(d)}
     linked = await service.visible_records(session, staff.tenant, disaster_id, actor=actor,
                                            record_ids=sorted(linked_ids)) if linked_ids else []
+    await session.commit()
     waiting = [d for d in made if d.acceptance == service.PENDING and d.reverted_at is None]
     asked = [d for d in waiting if service.may_answer(staff.tenant, d)]
     askers = await service.records_for_matching(session, disaster_id, {_other(d, found.id) for d in asked})
@@ -401,12 +403,13 @@ async def candidates(disaster_id: str, record_id: str, staff: Reader, session: D
     await service.get_disaster(session, disaster_id)
     actor = audit.Actor.of_staff(staff)
     found = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, actor)
+    await session.commit()  # each audited read at once: it holds the owner's chain head (web.record_page)
     shown = await matching.candidates_for_viewer(session, staff.tenant, found)
     if shown:
         await service.audit_reads(session, staff.tenant, actor, [c.record for c in shown if c.record.lg_code != staff.tenant.lg_code],
                                   "disaster.record.match_viewed")
+        await session.commit()
     made = await service.decisions(session, disaster_id, {found.id})
-    await session.commit()
     decided = {_other(d, found.id): d for d in made if d.reverted_at is None}
     names = await _names(session, {c.record.lg_code for c in shown} | {d.awaiting_code for d in made})
     return CandidateList(record_id=found.id, items=[CandidateRead(

@@ -243,6 +243,11 @@ async def create_record(disaster_id: str, request: Request, session: DbSession, 
 async def record_page(disaster_id: str, record_id: str, request: Request, session: DbSession, staff: Reader) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
     record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, audit.Actor.of_staff(staff))
+    # Each read of another organisation's records is committed as soon as it is recorded: the
+    # entry moves that organisation's audit chain head, whose row lock would otherwise be held
+    # through the rest of the page, and every other reader of that organisation would queue
+    # behind it (under 50 clients on 1,000,000 records: 1 page a second, p99 60 s).
+    await session.commit()
     # Candidate matches the viewer may be shown, with the reasons (never another municipality's
     # whereabouts or contact details, never a 支援措置対象 record outside its owner and prefecture).
     candidates = await matching.candidates_for_viewer(session, staff.tenant, record)
@@ -250,10 +255,12 @@ async def record_page(disaster_id: str, record_id: str, request: Request, sessio
         await service.audit_reads(session, staff.tenant, audit.Actor.of_staff(staff),
                                   [c.record for c in candidates if c.record.lg_code != staff.tenant.lg_code],
                                   "disaster.record.match_viewed")
+        await session.commit()
     made = await service.decisions(session, disaster_id, {record.id})
     linked_ids = {d.record_b_id if d.record_a_id == record.id else d.record_a_id for d in made if service.links(d)}
     linked = await service.visible_records(session, staff.tenant, disaster_id, actor=audit.Actor.of_staff(staff),
                                            record_ids=sorted(linked_ids)) if linked_ids else []
+    await session.commit()
     # Confirmations of this record waiting for an answer: those the viewer asked for (it sees only
     # whom it waits for) and those it is asked to answer (it sees what the asker registered, enough
     # to judge the match).
