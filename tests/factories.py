@@ -218,7 +218,7 @@ FACTORIES[Notice] = _notify_notice
 
 
 # -- 電子申請 (modules/forms, issue #12) -----------------------------------------------------------
-from kiban.modules.forms.models import Form, FormSubmission, FormSubmissionEvent, FormVersion  # noqa: E402
+from kiban.modules.forms.models import Form, FormSubmission, FormSubmissionEvent, FormUpload, FormVersion  # noqa: E402
 
 
 async def _form(session: AsyncSession, lg_code: str, marker: str) -> Form:
@@ -250,6 +250,15 @@ FACTORIES[Form] = _form
 FACTORIES[FormVersion] = _form_version
 FACTORIES[FormSubmission] = _form_submission
 FACTORIES[FormSubmissionEvent] = _form_submission_event
+
+
+async def _form_upload(session: AsyncSession, lg_code: str, marker: str) -> FormUpload:
+    return FormUpload(lg_code=lg_code, id=str(uuid.uuid4()), form_id=str(uuid.uuid4()), field_key="q1",
+                      submission_id=None, filename=f"{marker}.pdf", kind="pdf", media_type="application/pdf",
+                      size=9, sha256="0" * 64, data=b"%PDF-1.4\n", created_at=utcnow())
+
+
+FACTORIES[FormUpload] = _form_upload
 
 
 # -- 施設予約 (modules/reservations, issue #12) ------------------------------------------------------

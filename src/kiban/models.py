@@ -40,7 +40,7 @@ from kiban.modules.disaster.models import (  # noqa: F401
 from kiban.core.notify.models import Notice, Notification, TemplateOverride  # noqa: F401
 from kiban.core.metering.models import UsageCounter, UsageEventKey  # noqa: F401
 from kiban.modules.reservations.models import Booker, Booking, Facility, Lottery, LotteryEntry, Room  # noqa: F401
-from kiban.modules.forms.models import Form, FormSubmission, FormSubmissionEvent, FormVersion  # noqa: F401
+from kiban.modules.forms.models import Form, FormSubmission, FormSubmissionEvent, FormUpload, FormVersion  # noqa: F401
 from kiban.modules.childcare import models as _childcare_models  # noqa: F401
 from kiban.modules.surveys import models as _surveys_models  # noqa: F401
 from kiban.modules.governance import models as _governance_models  # noqa: F401

@@ -36,7 +36,7 @@ from tests.factories import AICHI, DIGITAL_AGENCY, SAPPORO
 # ASCII words a Japanese screen may use, each for a reason:
 ALLOWED = {
     "Kiban",  # the product's name (header, footer)
-    "API", "CSV", "PDF", "JSON", "URL",  # formats and interfaces, as Japanese public bodies write them
+    "API", "CSV", "PDF", "JPEG", "PNG", "JSON", "URL",  # formats and interfaces, as Japanese public bodies write them
     "MIT", "SSDSE",  # the footer's credits: the design tokens' licence, the 統計センター data set
     # Names of services and bodies as the policy documents write them (catalog, costs):
     "SaaS", "DX",  # 給付SaaS, 窓口DXSaaS

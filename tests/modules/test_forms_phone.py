@@ -26,6 +26,10 @@ FIELDS = [
     {"type": "checkboxes", "label": "連絡方法", "options": ["電話", "メール"]},
     {"type": "address", "label": "収集場所の住所", "required": True},
     {"type": "textarea", "label": "連絡事項"},
+    # A repeating group and an attachment (optional: the five errors above stay five) must fit too.
+    {"type": "group", "label": "同居のご家族", "max_items": 3,
+     "subfields": [{"label": "氏名", "type": "text"}, {"label": "生年月日", "type": "date"}]},
+    {"type": "file", "label": "粗大ごみの写真", "accept": ["jpeg", "png"], "max_mb": 5},
 ]
 
 
@@ -82,10 +86,17 @@ async def test_a_resident_applies_from_a_phone_without_sideways_scrolling(browse
     assert await page.get_by_label("市区町村").input_value() == "一宮市"
     assert await page.get_by_label("お名前（全角で入力してください。長い質問文でも画面の幅に収まります）").input_value() == "一宮 花子"
     await page.get_by_label("番地・建物名").fill("1-2-3 一宮ハイツ101号室")
+    await page.get_by_role("button", name="行を追加する").click()  # a second row, what was typed kept
+    await page.locator("#a_q10_1_s1").wait_for()
+    assert await page.get_by_label("番地・建物名").input_value() == "1-2-3 一宮ハイツ101号室"
+    await page.locator("#a_q10_0_s1").fill("一宮 太郎")
+    await page.locator("#a_q10_1_s1").fill("一宮 次郎")
+    assert await _scroll_width(page) <= PHONE["width"]
     await page.get_by_role("button", name="入力内容を確認する").click()
 
     await page.get_by_role("heading", name="入力内容の確認").wait_for()
     assert "〒491-0858 愛知県一宮市栄1-2-3 一宮ハイツ101号室" in await page.content()
+    assert "2. 氏名: 一宮 次郎" in await page.content()
     assert await _scroll_width(page) <= PHONE["width"]
     await page.get_by_role("button", name="送信する").click()
     await page.get_by_role("heading", name="申請を受け付けました").wait_for()

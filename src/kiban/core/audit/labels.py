@@ -207,6 +207,7 @@ def details_text(details: Mapping[str, Any] | None) -> str:
 # 電子申請 (modules/forms, issue #12)
 ACTION_LABELS.update({
     "forms.form.created": "電子申請フォームの作成",
+    "forms.attachment.read": "電子申請の添付ファイルの閲覧",
     "forms.form.updated": "電子申請フォームの変更",
     "forms.form.published": "電子申請フォームの公開",
     "forms.form.shared": "電子申請フォームのテンプレート共有",

@@ -45,6 +45,15 @@ CLAIM_REASON = "ジョブの実行: 全団体の待ち行列から次の仕事�
 PRUNE_REASON = "ジョブの片付け: 保管期間を過ぎた終了済みの仕事を全団体から消す（内容は読まない）"
 KEEP_DONE, KEEP_FAILED = timedelta(days=7), timedelta(days=30)
 PRUNE_EVERY_SECONDS = 3600.0
+
+# Other clean-ups run with the prune, each in its own transaction: a module registers
+# ``async def (session, now) -> rows deleted`` (core never imports modules).
+PRUNERS: list = []
+
+
+def register_pruner(pruner) -> None:
+    if pruner not in PRUNERS:
+        PRUNERS.append(pruner)
 LOST, RELEASED = "lost", "released"
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -325,8 +334,16 @@ class Runner:
                                           and_(Job.state == FAILED, Job.finished_at < now - KEEP_FAILED)))
                     .execution_options(synchronize_session=False))
             await session.commit()
+        removed = result.rowcount or 0
+        for pruner in PRUNERS:
+            try:
+                async with self.session_factory() as session:
+                    removed += await pruner(session, now)
+                    await session.commit()
+            except Exception:  # noqa: BLE001 - one module's clean-up must not stop the others'
+                log.exception("job runner: clean-up %s failed", getattr(pruner, "__qualname__", pruner))
         self._pruned_at = time.monotonic()
-        return result.rowcount or 0
+        return removed
 
     async def _loop(self) -> None:
         while not self._stopping:

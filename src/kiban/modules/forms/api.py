@@ -23,7 +23,7 @@ from kiban.kit.openapi import problem_responses
 from kiban.kit.paging import PageNumber
 from kiban.modules.forms import fields as fieldkit
 from kiban.modules.forms import exports as form_exports
-from kiban.modules.forms import service, signing
+from kiban.modules.forms import service, signing, uploads
 from kiban.modules.forms.models import STATUS_LABELS, EventKind, SubmissionStatus
 
 public = APIRouter(prefix="/api/v1", tags=["電子申請（公開）"], dependencies=[PUBLIC])
@@ -40,9 +40,16 @@ class Body(BaseModel):
     model_config = ConfigDict(strict=True)
 
 
+class SubfieldDef(Body):
+    key: str | None = Field(None, description="s1, s2 …（列の順に付け直します）")
+    label: str = Field(max_length=100)
+    type: str = Field("text", description="text / number / date / tel / email")
+    required: bool = False
+
+
 class FieldDef(Body):
     key: str | None = Field(None, description="q1, q2 …（新しい項目は省略）")
-    type: str = Field(description="text / textarea / number / date / choice / checkboxes / email / tel / address")
+    type: str = Field(description="text / textarea / number / date / choice / checkboxes / email / tel / address / file / group")
     label: str = Field(max_length=200)
     hint: str = Field("", max_length=400)
     required: bool = False
@@ -52,6 +59,13 @@ class FieldDef(Body):
     max_length: int | None = None
     pattern: str = Field("", description="'' / katakana / digits")
     show_if: dict[str, str] | None = Field(None, description='{"field": "q2", "equals": "はい"}: その選択肢のときだけ質問する')
+    subfields: list[SubfieldDef] = Field([], max_length=fieldkit.MAX_GROUP_COLUMNS,
+                                         description="繰り返しの項目（group）の列。回答は行の配列 [{\"s1\": …}]")
+    min_items: int | None = Field(None, ge=0, le=fieldkit.MAX_GROUP_ROWS, description="group の最小の行数")
+    max_items: int | None = Field(None, ge=1, le=fieldkit.MAX_GROUP_ROWS, description="group の最大の行数")
+    max_mb: int | None = Field(None, ge=1, le=fieldkit.MAX_FILE_MB, description="添付ファイル（file）の最大サイズ（MB）")
+    accept: list[str] = Field([], max_length=3, description="file が受け付ける種類: pdf / jpeg / png（中身で判定）。"
+                                                        "回答は {\"name\": …, \"content_base64\": …}")
 
 
 class PublishedForm(BaseModel):
@@ -292,7 +306,10 @@ async def create_submission(form_id: str, body: SubmissionWrite, session: DbSess
     version = await service.get_version(session, form.id, form.published_version)
     if version.identity_required:
         raise InvalidInput("本人確認が必要な手続きは、住民がマイナンバーカードでサインインし、署名して申請します（代理送信はできません）。")
-    answers, problems = fieldkit.validate(version.fields, body.answers)
+    # Attachments come as {"name": ..., "content_base64": ...}: checked by content, kept with the
+    # submission (nothing is kept when any answer has a problem: the request is rolled back).
+    raw = await uploads.store(session, form, version.fields, body.answers)
+    answers, problems = fieldkit.validate(version.fields, raw)
     if problems:
         raise InvalidInput(" ".join(problems.values()),
                            errors=[{"field": f"answers.{k}", "message": m} for k, m in problems.items()])
@@ -347,6 +364,22 @@ async def _full(session, submission) -> SubmissionDetail:
     verdict = signing.verify_stored(submission.lg_code, submission)
     return SubmissionDetail(**_submission(submission).model_dump(), events=events,
                             signature=SignatureRead(signed=verdict.signed, valid=verdict.valid, detail=verdict.detail))
+
+
+@tenant.get("/{form_id}/submissions/{receipt_no}/files/{upload_id}", summary="申請の添付ファイル（閲覧は監査ログへ）",
+            response_class=Response,
+            responses={200: {"description": "添付ファイル（PDF・JPEG・PNG）", "content": {
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}}}}})
+async def attachment(form_id: str, receipt_no: str, upload_id: str, session: DbSession,
+                     staff: SubmissionReader) -> Response:
+    form = await service.get_form(session, form_id)
+    submission = await service.get_submission(session, form.id, receipt_no)
+    found = await service.read_attachment(session, staff, submission, upload_id)
+    await session.commit()
+    return Response(found.data, media_type=found.media_type, headers={
+        "Content-Disposition": uploads.content_disposition(found.filename), "Cache-Control": "no-store"})
 
 
 @tenant.get("/{form_id}/submissions/{receipt_no}", summary="申請の詳細と経過", response_model=SubmissionDetail)

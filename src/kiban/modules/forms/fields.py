@@ -35,7 +35,21 @@ FIELD_TYPES: dict[str, str] = {
     "email": "メールアドレス",
     "tel": "電話番号",
     "address": "住所（郵便番号から検索）",
+    "file": "添付ファイル",
+    "group": "繰り返しの項目（行を追加できる表）",
 }
+# What a row of a repeating group may ask (no address, attachment or nested group in a row).
+GROUP_SUBTYPES: dict[str, str] = {"text": "文字", "number": "数値", "date": "日付", "tel": "電話番号", "email": "メールアドレス"}
+MAX_GROUP_COLUMNS = 8
+MAX_GROUP_ROWS = 30
+# Attachments: the kinds a form may accept, recognised by their first bytes (never by the name
+# a browser sends), and the largest size staff may allow.
+FILE_KINDS: dict[str, tuple[str, str, tuple[bytes, ...]]] = {
+    "pdf": ("PDF", "application/pdf", (b"%PDF-",)),
+    "jpeg": ("JPEG 画像", "image/jpeg", (b"\xff\xd8\xff",)),
+    "png": ("PNG 画像", "image/png", (b"\x89PNG\r\n\x1a\n",)),
+}
+MAX_FILE_MB = 10
 PATTERNS: dict[str, str] = {"": "指定なし", "katakana": "全角カタカナ", "digits": "半角数字"}
 MAX_FIELDS = 60
 MAX_OPTIONS = 50
@@ -165,6 +179,26 @@ def clean_field(raw: Mapping[str, Any], existing: list[dict], *, key: str | None
     pattern = str(raw.get("pattern") or "") if kind == "text" else ""
     if pattern not in PATTERNS:
         problems.append("入力の形式を一覧から選んでください。")
+    subfields: list[dict] = []
+    min_items = max_items = None
+    if kind == "group":
+        subfields = _clean_subfields(raw.get("subfields"), raw.get("subfields_text"), problems)
+        min_items = _int_or_none(raw.get("min_items"), "最小の行数", problems) or 0
+        max_items = _int_or_none(raw.get("max_items"), "最大の行数", problems) or 10
+        if not 0 <= min_items <= max_items <= MAX_GROUP_ROWS or max_items < 1:
+            problems.append(f"行数は 0 ≦ 最小 ≦ 最大 ≦ {MAX_GROUP_ROWS}（最大は1以上）で入力してください。")
+    max_mb = None
+    accept: list[str] = []
+    if kind == "file":
+        max_mb = _int_or_none(raw.get("max_mb"), "最大のファイルサイズ", problems) or 5
+        if not 1 <= max_mb <= MAX_FILE_MB:
+            problems.append(f"最大のファイルサイズは1〜{MAX_FILE_MB} MB で入力してください。")
+        accept_raw = raw.get("accept") or []
+        if isinstance(accept_raw, str):
+            accept_raw = [accept_raw]
+        accept = [k for k in FILE_KINDS if k in {str(a) for a in accept_raw}]
+        if not accept:
+            problems.append("受け付けるファイルの種類を1つ以上選んでください（PDF・JPEG・PNG）。")
     show_if = None
     condition_field = str(raw.get("show_if_field") or (raw.get("show_if") or {}).get("field") or "")
     condition_value = _text(str(raw.get("show_if_equals") or (raw.get("show_if") or {}).get("equals") or ""))
@@ -180,7 +214,64 @@ def clean_field(raw: Mapping[str, Any], existing: list[dict], *, key: str | None
              "required": str(raw.get("required") or "").lower() in ("1", "true", "on", "yes"),
              "options": options, "min": minimum, "max": maximum, "max_length": max_length,
              "pattern": pattern, "show_if": show_if}
+    if kind == "group":
+        field.update(subfields=subfields, min_items=min_items, max_items=max_items)
+    if kind == "file":
+        field.update(max_mb=max_mb, accept=accept)
     return field, problems
+
+
+_REQUIRED_MARKS = ("必須", "（必須）", "(必須)")
+
+
+def _clean_subfields(given: Any, text: Any, problems: list[str]) -> list[dict]:
+    """The columns of a repeating group: from the API (a list of {label, type, required}) or
+    from the builder's text box, one column a line: 「質問文 / 種類 / 必須」 (種類 and 必須
+    optional; 種類 is one of GROUP_SUBTYPES' Japanese names)."""
+    by_name = {name: code for code, name in GROUP_SUBTYPES.items()}
+    rows: list[dict] = []
+    if isinstance(given, list) and given:
+        rows = [dict(r) if isinstance(r, Mapping) else {"label": str(r)} for r in given]
+    elif text:
+        for line in str(text).splitlines():
+            parts = [p.strip() for p in re.split(r"[/／]", line) if p.strip()]
+            if not parts:
+                continue
+            row = {"label": parts[0], "type": "text", "required": False}
+            for part in parts[1:]:
+                if part in _REQUIRED_MARKS:
+                    row["required"] = True
+                elif part in by_name:
+                    row["type"] = by_name[part]
+                elif part in GROUP_SUBTYPES:
+                    row["type"] = part
+                else:
+                    problems.append(f"繰り返しの項目「{parts[0]}」の種類「{part}」は使えません（{'・'.join(GROUP_SUBTYPES.values())}）。")
+            rows.append(row)
+    if not rows:
+        problems.append("繰り返しの項目を1行に1つずつ入力してください（例: 氏名 / 文字 / 必須）。")
+        return []
+    if len(rows) > MAX_GROUP_COLUMNS:
+        problems.append(f"繰り返しの項目は{MAX_GROUP_COLUMNS}個までです。")
+    cleaned = []
+    for number, row in enumerate(rows[:MAX_GROUP_COLUMNS], start=1):
+        label = _text(str(row.get("label") or ""))[:100]
+        kind = str(row.get("type") or "text")
+        if not label:
+            problems.append(f"繰り返しの{number}番目の項目の質問文を入力してください。")
+        if kind not in GROUP_SUBTYPES:
+            problems.append(f"繰り返しの項目「{label}」の種類は{'・'.join(GROUP_SUBTYPES.values())}から選んでください。")
+            kind = "text"
+        required = row.get("required") in (True, "1", "true", "on", "yes", "必須")
+        cleaned.append({"key": f"s{number}", "type": kind, "label": label, "required": required,
+                        "options": [], "min": None, "max": None, "max_length": None, "pattern": "", "hint": ""})
+    return cleaned
+
+
+def subfields_text(field: dict) -> str:
+    """A group's columns as the builder's text box shows them."""
+    return "\n".join(" / ".join([s["label"], GROUP_SUBTYPES.get(s["type"], "文字")] + (["必須"] if s.get("required") else []))
+                     for s in field.get("subfields") or [])
 
 
 def check_definition(fields: list[dict]) -> list[str]:
@@ -213,9 +304,32 @@ def raw_from_form(fields: list[dict], form: Any) -> dict[str, Any]:
             raw[field["key"]] = [str(v) for v in form.getlist(input_name(field))]
         elif field["type"] == "address":
             raw[field["key"]] = {p: str(form.get(input_name(field, p)) or "") for p in ADDRESS_PARTS}
+        elif field["type"] == "group":
+            raw[field["key"]] = group_rows_from_form(field, form)
+        elif field["type"] == "file":
+            # The confirm step stores the file and puts its reference in a hidden input; a new
+            # file chosen on the form page (an upload object) replaces it (forms/uploads.py).
+            chosen = form.get(input_name(field))
+            kept = str(form.get(input_name(field, "upload")) or "")
+            raw[field["key"]] = chosen if hasattr(chosen, "read") and getattr(chosen, "filename", "") else (
+                {"upload": kept} if kept else "")
         else:
             raw[field["key"]] = str(form.get(input_name(field)) or "")
     return raw
+
+
+def group_input(field: dict, row: int, sub: dict) -> str:
+    return f"{input_name(field)}_{row}_{sub['key']}"
+
+
+def group_rows_from_form(field: dict, form: Any) -> list[dict[str, str]]:
+    """The rows typed into a repeating group, in order, with rows left wholly blank dropped."""
+    rows = []
+    for row in range(MAX_GROUP_ROWS):
+        values = {s["key"]: str(form.get(group_input(field, row, s)) or "") for s in field.get("subfields") or []}
+        if any(v.strip() for v in values.values()):
+            rows.append(values)
+    return rows
 
 
 def is_shown(field: dict, raw: Mapping[str, Any]) -> bool:
@@ -237,8 +351,45 @@ def fill_address(value: dict[str, str]) -> dict[str, str]:
             "town": value.get("town") or found["town"]}
 
 
+def _check_group(field: dict, value: Any) -> tuple[Any, str | None]:
+    label = field["label"]
+    rows = [r for r in (value if isinstance(value, list) else []) if isinstance(r, Mapping)]
+    rows = [r for r in rows if any(str(v or "").strip() for v in r.values())][:MAX_GROUP_ROWS + 1]
+    problems: list[str] = []
+    cleaned: list[dict] = []
+    minimum = max(field.get("min_items") or 0, 1 if field.get("required") else 0)
+    if len(rows) > (field.get("max_items") or MAX_GROUP_ROWS):
+        problems.append(f"「{label}」は{field.get('max_items')}行までです。")
+    for number, row in enumerate(rows[:field.get("max_items") or MAX_GROUP_ROWS], start=1):
+        kept: dict[str, Any] = {}
+        for sub in field.get("subfields") or []:
+            answer, problem = _check_one({**sub, "label": f"{label}」{number}行目の「{sub['label']}"}, row.get(sub["key"]))
+            kept[sub["key"]] = answer
+            if problem:
+                problems.append(problem)
+        cleaned.append(kept)
+    if len(rows) < minimum:
+        problems.append(f"「{label}」を{minimum}行以上入力してください。")
+    return cleaned, (" ".join(problems) if problems else None)
+
+
+def _check_file(field: dict, value: Any) -> tuple[Any, str | None]:
+    """An attachment is checked and stored before validation (forms/uploads.py), which leaves
+    here its reference with what was found: name, size, kind, or the problem it had."""
+    label = field["label"]
+    if isinstance(value, Mapping) and value.get("problem"):
+        return "", str(value["problem"])
+    if not isinstance(value, Mapping) or not value.get("upload") or "size" not in value:
+        return "", (f"「{label}」のファイルを選んでください。" if field.get("required") else None)
+    return {k: value[k] for k in ("upload", "name", "size", "kind", "sha256") if k in value}, None
+
+
 def _check_one(field: dict, value: Any) -> tuple[Any, str | None]:
     label, kind, required = field["label"], field["type"], field.get("required", False)
+    if kind == "group":
+        return _check_group(field, value)
+    if kind == "file":
+        return _check_file(field, value)
     if kind == "checkboxes":
         chosen = [_text(str(v)) for v in (value if isinstance(value, list) else [value] if value else [])]
         chosen = [c for c in chosen if c]
@@ -323,6 +474,12 @@ def answer_text(field: dict, value: Any) -> str:
         return "、".join(value)
     if field["type"] == "address":
         return address_text(value)
+    if field["type"] == "group":
+        subs = field.get("subfields") or []
+        return " ／ ".join(f"{n}. " + "、".join(f"{s['label']}: {answer_text(s, row.get(s['key']))}" for s in subs)
+                          for n, row in enumerate(value, start=1) if isinstance(row, Mapping))
+    if field["type"] == "file":
+        return f"{value.get('name', '')}（{file_size_text(int(value.get('size') or 0))}）" if isinstance(value, Mapping) else ""
     if field["type"] == "number" and isinstance(value, int):
         return f"{value:,}"
     if field["type"] == "date":
@@ -343,3 +500,21 @@ def email_of(fields: list[dict], answers: Mapping[str, Any]) -> str:
         if field["type"] == "email" and answers.get(field["key"]):
             return str(answers[field["key"]])
     return ""
+
+
+def file_size_text(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{max(1, round(size / 1024)):,} KB"
+
+
+def sniff(head: bytes, accept: list[str]) -> str | None:
+    """The accepted kind these first bytes are, or None."""
+    for kind in accept:
+        if kind in FILE_KINDS and any(head.startswith(magic) for magic in FILE_KINDS[kind][2]):
+            return kind
+    return None
+
+
+def accept_text(field: dict) -> str:
+    return "・".join(FILE_KINDS[k][0] for k in field.get("accept") or [] if k in FILE_KINDS)

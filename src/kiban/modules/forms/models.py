@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiban.core.tenancy.models import TenantScoped
@@ -140,4 +140,29 @@ class FormSubmissionEvent(TenantScoped, Base):
     from_status: Mapped[str] = mapped_column(String(20), default="")
     to_status: Mapped[str] = mapped_column(String(20), default="")
     actor_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FormUpload(TenantScoped, Base):
+    """An attachment a resident chose. Stored when the confirmation page is shown (so the page
+    can say what will be sent), claimed by the submission it was sent with; one never claimed
+    is deleted after a day (``uploads.purge_unclaimed``, run by the job runner's prune).
+    ``kind`` was recognised from the file's first bytes, never from its name."""
+
+    __tablename__ = "form_upload"
+    __table_args__ = (
+        Index("ix_form_upload_submission", "lg_code", "submission_id"),
+        Index("ix_form_upload_unclaimed", "lg_code", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    form_id: Mapped[str] = mapped_column(String(36))
+    field_key: Mapped[str] = mapped_column(String(10))
+    submission_id: Mapped[str | None] = mapped_column(String(36))
+    filename: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    media_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

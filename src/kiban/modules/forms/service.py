@@ -28,7 +28,9 @@ from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit.db import utcnow
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.wareki import JST
+from kiban.core.audit import service as audit
 from kiban.modules.forms import fields as fieldkit
+from kiban.modules.forms import uploads
 from kiban.modules.forms.models import (
     STATUS_LABELS,
     TRANSITIONS,
@@ -440,6 +442,7 @@ async def submit(session: AsyncSession, tenant: Tenant, form: Form, version: For
                 return existing, False
     else:  # pragma: no cover - five clashes of 8 random digits on one day
         raise Conflict("受付番号を発行できませんでした。もう一度送信してください。")
+    await uploads.claim(session, submission, version.fields, answers)
     await metering.count(session, tenant, METERED_SERVICE, "submission", key=submission.id)
     if email or principal_id:
         await notify.send(session, tenant, template=RECEIPT_TEMPLATE,
@@ -670,3 +673,12 @@ async def export_table(session: AsyncSession, form: Form, *, status: SubmissionS
     """Header and rows of every submission (all versions), for a download while staff wait."""
     columns = await export_columns(session, form)
     return export_header(columns), [row for _, row in await export_rows(session, form, columns, status=status)]
+
+
+async def read_attachment(session: AsyncSession, staff, submission: FormSubmission, upload_id: str):
+    """One attachment of ``submission`` for staff, the reading recorded in the audit log."""
+    found = await uploads.of_submission(session, submission, upload_id)
+    await audit.record(session, audit.Actor.of_staff(staff), "forms.attachment.read", target_type="form_upload",
+                       target_id=found.id, details={"receipt_no": submission.receipt_no, "filename": found.filename,
+                                                    "sha256": found.sha256})
+    return found

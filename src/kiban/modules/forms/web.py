@@ -24,7 +24,7 @@ from kiban.kit.paging import PageNumber
 from kiban.kit.templating import templates
 from kiban.modules.forms import fields as fieldkit
 from kiban.modules.forms import exports as form_exports
-from kiban.modules.forms import service, signing
+from kiban.modules.forms import service, signing, uploads
 from kiban.modules.forms.models import STATUS_LABELS, TRANSITIONS, EventKind, Form as FormModel, FormVersion, SubmissionStatus
 
 DIRECT_EXPORT_LIMIT = 10_000  # up to this many, the file is written while staff wait
@@ -37,7 +37,7 @@ SubmissionProcessor = Annotated[StaffContext, require(Permission.forms_submissio
 
 def _ctx(staff: StaffContext, **values) -> dict:
     return {"tenant": staff.tenant, "staff": staff, "statuses": list(SubmissionStatus),
-            "field_types": fieldkit.FIELD_TYPES, "patterns": fieldkit.PATTERNS, **values}
+            "field_types": fieldkit.FIELD_TYPES, "patterns": fieldkit.PATTERNS, "file_kinds": fieldkit.FILE_KINDS, **values}
 
 
 def _errors_by_field(exc: InvalidInput) -> dict[str, str]:
@@ -150,10 +150,19 @@ async def save_settings(form_id: str, request: Request, session: DbSession, staf
 
 
 def _field_raw(kind, label, hint, required, options, minimum, maximum, max_length, pattern, show_if_field,
-               show_if_equals) -> dict:
+               show_if_equals, extra: dict | None = None) -> dict:
     return {"type": kind, "label": label, "hint": hint, "required": required, "options": options,
             "min": minimum, "max": maximum, "max_length": max_length, "pattern": pattern,
-            "show_if_field": show_if_field, "show_if_equals": show_if_equals}
+            "show_if_field": show_if_field, "show_if_equals": show_if_equals, **(extra or {})}
+
+
+async def _extra_inputs(request: Request) -> dict:
+    """The inputs only a repeating group (its columns, row counts) or an attachment (size,
+    kinds) has: read from the form as typed, checked by ``fields.clean_field``."""
+    data = await request.form()
+    return {"subfields_text": str(data.get("subfields_text") or ""), "min_items": str(data.get("min_items") or ""),
+            "max_items": str(data.get("max_items") or ""), "max_mb": str(data.get("max_mb") or ""),
+            "accept": [str(a) for a in data.getlist("accept")]}
 
 
 FieldInput = dict  # for readability below
@@ -168,7 +177,8 @@ async def add_field(form_id: str, request: Request, session: DbSession, staff: F
                     pattern: Annotated[str, Form()] = "", show_if_field: Annotated[str, Form()] = "",
                     show_if_equals: Annotated[str, Form()] = "", expected_version: Annotated[int, Form()] = 0) -> Response:
     form = await service.get_form(session, form_id)
-    raw = _field_raw(type, label, hint, required, options, min, max, max_length, pattern, show_if_field, show_if_equals)
+    raw = _field_raw(type, label, hint, required, options, min, max, max_length, pattern, show_if_field, show_if_equals,
+                     await _extra_inputs(request))
     try:
         field = await service.add_field(session, form, raw, actor=staff.label, expected_version=expected_version)
     except (InvalidInput, Conflict) as exc:
@@ -188,7 +198,8 @@ async def _field_page(request, session, staff, form, field, *, values=None, erro
         staff, form=form, field=field, values=values or {**field, **{
             "show_if_field": (field.get("show_if") or {}).get("field", ""),
             "show_if_equals": (field.get("show_if") or {}).get("equals", ""),
-            "options": "\n".join(field.get("options") or [])}},
+            "options": "\n".join(field.get("options") or []),
+            "subfields_text": fieldkit.subfields_text(field)}},
         errors=errors or [], choice_fields=[f for f in form.fields[:index] if f["type"] in ("choice", "checkboxes")]),
         status_code=status)
 
@@ -216,7 +227,8 @@ async def save_field(form_id: str, key: str, request: Request, session: DbSessio
                      show_if_equals: Annotated[str, Form()] = "", expected_version: Annotated[int, Form()] = 0) -> Response:
     form = await service.get_form(session, form_id)
     field = _field_of(form, key)
-    raw = _field_raw(type, label, hint, required, options, min, max, max_length, pattern, show_if_field, show_if_equals)
+    raw = _field_raw(type, label, hint, required, options, min, max, max_length, pattern, show_if_field, show_if_equals,
+                     await _extra_inputs(request))
     try:
         await service.update_field(session, form, key, raw, actor=staff.label, expected_version=expected_version)
     except (InvalidInput, Conflict) as exc:
@@ -360,6 +372,7 @@ async def _submission_page(request, session, staff, form, submission, *, errors=
         staff, form=form, submission=submission, version=version,
         answers=[(f, fieldkit.answer_text(f, submission.answers.get(f["key"]))) for f in version.fields
                  if f["key"] in submission.answers],
+        files={u.field_key: u for u in await uploads.files_of(session, submission.id)},
         events=await service.events_of(session, submission.id), members=await service.staff_members(session),
         next_statuses=TRANSITIONS[SubmissionStatus(submission.status)], current=SubmissionStatus(submission.status),
         may_process=staff.can(Permission.forms_submission_process), errors=errors or {}, values=values or {},
@@ -372,6 +385,18 @@ async def submission_page(form_id: str, receipt_no: str, request: Request, sessi
     form = await service.get_form(session, form_id)
     submission = await service.get_submission(session, form.id, receipt_no)
     return await _submission_page(request, session, staff, form, submission)
+
+
+@router.get("/t/{lg_code}/forms/{form_id}/submissions/{receipt_no}/files/{upload_id}")
+async def attachment(form_id: str, receipt_no: str, upload_id: str, session: DbSession,
+                     staff: SubmissionReader) -> Response:
+    """An attachment of a submission, as a download (never shown inline), its reading audited."""
+    form = await service.get_form(session, form_id)
+    submission = await service.get_submission(session, form.id, receipt_no)
+    found = await service.read_attachment(session, staff, submission, upload_id)
+    await session.commit()
+    return Response(found.data, media_type=found.media_type, headers={
+        "Content-Disposition": uploads.content_disposition(found.filename), "Cache-Control": "no-store"})
 
 
 def _to_submission(staff, form, submission) -> RedirectResponse:
@@ -479,16 +504,20 @@ Respondent = Annotated[tuple[Tenant, FormModel, FormVersion], Depends(respondent
 
 def _public_ctx(tenant, form, version, **values) -> dict:
     return {"tenant": tenant, "form": form, "version": version, "fields": version.fields,
-            "action": f"/f/{tenant.lg_code}/{form.slug}", "input_name": fieldkit.input_name, **values}
+            "action": f"/f/{tenant.lg_code}/{form.slug}", "input_name": fieldkit.input_name,
+            "has_files": any(f["type"] == "file" for f in version.fields), "extra_rows": {},
+            "file_size": fieldkit.file_size_text, "accept_text": fieldkit.accept_text,
+            "file_accept": lambda f: ",".join(fieldkit.FILE_KINDS[k][1] for k in f.get("accept") or []), **values}
 
 
 async def _form_page(request, session, tenant, form, version, *, raw=None, problems=None, status=200,
-                     notice=None) -> HTMLResponse:
+                     notice=None, extra_rows=None) -> HTMLResponse:
     resident = await _resident_id(request, session)
     problems = problems or {}
     ordered = [(f, problems[f["key"]]) for f in version.fields if f["key"] in problems]
     return templates.TemplateResponse(request, "forms/public_form.html", _public_ctx(
         tenant, form, version, raw=raw or {}, problems=problems, ordered_problems=ordered, notice=notice,
+        extra_rows=extra_rows or {},
         needs_card=version.identity_required and resident is None,
         card_url=f"/signin/card?next={quote(f'/f/{tenant.lg_code}/{form.slug}')}"), status_code=status)
 
@@ -525,6 +554,15 @@ async def public_confirm(request: Request, session: DbSession, answering: Respon
             raw[lookup] = fieldkit.fill_address(raw[lookup])
             notice = f"郵便番号から住所を入力しました: {found['prefecture']}{found['city']}{found['town']}"
         return await _form_page(request, session, tenant, form, version, raw=raw, notice=notice)
+    # Files chosen are kept now (checked by their content), so the confirmation page can say what
+    # will be sent and the resident need not choose them again after fixing another answer.
+    raw = await uploads.store(session, form, version.fields, raw)
+    await session.commit()
+    add_row = str(data.get("add_row") or "")
+    if add_row:  # 「行を追加する」 in a repeating group: the same page with one more empty row
+        group = next((f for f in version.fields if f["key"] == add_row and f["type"] == "group"), None)
+        return await _form_page(request, session, tenant, form, version, raw=raw,
+                                extra_rows={add_row: 1} if group else None)
     answers, problems = fieldkit.validate(version.fields, raw)
     if problems:
         return await _form_page(request, session, tenant, form, version, raw=raw, problems=problems, status=422)
@@ -551,6 +589,7 @@ async def public_submit(request: Request, session: DbSession, answering: Respond
     version = await service.get_version(session, form.id, int(number)) if number.isdigit() else None
     version = version or latest
     raw = fieldkit.raw_from_form(version.fields, data)
+    raw = await uploads.store(session, form, version.fields, raw)  # the files kept at the confirmation
     if data.get("edit"):
         return await _form_page(request, session, tenant, form, version, raw=raw)
     answers, problems = fieldkit.validate(version.fields, raw)
