@@ -132,3 +132,49 @@ async def test_the_database_itself_refuses_a_second_active_booking(committed_url
                 await session.commit()
     finally:
         await engine.dispose()
+
+
+async def test_one_person_booking_many_slots_at_once_stays_within_the_limit(committed_url) -> None:
+    """The per-person limit holds under concurrency: one resident asks for eight different slots at
+    once on a facility allowing five; exactly five are booked, the rest refused in Japanese."""
+    url, marker = committed_url
+    facility_id, room_id, people = await _setup(url, (marker or "limit") + "-limit")
+    person = people[0]
+    day = service.today_jst() + timedelta(days=3)
+    slots = [service.parse_start(f"{day:%Y-%m-%d}T{9 + i:02d}:00") for i in range(8)]
+    engines = [create_engine(url) for _ in slots]
+    gate = asyncio.Event()
+
+    async def attempt(engine, starts_at) -> str:
+        async with make_sessionmaker(engine)() as session:
+            tenant = await registry_service.tenant_for(session, NAHA)
+            await bind_tenant(session, tenant)
+            facility = await service.get_facility(session, facility_id)
+            await gate.wait()
+            try:
+                await service.book(session, tenant, facility, room_id, starts_at, person)
+                await session.commit()
+                return "booked"
+            except service.BookingRefused as exc:
+                await session.rollback()
+                assert "1人5件まで" in exc.detail
+                return "refused"
+
+    try:
+        tasks = [asyncio.create_task(attempt(engine, s)) for engine, s in zip(engines, slots, strict=True)]
+        await asyncio.sleep(0.5)
+        gate.set()
+        outcomes = await asyncio.wait_for(asyncio.gather(*tasks), 90)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert outcomes.count("booked") == 5 and outcomes.count("refused") == 3
+    engine = create_engine(url, pool=False)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            async with unscoped(session, "test: count the person's bookings"):
+                rows = (await session.scalars(select(Booking).where(Booking.facility_id == facility_id,
+                                                                    Booking.principal_id == person))).all()
+    finally:
+        await engine.dispose()
+    assert len(rows) == 5

@@ -406,9 +406,15 @@ async def availability(session: AsyncSession, facility: Facility, first_day: dat
 
 # -- registered users (利用者登録) -------------------------------------------------------------------------
 
-async def get_booker(session: AsyncSession, principal_id: str) -> Booker | None:
+async def get_booker(session: AsyncSession, principal_id: str, *, lock: bool = False) -> Booker | None:
+    """The resident's registration; ``lock`` holds its row until commit (PostgreSQL), so that two
+    bookings by one person at once are counted one after the other against the per-person limit
+    (SQLite's writers are one at a time already)."""
     repo = BookerRepository(session)
-    return await repo.first(repo.select().where(Booker.principal_id == principal_id))
+    query = repo.select().where(Booker.principal_id == principal_id)
+    if lock and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return await repo.first(query)
 
 
 def booker_values(form: Mapping) -> dict:
@@ -503,7 +509,7 @@ async def book(session: AsyncSession, tenant: Tenant, facility: Facility, room_i
     if await repo.first(repo.select().where(Booking.room_id == room.id, Booking.starts_at == starts_at,
                                             Booking.status == ACTIVE)) is not None:
         raise SlotTaken(SLOT_TAKEN)  # taken and committed: refuse before any other work
-    booker = await get_booker(session, principal_id)
+    booker = await get_booker(session, principal_id, lock=lottery is None)
     if lottery is None:
         reason = may_book(facility, booker)
         if reason:
