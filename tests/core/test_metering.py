@@ -241,3 +241,18 @@ async def test_the_operators_purge_drops_every_tenants_old_keys_only(session: As
     async with unscoped(session, "test: read the keys"):
         assert (await session.scalars(select(UsageEventKey.key))).all() == ["new-b"]
     assert await _total(session, "submission", lg_code=TOYOTA) == 2
+
+
+async def test_the_job_runner_prunes_keys_older_than_two_months(session: AsyncSession) -> None:
+    from kiban.core.jobs.runner import PRUNERS
+    from kiban.core.metering.service import key_cutoff, prune_keys
+
+    assert prune_keys in PRUNERS
+    assert key_cutoff(datetime(2026, 11, 30, 10, tzinfo=UTC)) == date(2026, 9, 1)
+    assert key_cutoff(datetime(2026, 11, 30, 16, tzinfo=UTC)) == date(2026, 10, 1)  # already 12月1日 in Japan
+    assert key_cutoff(datetime(2026, 1, 31, 16, tzinfo=UTC)) == date(2025, 12, 1)  # 2月1日 in Japan
+    await count(session, ICHINOMIYA, SERVICE, "submission", key="aug", at=datetime(2026, 8, 31, 14, tzinfo=UTC))
+    await count(session, ICHINOMIYA, SERVICE, "submission", key="sep", at=datetime(2026, 8, 31, 16, tzinfo=UTC))
+    assert await prune_keys(session, datetime(2026, 11, 30, 10, tzinfo=UTC)) >= 1  # other tests may have left old keys
+    async with unscoped(session, "test: read the keys"):
+        assert (await session.scalars(select(UsageEventKey.key).where(UsageEventKey.key.in_(["aug", "sep"])))).all() == ["sep"]

@@ -193,3 +193,27 @@ async def purge_all_keys(session: AsyncSession, *, before: date) -> int:
     async with unscoped(session, "利用実績: 再送判定用の古い記録を全団体分まとめて削除（件数は残す）"):
         result = await session.execute(delete(UsageEventKey).where(UsageEventKey.month < before))
     return int(result.rowcount or 0)
+
+
+KEEP_KEY_MONTHS = 2
+
+
+def key_cutoff(now: datetime) -> date:
+    """The first month whose idempotency records are kept: this month and the two before it."""
+    month = now.astimezone(JST).date().replace(day=1)
+    index = month.year * 12 + month.month - 1 - KEEP_KEY_MONTHS
+    return date(index // 12, index % 12 + 1, 1)
+
+
+async def prune_keys(session: AsyncSession, now: datetime) -> int:
+    """The job runner's hourly clean-up: idempotency records older than two months go."""
+    return await purge_all_keys(session, before=key_cutoff(now))
+
+
+def _register() -> None:
+    from kiban.core.jobs.runner import register_pruner
+
+    register_pruner(prune_keys)
+
+
+_register()
