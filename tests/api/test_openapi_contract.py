@@ -96,7 +96,7 @@ def test_every_operation_declares_its_security_as_its_route_enforces_it(app, doc
     from fastapi.routing import APIRoute
 
     expected = {"public": [], "staff": [{"sessionCookie": []}, {"apiKey": []}], "api_key": [{"apiKey": []}],
-                "resident": [{"sessionCookie": []}], "optional": [{}, {"sessionCookie": []}]}
+                "resident": [{"sessionCookie": []}], "business": [{"sessionCookie": []}], "optional": [{}, {"sessionCookie": []}]}
     seen = 0
     for context in routing.iter_route_contexts(app.routes):
         if not isinstance(context.original_route, APIRoute) or not context.original_route.include_in_schema:

@@ -130,8 +130,10 @@ def _calls(dependant) -> list[Callable]:
 def route_access(route) -> tuple[str, str | None]:
     """(kind, permission) for a route, from the dependencies it declares: ``public``, ``staff``
     (``require(...)``: a staff session or an API key), ``api_key`` (any valid key of the tenant),
-    ``resident`` (a resident's session), or ``undeclared`` (the route walker test fails on it)."""
+    ``resident`` (a resident's session), ``business`` (a GビズID session), or ``undeclared``
+    (the route walker test fails on it)."""
     from kiban.core.identity import dependencies as identity
+    from kiban.core.identity import web_business
 
     calls = _calls(route.dependant)
     if identity._public in calls:
@@ -144,6 +146,8 @@ def route_access(route) -> tuple[str, str | None]:
             return "api_key", str(permission)
         if call is identity._current_resident:
             return "resident", str(permission)
+        if call is web_business._current_business:
+            return "business", str(permission)
         return "staff", str(permission)
     return "undeclared", None
 
@@ -154,6 +158,7 @@ _SECURITY: dict[str, list[dict[str, list]]] = {
     "staff": [{SESSION_SCHEME: []}, {API_KEY_SCHEME: []}],
     "api_key": [{API_KEY_SCHEME: []}],
     "resident": [{SESSION_SCHEME: []}],
+    "business": [{SESSION_SCHEME: []}],
 }
 
 # Statuses the credential check itself can answer.
@@ -163,12 +168,14 @@ _AUTH_STATUSES: dict[str, tuple[int, ...]] = {
     "staff": (401, 403, 429),
     "api_key": (401, 429),
     "resident": (401,),
+    "business": (401,),
 }
 
 _ACCESS_WORDS = {
     "staff": "団体の職員（サインイン）または API キーで、権限「{label}」が必要です。",
     "api_key": "団体の API キーが必要です（テスト用のキーでも使えます）。",
     "resident": "マイナンバーカードでサインインした住民本人だけが使えます。",
+    "business": "GビズIDでサインインした事業者だけが使えます。",
 }
 
 

@@ -40,16 +40,39 @@ class Permission(enum.StrEnum):
     # 通知 (core/notify, issue #12)
     notify_delivery_read = "notify.delivery.read"
     notify_template_manage = "notify.template.manage"
+    # A staff member's own in-app notices in the organisation (e.g. a 負担金算定書 was issued).
+    notify_notice_read = "notify.notice.read"
     # Reading the tenant's own metered usage (core/metering, issue #12), month by month.
     metering_usage_read = "metering.usage.read"
     # 施設予約 (modules/reservations, issue #12): facilities, rules, lotteries; reading bookings and users.
     reservations_facility_manage = "reservations.facility.manage"
     reservations_booking_read = "reservations.booking.read"
     # >>> childcare (modules/childcare, issue #14): members here
+    # Reading the applications coordinated here, the referrals naming our facilities, the runs and reports.
+    childcare_application_read = "childcare.application.read"
+    # Reading the monthly reports' parts about our residents (施設型給付費) and about our facilities.
+    childcare_report_read = "childcare.report.read"
+    # 利用調整基準, 公定価格, running and publishing the allocation.
+    childcare_allocation_manage = "childcare.allocation.manage"
     # <<< childcare
     # >>> surveys (modules/surveys, issue #13): members here
+    surveys_survey_manage = "surveys.survey.manage"
+    surveys_response_read = "surveys.response.read"
+    surveys_response_write = "surveys.response.write"
+    # 課長決裁: signing off a response before it is submitted (団体管理者 only by default).
+    surveys_response_certify = "surveys.response.certify"
+    # 経由調査: a prefecture checks, returns, approves and forwards its municipalities' answers.
+    surveys_relay_review = "surveys.relay.review"
     # <<< surveys
     # >>> governance (modules/governance, issue #15): members here
+    # A body's own needs (with its confidential figures) and endorsing others' needs.
+    governance_need_read = "governance.need.read"
+    governance_need_write = "governance.need.write"
+    # The secretariat's work (grouping, assessment, council, decisions, rollout): acts only at
+    # the platform operator (デジタル庁, 000019); elsewhere its routes answer 404.
+    governance_process_manage = "governance.process.manage"
+    # A council member body's comment on a meeting's agenda before it is held.
+    governance_comment_write = "governance.comment.write"
     # <<< governance
 
 
@@ -187,6 +210,15 @@ ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
 API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.notify_delivery_read, Permission.notify_template_manage)
 
 
+# お知らせ (core/notify): every role reads its own notices (a key reads the key's own: none is
+# addressed to a key, so it sees an empty list).
+PERMISSION_LABELS[Permission.notify_notice_read] = "自分あてのお知らせの閲覧"
+for _role in (Role.viewer, Role.staff):
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | {Permission.notify_notice_read}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.notify_notice_read)
+
+
 # 書き出し (core/exports): every role receives its own exports (each exporter checks its own permission).
 PERMISSION_LABELS[Permission.exports_file_read] = "自分が依頼した書き出しファイルの受け取り"
 for _role in (Role.viewer, Role.staff):
@@ -196,10 +228,53 @@ API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.exports_file_read)
 
 
 # >>> childcare: labels, roles and API-key grants (same shape as the blocks above)
+PERMISSION_LABELS.update({
+    Permission.childcare_application_read: "保育施設の利用申込み・広域利用の協議・利用調整の結果の閲覧",
+    Permission.childcare_report_read: "保育施設の月次報告（区民分の給付費・区内施設の配置）の閲覧",
+    Permission.childcare_allocation_manage: "保育の利用調整基準・公定価格の設定と利用調整の実行・公開",
+})
+ROLE_PERMISSIONS[Role.viewer] = ROLE_PERMISSIONS[Role.viewer] | {Permission.childcare_application_read,
+                                                                 Permission.childcare_report_read}
+ROLE_PERMISSIONS[Role.staff] = ROLE_PERMISSIONS[Role.staff] | {
+    Permission.childcare_application_read, Permission.childcare_report_read, Permission.childcare_allocation_manage}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.childcare_application_read, Permission.childcare_report_read,
+                     Permission.childcare_allocation_manage)
 # <<< childcare
 
 # >>> surveys: labels, roles and API-key grants
+PERMISSION_LABELS.update({
+    Permission.surveys_survey_manage: "調査の作成・送付・集計・書き出し・公表",
+    Permission.surveys_response_read: "届いた調査と回答の閲覧",
+    Permission.surveys_response_write: "調査への回答の入力・取り込み・提出",
+    Permission.surveys_response_certify: "調査回答の決裁（課長決裁）",
+    Permission.surveys_relay_review: "経由調査の確認（差戻し・確認・国への送付）",
+})
+ROLE_PERMISSIONS[Role.viewer] = ROLE_PERMISSIONS[Role.viewer] | {Permission.surveys_response_read}
+ROLE_PERMISSIONS[Role.staff] = ROLE_PERMISSIONS[Role.staff] | {
+    Permission.surveys_survey_manage, Permission.surveys_response_read, Permission.surveys_response_write,
+    Permission.surveys_relay_review}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.surveys_survey_manage, Permission.surveys_response_read,
+                     Permission.surveys_response_write, Permission.surveys_relay_review)
+API_KEY_WITHHELD[Permission.surveys_response_certify] = (
+    "調査回答の決裁は、権限のある職員がサインインして自ら行います（API キーでは決裁できません）。")
 # <<< surveys
 
 # >>> governance: labels, roles and API-key grants
+PERMISSION_LABELS.update({
+    Permission.governance_need_read: "共通化の課題（自団体の提出と賛同）の閲覧",
+    Permission.governance_need_write: "共通化の課題の提出と賛同",
+    Permission.governance_process_manage: "共通化の事務局業務（グループ化・評価・連絡協議会・展開計画）",
+    Permission.governance_comment_write: "連絡協議会への事前の意見",
+})
+ROLE_PERMISSIONS[Role.viewer] = ROLE_PERMISSIONS[Role.viewer] | {Permission.governance_need_read}
+ROLE_PERMISSIONS[Role.staff] = ROLE_PERMISSIONS[Role.staff] | {
+    Permission.governance_need_read, Permission.governance_need_write, Permission.governance_comment_write,
+    Permission.governance_process_manage}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.governance_need_read, Permission.governance_need_write,
+                     Permission.governance_process_manage)
+API_KEY_WITHHELD[Permission.governance_comment_write] = ("連絡協議会への意見は、構成団体の職員がサインインして"
+                                                         "自分の名前で出します（API キーでは出せません）。")
 # <<< governance

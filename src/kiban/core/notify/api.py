@@ -221,3 +221,26 @@ async def read_notice(notice_id: str, resident: CurrentResident, session: DbSess
     return NoticeRead(id=n.id, lg_code=n.lg_code,
                       organisation=orgs[n.lg_code].name if n.lg_code in orgs else "（団体名不明）",
                       subject=n.subject, body=n.body, created_at=n.created_at, read_at=n.read_at)
+
+
+NoticeReader = Annotated[StaffContext, require(Permission.notify_notice_read)]
+
+
+@router.get("/notices", summary="わたし（職員）へのこの団体でのお知らせ（新しい順）", response_model=NoticeList)
+async def staff_notices(staff: NoticeReader, session: DbSession, offset: Offset = 0,
+                        limit: Annotated[int, Query(ge=1, le=100)] = 20) -> NoticeList:
+    notices, total = await service.staff_notices(session, staff.principal.id, offset=offset, limit=limit)
+    return NoticeList(total=total, offset=offset, limit=limit, items=[NoticeRead(
+        id=n.id, lg_code=n.lg_code, organisation=staff.tenant.name, subject=n.subject, body=n.body,
+        created_at=n.created_at, read_at=n.read_at) for n in notices])
+
+
+@router.post("/notices/{notice_id}/read", summary="お知らせを既読にする（職員）", response_model=NoticeRead,
+             responses={**problem_responses(404), **WRITE_ERRORS})
+async def staff_notice_read(notice_id: str, staff: NoticeReader, session: DbSession, _json: JsonWrite) -> NoticeRead:
+    n = await service.mark_staff_notice_read(session, staff.principal.id, notice_id)
+    if n is None:
+        raise NotFound("お探しのお知らせは見つかりませんでした。")
+    await session.commit()
+    return NoticeRead(id=n.id, lg_code=n.lg_code, organisation=staff.tenant.name, subject=n.subject, body=n.body,
+                      created_at=n.created_at, read_at=n.read_at)

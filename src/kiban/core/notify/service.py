@@ -261,6 +261,24 @@ async def notices_for(session: AsyncSession, principal_id: str, *, offset: int =
     return rows, total
 
 
+async def staff_notices(session: AsyncSession, principal_id: str, *, offset: int = 0, limit: int = 50
+                        ) -> tuple[list[Notice], int]:
+    """A staff member's notices in the bound organisation (tenant-scoped), newest first."""
+    repo = NoticeRepository(session)
+    stmt = repo.select().where(Notice.principal_id == principal_id)
+    rows = list(await repo.all(stmt.order_by(Notice.created_at.desc(), Notice.id).offset(offset).limit(limit)))
+    return rows, await repo.count(stmt)
+
+
+async def mark_staff_notice_read(session: AsyncSession, principal_id: str, notice_id: str) -> Notice | None:
+    repo = NoticeRepository(session)
+    notice = await repo.first(repo.select().where(Notice.id == notice_id, Notice.principal_id == principal_id))
+    if notice is not None and notice.read_at is None:
+        notice.read_at = utcnow()
+        await session.flush()
+    return notice
+
+
 async def mark_notice_read(session: AsyncSession, principal_id: str, notice_id: str) -> Notice | None:
     """Mark the principal's own notice read; None if it is not theirs (or does not exist).
     Notice ids are UUIDs, so the id and the principal find it without naming the municipality."""

@@ -21,6 +21,7 @@ from kiban.kit.templating import templates
 router = APIRouter(include_in_schema=False)
 DeliveryReader = Annotated[StaffContext, require(Permission.notify_delivery_read)]
 TemplateManager = Annotated[StaffContext, require(Permission.notify_template_manage)]
+NoticeReader = Annotated[StaffContext, require(Permission.notify_notice_read)]
 
 
 def _filter_value(value: str, allowed) -> str:
@@ -143,3 +144,25 @@ async def read_notice(notice_id: str, session: DbSession, resident: CurrentResid
         raise NotFound("お探しのお知らせは見つかりませんでした。")
     await session.commit()
     return RedirectResponse(f"/me/notices?page={page}#notice-{notice_id}", status_code=303)
+
+
+# -- staff: their own notices in the organisation -------------------------------------------------
+
+@router.get("/t/{lg_code}/notices", response_class=HTMLResponse)
+async def staff_notices(request: Request, session: DbSession, staff: NoticeReader, page: PageNumber = 1) -> HTMLResponse:
+    """Notices to this staff member in this organisation (a 負担金算定書 issued to it ...)."""
+    size = 20
+    notices, total = await service.staff_notices(session, staff.principal.id, offset=offset_of(page, size), limit=size)
+    return templates.TemplateResponse(request, "notify/staff_notices.html", {
+        "tenant": staff.tenant, "staff": staff, "notices": notices, "page": page,
+        "pages": max(1, -(-total // size)), "total": total})
+
+
+@router.post("/t/{lg_code}/notices/{notice_id}/read", dependencies=[Depends(verify_csrf)])
+async def staff_notice_read(notice_id: str, session: DbSession, staff: NoticeReader, page: PageNumber = 1) -> Response:
+    if await service.mark_staff_notice_read(session, staff.principal.id, notice_id) is None:
+        from kiban.kit.errors import NotFound
+
+        raise NotFound("お探しのお知らせは見つかりませんでした。")
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/notices?page={page}", status_code=303)

@@ -36,6 +36,7 @@ from kiban.modules.costs.allocation import (
     WeightedPopulation,
     allocate,
 )
+from kiban.modules.costs import notices
 from kiban.modules.costs.models import FeeSchedule, FeeStatement, FeeUsage
 
 POPULATION_SOURCE = "令和2年国勢調査人口"
@@ -437,9 +438,10 @@ async def save_schedule(session: AsyncSession, tenant: Tenant, consortium_id: st
             due_on=decision.due_on, replaces_id=current.id if current is not None else None,
             replacement_reason=reason or None))
         await session.flush()
+        issued: list[FeeStatement] = []
         async with unscoped(session, "協議会事務局が構成団体へ負担金算定書を交付"):
             for fee in result.fees:
-                session.add(FeeStatement(
+                issued.append(FeeStatement(
                     lg_code=fee.member.code, schedule_id=schedule.id, secretariat_code=tenant.lg_code,
                     consortium_name=consortium.name, service_name=shared.service.name, fiscal_year=fiscal_year,
                     amount=result.amount, subsidy=result.subsidy, allocated=result.allocated,
@@ -447,7 +449,12 @@ async def save_schedule(session: AsyncSession, tenant: Tenant, consortium_id: st
                     population=fee.member.population, fee=fee.fee, percent=f"{fee.percent:.4f}",
                     explanation=fee.explanation, issued_by=actor, issued_at=now,
                     document_no=f"{number}-{fee.member.code}", issuer=issuer, due_on=decision.due_on))
+            session.add_all(issued)
             await session.flush()
+        # Each member's staff are told, in this transaction (an in-app notice; see notices.py).
+        await notices.statements_issued(
+            session, tenant, issued, fiscal_year_label=wareki.fiscal_year_label(fiscal_year),
+            due_on_label=wareki.wareki_with_seireki(decision.due_on) if decision.due_on else "（定めなし）")
     except IntegrityError:
         raise Conflict("同じシステム・年度の負担金を、同時に別の操作で決定しました。画面を開き直して確認してください。") from None
     if current is not None:
