@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from kiban.modules.childcare import api, web
+
+ROUTERS: list[APIRouter] = [web.router, *api.ROUTERS]
