@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from kiban.modules.governance import api, web
+
+ROUTERS: list[APIRouter] = [api.public, api.tenant, web.router]
