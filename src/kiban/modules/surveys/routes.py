@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from kiban.modules.surveys import api, reminders, web  # noqa: F401 - reminders registers its job kind
+
+ROUTERS: list[APIRouter] = [web.public_router, web.router, api.public, api.tenant]
