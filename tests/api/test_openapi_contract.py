@@ -34,7 +34,7 @@ PROBLEM = "application/problem+json"
 METHODS = {"get", "put", "post", "patch", "delete"}
 
 SEED = 20240410
-MAX_EXAMPLES = 12  # per operation and identity (20 before: about 40 s more per database pass, CI nears 30 min)
+MAX_EXAMPLES = 5  # per operation and identity: three new modules took the fuzz from 6,300 to 10,200 requests per identity (12 examples), and CI past its 30 minutes
 
 # Checks switched off for single operations, each with the defect schemathesis still finds there
 # (their routes belong to other work in progress; reported to its owners). Every other check

@@ -15,9 +15,13 @@ from kiban.kit.db import create_engine
 from kiban.ops.provision import build_database
 from tests.factories import HAKODATE, SAPPORO
 
+# The chains tampered with below belong to two tenants no other test writes to: browser tests commit
+# entries to 札幌市's and 函館市's chains in the same database, which would shift these sequence numbers.
+CHAIN_A, CHAIN_B = "022012", "022021"  # 青森市, 弘前市
+
 
 async def _write_log(session, n=4):
-    for lg_code in (SAPPORO, HAKODATE):
+    for lg_code in (CHAIN_A, CHAIN_B):
         tenant = await registry_service.tenant_for(session, lg_code)
         await bind_tenant(session, tenant)
         for i in range(n):
@@ -67,35 +71,35 @@ async def test_an_untouched_log_verifies(owner_session) -> None:
 async def test_an_edited_entry_is_pinpointed(owner_session) -> None:
     await _write_log(owner_session)
     await _tamper(owner_session, "UPDATE audit_entry SET actor_label = '別人' WHERE lg_code = :c AND seq = 3",
-                  {"c": SAPPORO})
+                  {"c": CHAIN_A})
     _, _, problems = await _verify(owner_session)
-    assert [(p.lg_code, p.seq) for p in problems] == [(SAPPORO, 3)]
+    assert [(p.lg_code, p.seq) for p in problems] == [(CHAIN_A, 3)]
     assert "変更されています" in problems[0].message
 
 
 async def test_a_deleted_entry_is_pinpointed(owner_session) -> None:
     await _write_log(owner_session)
-    await _tamper(owner_session, "DELETE FROM audit_entry WHERE lg_code = :c AND seq = 2", {"c": HAKODATE})
+    await _tamper(owner_session, "DELETE FROM audit_entry WHERE lg_code = :c AND seq = 2", {"c": CHAIN_B})
     _, _, problems = await _verify(owner_session)
-    assert [(p.lg_code, p.seq) for p in problems] == [(HAKODATE, 3)]
+    assert [(p.lg_code, p.seq) for p in problems] == [(CHAIN_B, 3)]
     assert "#2 が欠落" in problems[0].message
 
 
 async def test_a_deleted_last_entry_is_caught_by_the_chain_head(owner_session) -> None:
     await _write_log(owner_session)
-    await _tamper(owner_session, "DELETE FROM audit_entry WHERE lg_code = :c AND seq = 4", {"c": SAPPORO})
+    await _tamper(owner_session, "DELETE FROM audit_entry WHERE lg_code = :c AND seq = 4", {"c": CHAIN_A})
     _, _, problems = await _verify(owner_session)
-    assert [(p.lg_code, p.seq) for p in problems] == [(SAPPORO, 4)]
+    assert [(p.lg_code, p.seq) for p in problems] == [(CHAIN_A, 4)]
 
 
 async def test_reordered_entries_are_caught(owner_session) -> None:
     await _write_log(owner_session)
     # Swap the contents of #2 and #3 by renumbering them (hashes then no longer link up).
-    await _tamper(owner_session, "UPDATE audit_entry SET seq = 99 WHERE lg_code = :c AND seq = 2", {"c": SAPPORO})
-    await _tamper(owner_session, "UPDATE audit_entry SET seq = 2 WHERE lg_code = :c AND seq = 3", {"c": SAPPORO})
-    await _tamper(owner_session, "UPDATE audit_entry SET seq = 3 WHERE lg_code = :c AND seq = 99", {"c": SAPPORO})
+    await _tamper(owner_session, "UPDATE audit_entry SET seq = 99 WHERE lg_code = :c AND seq = 2", {"c": CHAIN_A})
+    await _tamper(owner_session, "UPDATE audit_entry SET seq = 2 WHERE lg_code = :c AND seq = 3", {"c": CHAIN_A})
+    await _tamper(owner_session, "UPDATE audit_entry SET seq = 3 WHERE lg_code = :c AND seq = 99", {"c": CHAIN_A})
     _, _, problems = await _verify(owner_session)
-    assert problems and problems[0].lg_code == SAPPORO and problems[0].seq == 2
+    assert problems and problems[0].lg_code == CHAIN_A and problems[0].seq == 2
 
 
 async def test_the_application_role_cannot_change_or_delete_entries(session) -> None:
@@ -138,12 +142,12 @@ def test_kiban_audit_verify_command_reports_tampering(tmp_path, monkeypatch) -> 
         assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
         with sqlite3.connect(path) as raw:
             raw.execute("DROP TRIGGER append_only_update_audit_entry")
-            raw.execute("UPDATE audit_entry SET purpose = '改ざん' WHERE lg_code = ? AND seq = 2", (HAKODATE,))
+            raw.execute("UPDATE audit_entry SET purpose = '改ざん' WHERE lg_code = ? AND seq = 2", (CHAIN_B,))
         result = runner.invoke(app, ["audit", "verify"])
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 1
-    assert f"団体 {HAKODATE}: 記録 #2（test.action）の内容が記録後に変更されています" in result.output
+    assert f"団体 {CHAIN_B}: 記録 #2（test.action）の内容が記録後に変更されています" in result.output
 
 
 async def test_admins_browse_and_export_their_own_log_only(staff) -> None:

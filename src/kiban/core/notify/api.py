@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kiban.core.identity.api_admin import WRITE_ERRORS, JsonWrite
 from kiban.core.identity.dependencies import CurrentResident, DbSession, StaffContext, require
@@ -235,9 +235,16 @@ async def staff_notices(staff: NoticeReader, session: DbSession, offset: Offset 
         created_at=n.created_at, read_at=n.read_at) for n in notices])
 
 
+class MarkRead(BaseModel):
+    """No fields: the request names the notice in its URL (send ``{}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 @router.post("/notices/{notice_id}/read", summary="お知らせを既読にする（職員）", response_model=NoticeRead,
              responses={**problem_responses(404), **WRITE_ERRORS})
-async def staff_notice_read(notice_id: str, staff: NoticeReader, session: DbSession, _json: JsonWrite) -> NoticeRead:
+async def staff_notice_read(notice_id: str, body: MarkRead, staff: NoticeReader, session: DbSession,
+                            _json: JsonWrite) -> NoticeRead:
     n = await service.mark_staff_notice_read(session, staff.principal.id, notice_id)
     if n is None:
         raise NotFound("お探しのお知らせは見つかりませんでした。")

@@ -404,7 +404,7 @@ async def add_document(meeting_id: str, body: DocumentWrite, staff: Secretariat,
 
 
 class MinutesWrite(BaseModel):
-    minutes: str = Field(..., min_length=1, max_length=100_000, pattern=NON_BLANK)
+    minutes: str = Field(..., min_length=1, max_length=50_000, pattern=NON_BLANK)
 
 
 @tenant.put("/meetings/{meeting_id}/minutes", summary="議事録の公開（事務局）", responses=problem_responses(422))

@@ -820,11 +820,17 @@ async def comments_of(session: AsyncSession, meeting_id: str) -> list[Comment]:
                                        .order_by(Comment.created_at))).all())
 
 
+MAX_MINUTES = 50_000  # the API's limit too: at 12 bytes a character escaped, within the 1 MiB body limit
+
+
 async def publish_minutes(session: AsyncSession, meeting_id: str, minutes: str) -> Meeting:
     meeting = await get_meeting(session, meeting_id)
     minutes = minutes.strip()
     if not minutes:
         raise InvalidInput("議事録を入力してください。", errors=[{"field": "minutes", "message": "議事録を入力してください。"}])
+    if len(minutes) > MAX_MINUTES:
+        message = f"議事録は{MAX_MINUTES:,}文字以内で入力してください（いま{len(minutes):,}文字）。"
+        raise InvalidInput(message, errors=[{"field": "minutes", "message": message}])
     meeting.minutes = minutes
     meeting.minutes_published_at = utcnow()
     await session.flush()
