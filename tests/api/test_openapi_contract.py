@@ -12,6 +12,7 @@ writes is gone after the test, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections import Counter
@@ -321,6 +322,14 @@ def _unique(lines: list[str]) -> list[str]:
     return sorted(set(lines))
 
 
+# Which databases the fuzz runs on (default: whichever the pass uses). scripts/test, running both
+# passes side by side, fuzzes on PostgreSQL only: 27,000 requests a pass, twice, did not fit CI's
+# 30 minutes once the three new modules came, and PostgreSQL is where the fuzz found its
+# database-specific bugs (a value longer than its column, the lock table).
+FUZZ_ON = {b.strip() for b in os.environ.get("KIBAN_CONTRACT_FUZZ", BACKEND).split(",")}
+
+
+@pytest.mark.skipif(BACKEND not in FUZZ_ON, reason=f"the contract fuzz runs on {os.environ.get('KIBAN_CONTRACT_FUZZ')} in this run")
 @pytest.mark.parametrize("who", ["anonymous", "札幌市 admin (session)", "札幌市 API key (every permission)"])
 async def test_schemathesis_finds_nothing_anonymous_signed_in_or_with_an_api_key(app, staff, capsys, who) -> None:
     """One identity per test: every request of a run shares the test's one PostgreSQL transaction,
