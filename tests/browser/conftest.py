@@ -99,6 +99,28 @@ async def page(browser, live_server) -> AsyncIterator:
     await context.close()
 
 
+@pytest_asyncio.fixture(loop_scope="session", autouse=True)
+async def leave_no_counts(test_database):
+    """After each browser test, the notifications, notices, usage counts and delivery jobs it
+    committed go: the unit tests that run later in the same database count them from zero (the
+    rest of what browser tests commit stays, in tenants no unit test counts)."""
+    yield
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from kiban.kit.db import create_engine
+
+    engine = create_engine(test_database.owner_url, pool=False)
+    try:
+        async with AsyncSession(engine) as session:
+            await session.execute(text("DELETE FROM job WHERE kind IN ('notify.deliver', 'surveys.reminders')"))
+            for table in ("notify_notice", "notification", "usage_event_key", "usage_counter"):
+                await session.execute(text(f"DELETE FROM {table}"))
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
 STAFF_PASSWORD = "correct horse battery staple"
 
 

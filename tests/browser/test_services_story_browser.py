@@ -100,6 +100,29 @@ async def people(test_database):
     return city, secretariat
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def leave_no_trace(test_database):
+    """After the story: the usage counts, notices and delivery jobs it committed go. Unit tests
+    count 一宮市's metered usage and notifications from zero in this same database."""
+    yield
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from kiban.kit.db import create_engine
+
+    engine = create_engine(test_database.owner_url, pool=False)
+    codes = {"a": ICHINOMIYA, "b": AICHI}
+    tenants = "lg_code IN (:a, :b)"
+    try:
+        async with AsyncSession(engine) as session:
+            await session.execute(text(f"DELETE FROM job WHERE kind = 'notify.deliver' AND {tenants}"), codes)
+            for table in ("notify_notice", "notification", "usage_event_key", "usage_counter"):
+                await session.execute(text(f"DELETE FROM {table} WHERE {tenants}"), codes)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
 async def _mail_to(inbox: Inbox, address: str, count: int, timeout: float = 30.0) -> list:
     """The messages delivered to ``address``, waiting until there are ``count`` of them."""
     deadline = time.monotonic() + timeout
@@ -135,7 +158,7 @@ async def _open_gym(tab) -> None:
 
 
 async def test_forms_bookings_lottery_and_metered_fees_as_people_use_them(
-        page, browser, live_server, people, smtp_inbox, cards) -> None:
+        page, browser, live_server, people, smtp_inbox, cards, leave_no_trace) -> None:
     (city_user, city_secret), (aichi_user, aichi_secret) = people
     slug = f"sodai-{RUN}"
 
