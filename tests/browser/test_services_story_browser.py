@@ -102,8 +102,8 @@ async def people(test_database):
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def leave_no_trace(test_database):
-    """After the story: the usage counts, notices and delivery jobs it committed go. Unit tests
-    count 一宮市's metered usage and notifications from zero in this same database."""
+    """After the story: what it committed in 一宮市 (forms, facilities, bookings, usage counts,
+    notices, delivery jobs) goes. Unit tests count 一宮市's from zero in this same database."""
     yield
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -116,8 +116,16 @@ async def leave_no_trace(test_database):
     try:
         async with AsyncSession(engine) as session:
             await session.execute(text(f"DELETE FROM job WHERE kind = 'notify.deliver' AND {tenants}"), codes)
-            for table in ("notify_notice", "notification", "usage_event_key", "usage_counter"):
+            # 一宮市's forms and facilities too: tests/modules/test_forms.py and test_reservations.py
+            # count 一宮市's from zero (its copy of 豊田市's template, the demo's 体育館).
+            for table in ("notify_notice", "notification", "usage_event_key", "usage_counter",
+                          "form_upload", "form_submission_event", "form_submission", "form_version", "form",
+                          "facility_lottery_entry", "facility_lottery", "facility_booking", "facility_booker",
+                          "facility_room", "facility"):
                 await session.execute(text(f"DELETE FROM {table} WHERE {tenants}"), codes)
+            # and 豊田市's shared template, which the demo loader test expects to create itself
+            for table in ("form_version", "form"):
+                await session.execute(text(f"DELETE FROM {table} WHERE lg_code = '232114'"))
             await session.commit()
     finally:
         await engine.dispose()

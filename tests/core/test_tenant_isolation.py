@@ -19,7 +19,11 @@ from kiban.core.tenancy.context import (
 from kiban.core.tenancy.models import tenant_owned_models
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.models import metadata
-from tests.factories import APPEND_ONLY, FACTORIES, HAKODATE, SAPPORO
+from tests.factories import APPEND_ONLY, FACTORIES
+
+# Two tenants no browser test commits to (the surveys story commits staff, audit entries and answers
+# in 札幌市 and 函館市 to the shared test database, which these row-by-row checks would see).
+SAPPORO, HAKODATE = "032018", "032026"  # 盛岡市, 宮古市
 
 MODELS = tenant_owned_models()
 

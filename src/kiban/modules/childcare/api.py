@@ -542,7 +542,7 @@ async def allocation(session: DbSession, staff: Reader) -> AllocationRead:
 
 
 class RunWrite(BaseModel):
-    rule_version: int
+    rule_version: int = Field(ge=1, le=1_000_000, description="使う基準の版番号")
     mode: str = Field(default="default", description="default（受入保留方式）/ exact（CP-SAT）")
 
 
