@@ -35,6 +35,21 @@ async def committed_url(test_database, tmp_path):
         yield f"sqlite+aiosqlite:///{target}", None
         return
     yield test_database.app_url, f"concurrency-{uuid.uuid4().hex[:8]}"
+    # The bookings' confirmation e-mails wait in the outbox of this shared database: a later test's
+    # delivery run (tests/modules/test_surveys_web.py counts what reaches its SMTP server) would
+    # send them. They go, with their delivery jobs and counts.
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    engine = create_engine(test_database.owner_url, pool=False)
+    try:
+        async with AsyncSession(engine) as session:
+            await session.execute(text("DELETE FROM job WHERE kind = 'notify.deliver' AND lg_code = :c"), {"c": NAHA})
+            for table in ("notify_notice", "notification", "usage_event_key", "usage_counter"):
+                await session.execute(text(f"DELETE FROM {table} WHERE lg_code = :c"), {"c": NAHA})
+            await session.commit()
+    finally:
+        await engine.dispose()
 
 
 async def _setup(url: str, marker: str) -> tuple[str, str, list[str]]:
