@@ -91,32 +91,7 @@ async def _fits(page) -> None:
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), page.url
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def leave_no_trace(test_database):
-    """After the story: the notices, counts and reminder jobs it committed go. Unit tests share
-    札幌市 and 函館市 with this database and count their notifications and usage from zero; the
-    reminders job re-queues itself and would keep writing notices during them."""
-    yield
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from kiban.kit.db import create_engine
-
-    engine = create_engine(test_database.owner_url, pool=False)
-    codes = {"a": SOUMU, "b": HOKKAIDO, "c": SAPPORO, "d": HAKODATE}
-    tenants = "lg_code IN (:a, :b, :c, :d)"
-    try:
-        async with AsyncSession(engine) as session:
-            await session.execute(text("DELETE FROM job WHERE kind = 'surveys.reminders' OR "
-                                       f"(kind = 'notify.deliver' AND {tenants})"), codes)
-            for table in ("notify_notice", "notification", "usage_event_key", "usage_counter"):
-                await session.execute(text(f"DELETE FROM {table} WHERE {tenants}"), codes)
-            await session.commit()
-    finally:
-        await engine.dispose()
-
-
-async def test_a_relayed_survey_from_writing_to_published_results(browser, live_server, cast, leave_no_trace) -> None:
+async def test_a_relayed_survey_from_writing_to_published_results(browser, live_server, cast) -> None:
     title = f"自治体DXの推進状況調査 {uuid.uuid4().int % 10000:04d}"
     # -- 総務省 writes the survey ------------------------------------------------------------------
     soumu = await _as(browser, live_server, cast["soumu"])
