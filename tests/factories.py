@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiban.core.audit.models import AuditChainHead, AuditEntry
+from kiban.core.audit.models import AuditChainHead, AuditEntry, AuditPending
 from kiban.core.audit.service import GENESIS, entry_hash
 from kiban.core.identity.models import ApiKey, Invitation, Membership, Principal
 from kiban.core.jobs.models import Job
@@ -80,6 +80,12 @@ async def _audit_entry(session: AsyncSession, lg_code: str, marker: str) -> Audi
               "legal_basis": None, "outcome": "success", "request_id": None, "details": {},
               "prev_hash": GENESIS}
     return AuditEntry(**fields, hash=entry_hash(fields))
+
+
+async def _audit_pending(session: AsyncSession, lg_code: str, marker: str) -> AuditPending:
+    return AuditPending(lg_code=lg_code, entry_id=str(uuid.uuid4()), occurred_at=utcnow(), actor_id=None,
+                        actor_kind="system", actor_label="test", action=f"test.{marker}", outcome="success",
+                        details={})
 
 
 async def _audit_chain_head(session: AsyncSession, lg_code: str, marker: str) -> AuditChainHead:
@@ -159,6 +165,7 @@ FACTORIES: dict[type, Callable[[AsyncSession, str, str], Awaitable[object]]] = {
     AccessGrant: _access_grant,
     AuditEntry: _audit_entry,
     AuditChainHead: _audit_chain_head,
+    AuditPending: _audit_pending,
     Adoption: _adoption,
     FeeSchedule: _fee_schedule,
     FeeStatement: _fee_statement,

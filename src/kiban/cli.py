@@ -469,7 +469,9 @@ def jobs_run(
         runner = Runner(make_sessionmaker(engine), concurrency=workers, kinds=kinds)
         try:
             if once:
-                return await runner.run_until_idle()
+                ran = await runner.run_until_idle()
+                await runner.tick()  # e.g. chain the audit entries recorded as pending
+                return ran
             runner.start()
             console.print("背景の処理を待っています（終了は Ctrl+C。途中の処理は次に動くプロセスが続けます）")
             await asyncio.Event().wait()
@@ -570,7 +572,7 @@ async def _demo_catalog() -> int:
             await session.commit()
             added += await load_forms_demo(session)  # 豊田市's shared 粗大ごみ form
             await session.commit()
-            for module in ("childcare", "surveys", "governance"):
+            for module in ("childcare", "surveys", "governance", "opinions"):
                 demo = importlib.import_module(f"kiban.modules.{module}.demo")
                 added += await demo.load_demo(session)
                 await session.commit()

@@ -1,6 +1,6 @@
 """Every model, imported so that ``metadata`` is complete (Alembic and the isolation tests)."""
 
-from kiban.core.audit.models import AuditChainHead, AuditEntry  # noqa: F401
+from kiban.core.audit.models import AuditChainHead, AuditEntry, AuditPending  # noqa: F401
 from kiban.core.identity.models import (  # noqa: F401
     ApiKey,
     BusinessIdentity,
@@ -44,6 +44,7 @@ from kiban.modules.forms.models import Form, FormSubmission, FormSubmissionEvent
 from kiban.modules.childcare import models as _childcare_models  # noqa: F401
 from kiban.modules.surveys import models as _surveys_models  # noqa: F401
 from kiban.modules.governance import models as _governance_models  # noqa: F401
+from kiban.modules.opinions import models as _opinions_models  # noqa: F401
 from kiban.kit.db import Base
 from kiban.kit.shared import SharedCounter, SharedGeneration  # noqa: F401
 

@@ -15,6 +15,7 @@ import re
 from sqlalchemy import select
 
 from kiban.core.audit.models import AuditEntry
+from kiban.core.audit.service import chain_pending
 from kiban.core.tenancy.context import unscoped
 from kiban.modules.disaster import matching
 from kiban.modules.disaster.models import MatchDecision, VictimRecord
@@ -218,6 +219,8 @@ async def test_records_are_registered_listed_read_and_updated_like_the_pages(sta
     # The prefecture reads it, and the read is audited on 輪島市's chain with the legal basis.
     prefecture = await ishikawa.client.get(f"{_api(ISHIKAWA, disaster)}/records/{victim}")
     assert prefecture.status_code == 200 and prefecture.json()["record"]["own"] is False
+    await chain_pending(session, WAJIMA)
+    await session.commit()
     async with unscoped(session, "test"):
         reads = (await session.scalars(select(AuditEntry).where(
             AuditEntry.lg_code == WAJIMA, AuditEntry.action == "disaster.record.read", AuditEntry.target_id == victim))).all()

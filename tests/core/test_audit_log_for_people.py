@@ -76,8 +76,10 @@ def _audit_action_codes() -> tuple[set[str], list[str]]:
     trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(SRC.rglob("*.py"))}
     functions = [(path, node) for path, tree in trees.items() for node in ast.walk(tree)
                  if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
-    # audit.record(session, actor, action) and audit.record_many(session, actor, action, targets)
-    recorders: dict[str, tuple[str, int | None]] = {"record": ("action", 2), "record_many": ("action", 2)}
+    # audit.record(session, actor, action), audit.record_many(session, actor, action, targets) and
+    # audit.record_pending(session, actor, action, owned)
+    recorders: dict[str, tuple[str, int | None]] = {"record": ("action", 2), "record_many": ("action", 2),
+                                                    "record_pending": ("action", 2)}
     forwarded: set[tuple[Path, int]] = set()
     changed = True
     while changed:  # a helper that passes its parameter on as the action is a recorder too

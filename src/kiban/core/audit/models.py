@@ -65,3 +65,33 @@ class AuditChainHead(TenantScoped, Base):
 
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditPending(TenantScoped, Base):
+    """An entry recorded but not yet chained: committed with the request that made it (nothing
+    acknowledged is lost), given its place (``seq``) and ``hash`` in the owner's chain moments
+    later by ``service.chain_pending``. Reads of another organisation's records are recorded
+    this way, so that a page reading many organisations' records takes no chain-head lock
+    (bench/load.py found the lock convoy: docs/scaling.md). Holds exactly the fields that the
+    chained entry hashes, except ``seq`` and ``prev_hash``."""
+
+    __tablename__ = "audit_pending"
+    __table_args__ = (
+        Index("ix_audit_pending_lg_code_occurred_at", "lg_code", "occurred_at", "entry_id"),
+        Index("ix_audit_pending_subject_id", "subject_id"),
+    )
+
+    entry_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_id: Mapped[str | None] = mapped_column(String(36))
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    actor_label: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target_type: Mapped[str | None] = mapped_column(String(60))
+    target_id: Mapped[str | None] = mapped_column(String(100))
+    subject_id: Mapped[str | None] = mapped_column(String(36))
+    purpose: Mapped[str | None] = mapped_column(String(200))
+    legal_basis: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(20), default="success")
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[Any] = mapped_column(JSON, default=dict)

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from kiban.core.audit.labels import OUTCOME_LABELS
-from kiban.core.audit.service import AuditFilter, AuditRepository
+from kiban.core.audit.service import AuditFilter, AuditRepository, settle
 from kiban.kit.validation import date_problem
 from kiban.kit.wareki import JST
 
@@ -92,7 +92,10 @@ def read_query(since: str, until: str, actor: str, action: str, outcome: str,
 
 
 async def log_query(repo: AuditRepository, since: str, until: str, actor: str, action: str, outcome: str):
-    """(the query read against the log's own actors and actions, {actor id: label}, [action codes])."""
+    """(the query read against the log's own actors and actions, {actor id: label}, [action codes]).
+    Every reader of the log comes here first: what is recorded but not yet chained is chained
+    now, so the page, its exports and the API show every recorded access."""
+    await settle(repo.session, repo.tenant.lg_code)
     actors = dict(await repo.actors())
     actions = await repo.actions()
     return read_query(since, until, actor, action, outcome, actors, actions), actors, actions

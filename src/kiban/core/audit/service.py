@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, tuple_, update
+from sqlalchemy import delete, func, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiban.core.audit.models import UNNAMED_ACTOR_KINDS, AuditChainHead, AuditEntry
-from kiban.core.tenancy.context import Tenant, as_tenant, current_tenant
+from kiban.core.audit.models import UNNAMED_ACTOR_KINDS, AuditChainHead, AuditEntry, AuditPending
+from kiban.core.jobs.runner import register_ticker
+from kiban.core.tenancy.context import Tenant, as_tenant, current_tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit.db import utcnow
 from kiban.kit.requestid import current_request_id
@@ -113,54 +114,170 @@ class Target:
 
 async def record_many(session: AsyncSession, actor: Actor, action: str, targets: Sequence[Target], *,
                       purpose: str | None = None, legal_basis: str | None = None, outcome: str = "success",
-                      details: dict[str, Any] | None = None, tenant: Tenant | None = None) -> list[AuditEntry]:
+                      details: dict[str, Any] | None = None, tenant: Tenant | None = None,
+                      deferred: bool = False) -> list[AuditEntry] | list[AuditPending]:
     """One action by one actor on several targets, one entry each, appended to one chain in the
     order given, as ``record`` would one by one, but moving the chain head once: one UPDATE to
     lock and advance it, one INSERT of all the rows, one UPDATE of its hash (``record`` costs
     those three statements per entry). For a page that shows, and so records reading, a hundred
-    records of another organisation."""
+    records of another organisation.
+
+    ``deferred``: the entries are written (in the caller's transaction, so they commit with it)
+    as pending, without touching the chain head, and take their place in the chain moments later
+    (``chain_pending``, run by every process's job runner and before the log is read). For reads
+    of other organisations' records: a page that reads many organisations' records then holds
+    no chain-head lock while it renders (the lock convoy bench/load.py found; docs/scaling.md)."""
     owner = tenant or current_tenant(session)
     if owner is None:
         raise ValueError("audit.record_many needs the organisation acted for")
     if not targets:
         return []
+    if deferred:
+        return await record_pending(session, actor, action, [(owner, target) for target in targets], purpose=purpose,
+                                    legal_basis=legal_basis, outcome=outcome, details=details)
     if tenant is not None and tenant != current_tenant(session):
         async with as_tenant(session, tenant):
             return await _append_many(session, owner, actor, action, targets, purpose, legal_basis, outcome, details)
     return await _append_many(session, owner, actor, action, targets, purpose, legal_basis, outcome, details)
 
 
-async def _append_many(session, owner: Tenant, actor: Actor, action: str, targets: Sequence[Target], purpose,
-                       legal_basis, outcome, details) -> list[AuditEntry]:
-    # Lock the chain head before reading it (UPDATE first), so concurrent appends queue. The
-    # first entry of an organisation creates the head; two first entries at once must not
-    # both insert it, hence INSERT ... ON CONFLICT DO NOTHING and a second UPDATE.
-    row = await _advance_head(session, owner.lg_code, len(targets))
+def _unchained_fields(owner: Tenant, actor: Actor, action: str, target: Target, purpose, legal_basis, outcome,
+                      details, request_id) -> dict[str, Any]:
+    return {
+        "lg_code": owner.lg_code, "entry_id": str(uuid.uuid4()),
+        "occurred_at": utcnow(), "actor_id": actor.id, "actor_kind": actor.kind,
+        "actor_label": actor.label, "action": action, "target_type": target.type,
+        "target_id": target.id, "subject_id": target.subject_id, "purpose": purpose,
+        "legal_basis": legal_basis, "outcome": outcome, "request_id": request_id,
+        "details": dict(details or {}),
+    }
+
+
+async def _lock_head(session: AsyncSession, lg_code: str, by: int) -> tuple[int, str]:
+    """Lock the chain head before reading it (UPDATE first), so concurrent appends queue, and
+    advance it by ``by``. The first entry of an organisation creates the head; two first entries
+    at once must not both insert it, hence INSERT ... ON CONFLICT DO NOTHING and a second UPDATE."""
+    row = await _advance_head(session, lg_code, by)
     if row is None:
         insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-        await session.execute(insert(AuditChainHead).values(lg_code=owner.lg_code, seq=0, hash=GENESIS)
+        await session.execute(insert(AuditChainHead).values(lg_code=lg_code, seq=0, hash=GENESIS)
                               .on_conflict_do_nothing(index_elements=["lg_code"]))
-        row = await _advance_head(session, owner.lg_code, len(targets))
-    last_seq, prev_hash = row
-    request_id = current_request_id()
+        row = await _advance_head(session, lg_code, by)
+    return row
+
+
+async def _link(session: AsyncSession, lg_code: str, unchained: Sequence[dict[str, Any]]) -> list[AuditEntry]:
+    """Give entries (their fields without ``seq`` and ``prev_hash``) the next places in
+    ``lg_code``'s chain, in the order given. The head stays locked until the caller commits."""
+    last_seq, prev_hash = await _lock_head(session, lg_code, len(unchained))
     made: list[AuditEntry] = []
-    for seq, target in enumerate(targets, start=last_seq - len(targets) + 1):
-        fields = {
-            "lg_code": owner.lg_code, "seq": seq, "entry_id": str(uuid.uuid4()),
-            "occurred_at": utcnow(), "actor_id": actor.id, "actor_kind": actor.kind,
-            "actor_label": actor.label, "action": action, "target_type": target.type,
-            "target_id": target.id, "subject_id": target.subject_id, "purpose": purpose,
-            "legal_basis": legal_basis, "outcome": outcome, "request_id": request_id,
-            "details": dict(details or {}), "prev_hash": prev_hash,
-        }
+    for seq, fields in enumerate(unchained, start=last_seq - len(unchained) + 1):
+        fields = {**fields, "seq": seq, "prev_hash": prev_hash}
         entry = AuditEntry(**fields, hash=entry_hash(fields))
         made.append(entry)
         prev_hash = entry.hash
     session.add_all(made)
-    await session.execute(update(AuditChainHead).where(AuditChainHead.lg_code == owner.lg_code)
+    await session.execute(update(AuditChainHead).where(AuditChainHead.lg_code == lg_code)
                           .values(hash=prev_hash))
     await session.flush()
     return made
+
+
+async def _append_many(session, owner: Tenant, actor: Actor, action: str, targets: Sequence[Target], purpose,
+                       legal_basis, outcome, details) -> list[AuditEntry]:
+    request_id = current_request_id()
+    return await _link(session, owner.lg_code, [
+        _unchained_fields(owner, actor, action, target, purpose, legal_basis, outcome, details, request_id)
+        for target in targets])
+
+
+PENDING_REASON = "監査記録: 他団体の記録を読んだことを、その団体の監査ログ（連結待ち）に書く"
+CHAIN_REASON = "監査ログの連結: 連結待ちの記録に各団体のチェーン上の位置とハッシュを付ける（内容は変えない）"
+CHAIN_BATCH = 5_000
+CHAIN_EVERY_SECONDS = 1.0
+
+
+async def record_pending(session: AsyncSession, actor: Actor, action: str, owned: Sequence[tuple[Tenant, Target]], *,
+                         purpose: str | None = None, legal_basis: str | None = None, outcome: str = "success",
+                         details: dict[str, Any] | None = None) -> list[AuditPending]:
+    """``record_many(deferred=True)`` over several owners at once: one entry per (owner, target),
+    each in its owner's log, chained moments later; one INSERT for all, no chain head touched."""
+    request_id = current_request_id()
+    pending = [AuditPending(**_unchained_fields(owner, actor, action, target, purpose, legal_basis, outcome,
+                                                details, request_id)) for owner, target in owned]
+    if not pending:
+        return []
+    async with unscoped(session, PENDING_REASON):  # the owner's log, written by the reader's request
+        session.add_all(pending)
+        await session.flush()
+    return pending
+
+
+async def chain_pending(session: AsyncSession, lg_code: str | None = None, *, limit: int = CHAIN_BATCH) -> int:
+    """Chain pending entries (of ``lg_code``, or of every organisation with any), oldest first,
+    at most ``limit`` per organisation; returns how many. The caller commits: the entries move
+    from pending to the chain in one transaction, so none is lost or chained twice. Two
+    chainers of one organisation queue on its chain head (locked before the pending rows are
+    read), so the second sees only what the first left."""
+    chained = 0
+    async with unscoped(session, CHAIN_REASON):
+        if lg_code is None:
+            codes = list((await session.scalars(select(AuditPending.lg_code).distinct())).all())
+        else:
+            codes = [lg_code]
+        for code in sorted(codes):  # one lock order for chain heads: no deadlocks
+            await _lock_head(session, code, 0)
+            rows = (await session.scalars(
+                select(AuditPending).where(AuditPending.lg_code == code)
+                .order_by(AuditPending.occurred_at, AuditPending.entry_id).limit(limit))).all()
+            if not rows:
+                continue
+            await _link(session, code, [{name: getattr(row, name) for name in _PENDING_FIELDS} for row in rows])
+            await session.execute(delete(AuditPending).where(AuditPending.lg_code == code,
+                                                             AuditPending.entry_id.in_([r.entry_id for r in rows]))
+                                  .execution_options(synchronize_session=False))
+            for row in rows:
+                session.expunge(row)
+            chained += len(rows)
+    return chained
+
+
+async def has_pending(session: AsyncSession, lg_code: str) -> bool:
+    async with unscoped(session, CHAIN_REASON):
+        return (await session.execute(select(AuditPending.entry_id).where(AuditPending.lg_code == lg_code)
+                                      .limit(1))).first() is not None
+
+
+async def settle(session: AsyncSession, lg_code: str) -> int:
+    """Before an organisation's log is read (its administrators' page, exports, API): chain
+    what is pending and commit, so the log shows every recorded access. A read with nothing
+    pending (almost always: the job runner chains within a second) writes nothing."""
+    chained = 0
+    while await has_pending(session, lg_code):
+        done = await chain_pending(session, lg_code)
+        await session.commit()
+        chained += done
+        if not done:
+            break
+    return chained
+
+
+async def chain_all_pending(session: AsyncSession) -> int:
+    """The job runner's tick (every ``CHAIN_EVERY_SECONDS``): chain every organisation's
+    pending entries; commits per batch."""
+    total = 0
+    while True:
+        done = await chain_pending(session)
+        await session.commit()
+        total += done
+        if done == 0:
+            return total
+
+
+_PENDING_FIELDS = ("lg_code", "entry_id", "occurred_at", "actor_id", "actor_kind", "actor_label", "action",
+                   "target_type", "target_id", "subject_id", "purpose", "legal_basis", "outcome", "request_id",
+                   "details")
+register_ticker(chain_all_pending, CHAIN_EVERY_SECONDS)
 
 
 def _named_actor():
@@ -418,13 +535,17 @@ async def verify_all(session: AsyncSession) -> tuple[int, int, list[ChainProblem
 ACCESS_LOG_LIMIT = 500
 
 
-async def entries_about(session: AsyncSession, subject_id: str, limit: int = ACCESS_LOG_LIMIT) -> Sequence[AuditEntry]:
+async def entries_about(session: AsyncSession, subject_id: str,
+                        limit: int = ACCESS_LOG_LIMIT) -> list[AuditEntry | AuditPending]:
     """Every recorded access to one person's data, by any organisation, newest first (at most
     ``limit``): what a resident reads as 「わたしの情報の利用記録」. Reads across every
-    organisation's chain by design, for the person the entries are about, and only by them."""
-    from kiban.core.tenancy.context import unscoped
-
+    organisation's chain by design, for the person the entries are about, and only by them.
+    Entries not yet chained (``AuditPending``: reads moments ago) are listed too."""
     async with unscoped(session, "本人による自分の情報の利用記録の閲覧"):
-        return (await session.scalars(
+        chained = (await session.scalars(
             select(AuditEntry).where(AuditEntry.subject_id == subject_id)
             .order_by(AuditEntry.occurred_at.desc()).limit(limit))).all()
+        pending = (await session.scalars(
+            select(AuditPending).where(AuditPending.subject_id == subject_id)
+            .order_by(AuditPending.occurred_at.desc()).limit(limit))).all()
+    return sorted([*chained, *pending], key=lambda e: e.occurred_at, reverse=True)[:limit]

@@ -54,6 +54,15 @@ PRUNERS: list = []
 def register_pruner(pruner) -> None:
     if pruner not in PRUNERS:
         PRUNERS.append(pruner)
+
+
+# Short housekeeping every few seconds, each in its own transaction (e.g. core/audit chains the
+# entries recorded as pending): ``async def (session) -> rows handled``, committing itself.
+TICKERS: dict = {}
+
+
+def register_ticker(ticker, every_seconds: float) -> None:
+    TICKERS[ticker] = every_seconds
 LOST, RELEASED = "lost", "released"
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -113,6 +122,7 @@ class Runner:
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
         self._pruned_at = time.monotonic()  # the first prune an interval after start
+        self._ticked_at: dict = {}
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -345,11 +355,27 @@ class Runner:
         self._pruned_at = time.monotonic()
         return removed
 
+    async def tick(self) -> int:
+        """Run the registered tickers that are due (one loop at a time runs each)."""
+        handled = 0
+        for ticker, every in list(TICKERS.items()):
+            now = time.monotonic()
+            if now - self._ticked_at.get(ticker, 0.0) < every:
+                continue
+            self._ticked_at[ticker] = now  # before the first await: the other loops skip it
+            try:
+                async with self.session_factory() as session:
+                    handled += await ticker(session)
+            except Exception:  # noqa: BLE001 - one module's housekeeping must not stop the jobs
+                log.exception("job runner: %s failed", getattr(ticker, "__qualname__", ticker))
+        return handled
+
     async def _loop(self) -> None:
         while not self._stopping:
             try:
                 if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
                     await self.prune()
+                await self.tick()
                 if await self.run_once():
                     continue
             except asyncio.CancelledError:

@@ -477,16 +477,14 @@ async def visible_records(session: AsyncSession, viewer: Tenant, disaster_id: st
 
 async def audit_reads(session: AsyncSession, viewer: Tenant, actor: audit.Actor, records: list[VictimRecord],
                       what: str = "disaster.record.read") -> None:
-    by_owner: dict[str, list[VictimRecord]] = defaultdict(list)
-    for record in records:
-        by_owner[record.lg_code].append(record)
-    for owner_code, owned in sorted(by_owner.items()):  # one lock order for chain heads: no deadlocks
-        owner = await registry.tenant_for(session, owner_code)
-        # One entry per record read, in the owner's chain, its head moved once per owner.
-        await audit.record_many(session, actor, what,
-                                [audit.Target("victim_record", r.id, r.resident_subject_id) for r in owned],
-                                purpose=SHARE_PURPOSE, legal_basis=LEGAL_BASIS,
-                                details={"reader": viewer.lg_code, "reader_name": viewer.name}, tenant=owner)
+    """One entry per record read, in its owner's log, chained moments later (deferred): a page
+    that reads many organisations' records locks none of their chain heads."""
+    owners = {code: await registry.tenant_for(session, code) for code in sorted({r.lg_code for r in records})}
+    await audit.record_pending(session, actor, what,
+                               [(owners[r.lg_code], audit.Target("victim_record", r.id, r.resident_subject_id))
+                                for r in records],
+                               purpose=SHARE_PURPOSE, legal_basis=LEGAL_BASIS,
+                               details={"reader": viewer.lg_code, "reader_name": viewer.name})
 
 
 async def get_visible_record(session: AsyncSession, viewer: Tenant, disaster_id: str, record_id: str,
