@@ -8,8 +8,9 @@ A fresh database (the real migrations, seed, application role with row-level sec
 an address completed from its postal code, a conditional question, free text). ``kiban serve``
 runs as its own process as the application role (``--workers 2``, else 1; its job runner off, so
 the receipt e-mails written in each submission's transaction wait in the outbox). Each of
-``--clients`` residents, closed-loop (no pause: the server's saturation, not a day's traffic),
-does ``--per-client`` applications; every second one is submitted twice. No sign-in: the form
+``--clients`` residents, closed-loop (no pause: the server's saturation, not a day's traffic;
+``--fill-seconds S``: each takes about S seconds to fill the form in, as people do, so that the
+200 have the form open at once), does ``--per-client`` applications; every second one is submitted twice. No sign-in: the form
 is public.
 
 Prints requests per kind with p50/p99 (the submit POST is the figure the issue sets: p99 under
@@ -20,7 +21,7 @@ stored twice, or a stored submission lacks its receipt e-mail or its count. Requ
 could not answer (an overloaded pool: 500 or a dropped connection) are counted as errors and
 must leave nothing stored.
 
-    .venv/bin/python bench/_services_forms.py [--clients 200] [--per-client 2] [--workers N] [--keep]
+    .venv/bin/python bench/_services_forms.py [--clients 200] [--per-client 2] [--workers N] [--fill-seconds S] [--keep]
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def hidden_inputs(page: str) -> dict[str, str | list[str]]:
     return data
 
 
-async def drive(base: str, clients: int, per_client: int, seed: int) -> dict:
+async def drive(base: str, clients: int, per_client: int, seed: int, fill_s: float = 0.0) -> dict:
     latencies: dict[str, list[float]] = {"open": [], "confirm": [], "submit": []}
     out = {"acknowledged": set(), "tokens": set(), "errors": {}, "double_same": 0, "double_differs": 0}
     limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
@@ -162,6 +163,8 @@ async def drive(base: str, clients: int, per_client: int, seed: int) -> dict:
                     error("open", page.status_code if page is not None else 0)
                     continue
                 csrf = client.cookies["kiban_csrf"]
+                if fill_s:  # a person filling in 20 fields, then reading the confirmation
+                    await asyncio.sleep(rng.uniform(0.5, 1.5) * fill_s)
                 confirm = await timed("confirm", client.post(f"/f/{ICHINOMIYA}/{SLUG}/confirm",
                                                              data={**answers(rng, index * 1000 + n), "csrf_token": csrf}))
                 if confirm is None or confirm.status_code != 200:
@@ -169,6 +172,8 @@ async def drive(base: str, clients: int, per_client: int, seed: int) -> dict:
                     continue
                 data = hidden_inputs(confirm.text)
                 out["tokens"].add(data["form_token"])
+                if fill_s:
+                    await asyncio.sleep(rng.uniform(0.5, 1.5) * fill_s / 4)
                 times = 2 if n % 2 == 1 else 1  # every second application is submitted twice
                 locations = []
                 for _ in range(times):
@@ -220,6 +225,9 @@ def main() -> None:
     parser.add_argument("--per-client", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--fill-seconds", type=float, default=0.0,
+                        help="mean seconds a resident takes to fill in the form (a quarter of it to read the "
+                             "confirmation); 0, the default: closed loop, the server's saturation")
     parser.add_argument("--keep", action="store_true", help="keep the database and the server's log")
     args = parser.parse_args()
     from _services_bookings import start_server
@@ -240,7 +248,7 @@ def main() -> None:
               f"{len(FIELDS)}-field form at /f/{ICHINOMIYA}/{SLUG}", flush=True)
         server, base = start_server(app_url, args.workers, tmp)
         cpu_before = process_cpu(server.pid)
-        result = asyncio.run(drive(base, args.clients, args.per_client, args.seed))
+        result = asyncio.run(drive(base, args.clients, args.per_client, args.seed, args.fill_seconds))
         server_cpu = process_cpu(server.pid) - cpu_before
         load = os.getloadavg()[0]
         total, distinct, mails, metered, tokens = asyncio.run(stored(owner_url, form_id))
@@ -277,7 +285,7 @@ def main() -> None:
     print(f"target       submit p99 {p99:.0f} ms: {'met' if p99 < 200 else 'NOT met'} (< 200 ms)"
           f"{'' if errors == 0 else f'; {errors} requests failed'}")
     print(f"rerun        .venv/bin/python bench/_services_forms.py --clients {args.clients} --per-client {args.per_client} "
-          f"--workers {args.workers} --seed {args.seed}")
+          f"--workers {args.workers} --seed {args.seed}" + (f" --fill-seconds {args.fill_seconds:g}" if args.fill_seconds else ""))
     sys.exit(0 if ok else 1)
 
 

@@ -90,6 +90,9 @@ REGISTRY_QUERIES = ["さっぽろ", "札幌", "サッポロ", "横浜", "ｻｯ�
 # Who is in the mix, as shares of the clients (at least one each).
 MIX = (("staff city", 0.30), ("staff pref", 0.10), ("resident", 0.30), ("national", 0.04), ("registry", 0.26))
 MIX_REGISTRY_PAUSE = 0.1  # s between a registry client's searches in the mix (<= 10/s each)
+# s a member of staff reads a page before the next click (--staff-pause; 0 = the next at once,
+# which measures the machine's capacity rather than 50 people at work)
+STAFF_PAUSE = 0.0
 TENANT_CLASSES = ("staff city", "staff pref", "resident", "national")
 IMPORT_ROWS = 20_000
 
@@ -444,7 +447,8 @@ def staff_plan(backend: Backend, cls: str, seed: int) -> ClientPlan:
         else:
             paths.append(f"/t/{lg}/disasters/{d}/dashboard")
     headers = {"Cookie": f"kiban_session={session}; kiban_csrf={csrf}", "Accept": "text/html"}
-    return ClientPlan(cls, [request_bytes("GET", p, _host(backend.base), headers=headers) for p in paths])
+    return ClientPlan(cls, [request_bytes("GET", p, _host(backend.base), headers=headers) for p in paths],
+                      pause_s=STAFF_PAUSE)
 
 
 def national_plan(backend: Backend, n: int) -> ClientPlan:
@@ -767,6 +771,26 @@ def scenario_f(backend: Backend, clients: int, args) -> None:
 
 # -- the run -----------------------------------------------------------------------------------------------------
 
+def wait_until_warm(backend: Backend, timeout: float = 900.0) -> None:
+    """A server that has been up for a while: every worker has built the disaster's 名寄せ matcher
+    (KIBAN_MATCHER_WARM builds it at start, in the background; on a million records about 20 s of
+    CPU per worker) and answers a record page at once. Measuring from a cold start would time the
+    build, not the pages."""
+    session, csrf = backend.sign_in(backend.cast.city.username)
+    data = backend.data
+    path = f"/t/{backend.cast.city.lg_code}/disasters/{data.disaster_id}/records/{data.sample_ids['city'][0]}"
+    headers = {"Cookie": f"kiban_session={session}; kiban_csrf={csrf}", "Accept": "text/html"}
+    started = time.monotonic()
+    quick = 0
+    while quick < 4 * backend.workers and time.monotonic() - started < timeout:
+        with httpx.Client(base_url=backend.base, timeout=timeout) as client:  # a new connection: any worker
+            t0 = time.monotonic()
+            client.get(path, headers=headers).raise_for_status()
+            quick = quick + 1 if time.monotonic() - t0 < 1.0 else 0
+    print(f"  warm: every worker answers a record page at once after {time.monotonic() - started:.0f} s "
+          f"(名寄せ matchers built at start)", flush=True)
+
+
 def run_backend(name: str, args) -> None:
     with Backend(name, args) as backend:
         print(f"\n== {backend.label} ==", flush=True)
@@ -777,6 +801,7 @@ def run_backend(name: str, args) -> None:
         cast = backend.cast
         for actor in (cast.city, cast.pref, *cast.national, cast.importer):
             backend.sign_in(actor.username)
+        wait_until_warm(backend)
         if "floor" in args.scenarios:
             backend.start_floor()
         header()
@@ -855,6 +880,9 @@ def main() -> None:
     parser.add_argument("--secret-key", help="with --from-database: the KIBAN_SECRET_KEY it was made with "
                                              "(default national_data.NATIONAL_SECRET_KEY)")
     parser.add_argument("--clients", default="50,200")
+    parser.add_argument("--staff-pause", type=float, default=0.0,
+                        help="seconds each member of staff reads a page before the next click in (a), (e), (f) "
+                             "(default 0: closed loop, every answer followed at once by the next request)")
     parser.add_argument("--duration", type=float, default=None, help="seconds measured per run (default 15; --quick 8)")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -873,12 +901,15 @@ def main() -> None:
     args.duration = args.duration if args.duration is not None else (8.0 if args.quick else 15.0)
     args.import_timeout = args.import_timeout if args.import_timeout is not None else (240.0 if args.quick else 900.0)
     args.clients = [int(c) for c in args.clients.split(",")]
+    global STAFF_PAUSE
+    STAFF_PAUSE = args.staff_pause
     args.scenarios = [s for s in SCENARIOS if s in args.scenarios.split(",")]
     # Residents prepared per client and run: more than a client can register in the run.
     args.per_resident = lambda clients: max(20, math.ceil(60 * args.duration / clients) * 4)
     backends = ["postgresql", "sqlite"] if args.backend == "both" else [args.backend]
     print(f"bench/load.py: {', '.join(backends)}; clients {args.clients}; {args.duration:g} s per run after "
-          f"{args.warmup:g} s warm-up; scenarios {','.join(args.scenarios)}; cores={os.cpu_count()}; "
+          f"{args.warmup:g} s warm-up; scenarios {','.join(args.scenarios)}; staff pause {args.staff_pause:g} s; "
+          f"cores={os.cpu_count()}; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     try:
         for name in backends:
@@ -890,6 +921,7 @@ def main() -> None:
         options += [f"--clients {','.join(map(str, args.clients))}", f"--duration {args.duration:g}",
                     f"--warmup {args.warmup:g}", f"--scenarios {','.join(args.scenarios)}"]
         options += [f"--workers {args.workers}"] if args.workers else []
+        options += [f"--staff-pause {args.staff_pause:g}"] if args.staff_pause else []
         options += [f"--log-level {args.log_level}"] if args.log_level != "INFO" else []
         options += [f"--ratio-rounds {args.ratio_rounds}"] if args.ratio_rounds != 3 else []
         options += [f"--import-timeout {args.import_timeout:g}"] if "--import-timeout" in sys.argv else []

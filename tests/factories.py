@@ -352,8 +352,8 @@ FACTORIES[ExportPart] = _export_part
 
 
 # Modules added in session 5 keep their factories in files of their own.
-from tests import factories_childcare, factories_governance, factories_surveys  # noqa: E402
+from tests import factories_childcare, factories_governance, factories_opinions, factories_surveys  # noqa: E402
 
-for _module in (factories_childcare, factories_surveys, factories_governance):
+for _module in (factories_childcare, factories_surveys, factories_governance, factories_opinions):
     FACTORIES.update(_module.FACTORIES)
     APPEND_ONLY |= _module.APPEND_ONLY

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -62,6 +64,8 @@ from kiban.modules.forms import web as forms_web
 from kiban.modules.childcare import routes as childcare_routes
 from kiban.modules.surveys import routes as surveys_routes
 from kiban.modules.governance import routes as governance_routes
+from kiban.modules.indicators import routes as indicators_routes
+from kiban.modules.opinions import routes as opinions_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 
@@ -83,6 +87,23 @@ async def _warm_registry(app: FastAPI) -> None:
         logging.getLogger("kiban").warning("registry not loaded at start-up (kiban db upgrade / kiban seed?)")
 
 
+async def _warm_matchers(app: FastAPI) -> None:
+    """Build the open disasters' 名寄せ matchers in the background (KIBAN_MATCHER_WARM)."""
+    from kiban.modules.disaster import matching
+
+    try:
+        started = time.monotonic()
+        built = await matching.warm(app.state.sessionmaker)
+        if built:
+            logging.getLogger("kiban").info("名寄せ: %d 件の災害の照合の準備ができました（%.1f 秒）", built,
+                                            time.monotonic() - started)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - the first record page builds it instead
+        logging.getLogger("kiban").warning("名寄せの照合の準備に失敗しました（最初に記録を開いたときに準備します）",
+                                           exc_info=True)
+
+
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
@@ -99,7 +120,10 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers, kinds=kinds)
         if settings.jobs_workers > 0:
             app.state.job_runner.start()
+        warming = asyncio.create_task(_warm_matchers(app)) if settings.matcher_warm else None
         yield
+        if warming is not None and not warming.done():
+            warming.cancel()
         await app.state.job_runner.stop()
         await app.state.shared.close()
         if own_engine:
@@ -188,7 +212,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(reservations_api.tenant_router)
     app.include_router(reservations_api.public_router)
     app.include_router(reservations_web.router)
-    for module in (childcare_routes, surveys_routes, governance_routes):
+    for module in (childcare_routes, surveys_routes, governance_routes, indicators_routes, opinions_routes):
         for router in module.ROUTERS:
             app.include_router(router)
     return app

@@ -46,7 +46,8 @@ def live_server(test_database) -> Iterator[str]:
     # The server's job runner runs the application's kinds only: tests that commit jobs of their
     # own kinds to this database (tests/core/test_jobs.py) count what their runners ran.
     kinds = ",".join(k for k in KINDS if not k.startswith("test."))
-    app = create_app(Settings(database_url=test_database.app_url, log_level="WARNING", jobs_kinds=kinds))
+    app = create_app(Settings(database_url=test_database.app_url, log_level="WARNING", jobs_kinds=kinds,
+                              matcher_warm=False))  # tests reset matchers (matching.forget) as they go
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, name="kiban-live-server", daemon=True)

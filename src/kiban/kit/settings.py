@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # Which kinds of job this process runs (comma-separated, e.g. "disaster.roster_import" for a
     # process kept for imports); empty = every kind the code registers.
     jobs_kinds: str = ""
+    # Build the 名寄せ matchers of open disasters when the process starts, in the background
+    # (a million registrations take about 20 s of CPU per process), so that the first clerk to
+    # open a record does not wait for it. Off: built by the first record page that needs one.
+    matcher_warm: bool = True
     # State every server process must share (sign-in throttle, API key rate limits; see
     # kit/shared.py): "auto" = Redis when redis_url is set, else the database; "memory" is for
     # one process only. The prefix namespaces Redis keys (several deployments on one Redis).

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from kiban.core.tenancy.context import unscoped
 from kiban.kit.shared import bump_generation, generations
 from kiban.modules.disaster.linkage import Candidate, Matcher, explain_pair
-from kiban.modules.disaster.models import VictimRecord
+from kiban.modules.disaster.models import Disaster, VictimRecord
 from kiban.modules.disaster.service import LEGAL_BASIS, record_mapping
 
 #: How far before the newest stamp seen a catch-up reads again (see the module docstring).
@@ -153,6 +153,19 @@ async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
                 await _catch_up(session, entry, disaster_id)
         entry.generation = current
     return entry
+
+
+async def warm(session_factory) -> int:
+    """Build the matcher of every open disaster, one after another (the server's start, in the
+    background: ``KIBAN_MATCHER_WARM``). Returns how many were built."""
+    async with session_factory() as session:
+        async with unscoped(session, f"{LEGAL_BASIS}: 名寄せの準備（受付中の災害の一覧）"):
+            open_ids = list((await session.scalars(select(Disaster.id).where(Disaster.closed_at.is_(None))
+                                                   .order_by(Disaster.opened_at))).all())
+    for disaster_id in open_ids:
+        async with session_factory() as session:
+            await matcher_for(session, disaster_id)
+    return len(open_ids)
 
 
 def forget(disaster_id: str | None = None) -> None:
