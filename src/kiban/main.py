@@ -108,7 +108,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     own_engine = engine is None
-    engine = engine or create_engine(settings.database_url, echo=settings.sql_echo)
+    engine = engine or create_engine(settings.database_url, echo=settings.sql_echo,
+                                    pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -38,7 +38,8 @@ def _prepare_sqlite_file(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, *, echo: bool = False, pool: bool = True, busy_timeout: float = 30) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pool: bool = True, busy_timeout: float = 30,
+                  pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
     """An async engine with the settings Kiban relies on for the given backend.
 
     SQLite: foreign keys on, WAL, and BEGIN emitted by SQLAlchemy rather than the driver so
@@ -75,6 +76,8 @@ def create_engine(url: str, *, echo: bool = False, pool: bool = True, busy_timeo
     kwargs: dict = {"echo": echo, "pool_pre_ping": True}
     if not pool:
         kwargs["poolclass"] = NullPool
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     return create_async_engine(url, **kwargs)
 
 

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     public_url: str | None = None
     allowed_hosts: str = "localhost,127.0.0.1"
     sql_echo: bool = False
+    # PostgreSQL connections each server process keeps (and may open beyond that at peaks): a
+    # request holds one from its first query to its end, so a process serving N requests at once
+    # needs about N; 2 processes x (10 + 20) stay under PostgreSQL's default max_connections 100.
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
     registry_cache_seconds: float = 1.0
     # Background jobs (core/jobs: roster imports, ...) each server process runs at once; 0 = this
     # process runs none (then run `kiban jobs run` somewhere, or imports wait in the queue).

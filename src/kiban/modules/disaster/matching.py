@@ -140,11 +140,15 @@ async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
     """The disaster's matcher, caught up with the database when its generation moved. Use it
     under ``entry.lock``: the matcher is not thread-safe and work on it runs in a thread."""
     entry = _MATCHERS.setdefault(disaster_id, _Entry())
+    # Read before the records: a change committed after this read bumps again, so it is caught
+    # up next time; one committed before it is in what is read below. Read before taking the
+    # lock: a request holding the lock while it waits for a database connection would make every
+    # record page of the process queue behind it (bench/load.py, 50 clients: 30-55 s pages).
+    current = await generations(session, (generation_name(disaster_id), ALL_DISASTERS))
+    if entry.generation == current:
+        return entry
     async with entry.lock:
-        # Read before the records: a change committed after this read bumps again, so it is
-        # caught up next time; one committed before it is in what is read below.
-        current = await generations(session, (generation_name(disaster_id), ALL_DISASTERS))
-        if entry.generation == current:
+        if entry.generation == current:  # another request caught up while this one waited
             return entry
         async with unscoped(session, f"{LEGAL_BASIS}: 名寄せ（同じ人の重複登録の照合）"):
             if entry.seen_until is None and not entry.recent:
