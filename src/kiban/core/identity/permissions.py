@@ -74,6 +74,17 @@ class Permission(enum.StrEnum):
     # A council member body's comment on a meeting's agenda before it is held.
     governance_comment_write = "governance.comment.write"
     # <<< governance
+    # >>> opinions (modules/opinions, issue #13 item 8 意見照会): members here
+    # Reading the consultations addressed to us and our own comments.
+    opinions_comment_read = "opinions.comment.read"
+    # Submitting, editing and withdrawing our comments on a draft.
+    opinions_comment_write = "opinions.comment.write"
+    # Writing a consultation, classifying and answering the comments, publishing the table:
+    # acts only at a national body (府省庁); elsewhere its routes answer 404.
+    opinions_consultation_manage = "opinions.consultation.manage"
+    # <<< opinions
+    # >>> indicators (modules/indicators, issue #13 item 7): members here
+    # <<< indicators
 
 
 class Role(enum.StrEnum):
@@ -278,3 +289,20 @@ API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.governance_need_read, Permis
 API_KEY_WITHHELD[Permission.governance_comment_write] = ("連絡協議会への意見は、構成団体の職員がサインインして"
                                                          "自分の名前で出します（API キーでは出せません）。")
 # <<< governance
+
+# >>> opinions: labels, roles and API-key grants
+PERMISSION_LABELS.update({
+    Permission.opinions_comment_read: "意見照会（届いた照会と自団体の意見）の閲覧",
+    Permission.opinions_comment_write: "意見照会への意見・質問の提出・修正・取下げ",
+    Permission.opinions_consultation_manage: "意見照会の作成・公開と、意見の分類・回答・一覧の公表（府省庁）",
+})
+ROLE_PERMISSIONS[Role.viewer] = ROLE_PERMISSIONS[Role.viewer] | {Permission.opinions_comment_read}
+ROLE_PERMISSIONS[Role.staff] = ROLE_PERMISSIONS[Role.staff] | {
+    Permission.opinions_comment_read, Permission.opinions_comment_write, Permission.opinions_consultation_manage}
+ROLE_PERMISSIONS[Role.admin] = frozenset(Permission)
+API_KEY_GRANTABLE = (*API_KEY_GRANTABLE, Permission.opinions_comment_read, Permission.opinions_comment_write,
+                     Permission.opinions_consultation_manage)
+# <<< opinions
+
+# >>> indicators: labels, roles and API-key grants
+# <<< indicators
