@@ -238,9 +238,15 @@ ACTION_LABELS.update({
     "reservations.lottery.applied": "抽選への申込み",
     "reservations.lottery.seed_fixed": "抽選のシードの確定（抽選開始）",
     "reservations.lottery.drawn": "抽選の実施",
+    "reservations.room.updated": "施設の部屋・区画の変更",
+    "reservations.room.closed": "部屋・区画の新しい予約の受付停止",
+    "reservations.room.reopened": "部屋・区画の新しい予約の受付再開",
+    "reservations.room.removed": "施設の部屋・区画の削除",
+    "reservations.booking.exported": "施設の予約一覧の書き出し（CSV・Excel）",
 })
 TARGET_TYPE_LABELS.update({
     "facility": "施設",
+    "facility_room": "施設の部屋・区画",
     "facility_booking": "施設の予約",
     "facility_booker": "施設の利用者",
     "facility_lottery": "施設の抽選",
@@ -251,6 +257,10 @@ DETAIL_KEYS.update({
     "seed": "抽選のシード",
     "applicants": "応募数",
     "winners": "当選数",
+    "changed": "変更した項目",
+    "from": "開始日",
+    "to": "終了日",
+    "format": "形式",
 })
 
 

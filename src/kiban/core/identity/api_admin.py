@@ -24,7 +24,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Request
 
 from kiban.core.audit.service import Actor
-from kiban.core.identity import apikeys, service
+from kiban.core.identity import apikeys, invitations, service
 from kiban.core.identity.dependencies import DbSession, StaffContext, require
 from kiban.core.identity.models import Membership, Principal, StaffCredential
 from kiban.core.identity.permissions import (
@@ -43,6 +43,7 @@ from kiban.core.identity.schemas_admin import (
     GrantList,
     GrantRead,
     Invitation,
+    InvitationStatus,
     InviteRequest,
     MemberRead,
     NoFields,
@@ -112,13 +113,38 @@ async def staff_list(staff: StaffReader, session: DbSession) -> StaffList:
              status_code=201, responses=problem_responses(409, 415, s409="ユーザー名がすでに使われています"))
 async def invite_staff(body: InviteRequest, request: Request, staff: Admin, _json: JsonWrite,
                        session: DbSession) -> Invitation:
+    address = invitations.clean_email(body.email)
     invitation = await service.invite_staff(session, staff.label, Actor.of_staff(staff), username=body.username,
-                                            display_name=body.display_name, role=body.role)
+                                            display_name=body.display_name, role=body.role,
+                                            by_email=address is not None)
+    link = str(request.url_for("accept_invitation_page", token=invitation.token))
+    mail = None
+    if address is not None:
+        mail = await invitations.mail_invitation(session, staff.tenant, invitation_id=invitation.invitation_id,
+                                                 email=address, display_name=invitation.principal.display_name,
+                                                 inviter=staff.label, invite_url=link,
+                                                 expires_at=invitation.expires_at)
     await session.commit()
+    if mail is not None:
+        from kiban.core.jobs import runner as job_runner
+
+        job_runner.wake(request.app)
     member = await _member_of(session, invitation.principal.id)
     # The invitation and the membership are written at the same instant.
     return Invitation(member=member, expires_at=member.granted_at + timedelta(days=service.INVITATION_DAYS),
-                      invite_url=str(request.url_for("accept_invitation_page", token=invitation.token)))
+                      invite_url=None if mail is not None else link,
+                      email_state=mail.state if mail is not None else None,
+                      notification_id=mail.id if mail is not None else None)
+
+
+@router.get("/staff/invitations", summary="招待中の職員（まだパスワードを設定していない人）と招待メールの送信状況",
+            response_model=list[InvitationStatus])
+async def invitation_list(staff: Admin, session: DbSession) -> list[InvitationStatus]:
+    return [InvitationStatus(principal_id=i.principal_id, display_name=i.display_name, username=i.username,
+                             created_at=i.created_at, expires_at=i.expires_at, expired=i.expired, channel=i.channel,
+                             email_state=i.state, state_label=i.state_label, email_masked=i.email_masked,
+                             last_error=i.last_error, wait_reason=i.wait_reason, notification_id=i.notification_id)
+            for i in await invitations.open_invitations(session)]
 
 
 @router.put("/staff/{principal_id}/role", summary="職員の役割の変更", response_model=MemberRead,

@@ -38,12 +38,35 @@ class InviteRequest(BaseModel):
     username: str = Field(max_length=100, description="サインインに使うユーザー名")
     display_name: str = Field(max_length=200, description="氏名")
     role: str = Field("staff", max_length=40, description="役割のコード（admin / staff / viewer）")
+    email: str | None = Field(None, max_length=254,
+                              description="招待メールの送信先（任意）。指定すると招待リンクは応答に含めず、"
+                                          "暗号化して送信待ちにし、送信後に本文を消去します")
 
 
 class Invitation(BaseModel):
     member: MemberRead
-    invite_url: str = Field(description="招待リンク（1回だけ表示。本人がパスワードを設定します）")
+    invite_url: str | None = Field(description="招待リンク（1回だけ表示。本人がパスワードを設定します）。"
+                                               "メールで送るとき（email を指定したとき）は null")
     expires_at: datetime
+    email_state: Literal["queued", "sending", "sent", "failed"] | None = Field(
+        None, description="招待メールの送信状況（メールで送るときだけ）")
+    notification_id: str | None = Field(None, description="招待メールの通知 ID（通知の送信状況で確かめられます）")
+
+
+class InvitationStatus(BaseModel):
+    principal_id: str
+    display_name: str
+    username: str | None
+    created_at: datetime
+    expires_at: datetime
+    expired: bool
+    channel: Literal["email", "link"] = Field(description="email: メールで送信 / link: 招待リンクを画面に表示")
+    email_state: Literal["queued", "sending", "sent", "failed"] | None
+    state_label: str = Field(description="届け方と送信の状況（日本語）")
+    email_masked: str | None = Field(description="送信先（一部を伏せたもの）")
+    last_error: str | None
+    wait_reason: str | None
+    notification_id: str | None
 
 
 class RoleChange(BaseModel):

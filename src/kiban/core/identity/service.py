@@ -540,12 +540,15 @@ INVITATION_DAYS = 7
 class NewInvitation:
     token: str
     principal: Principal
+    invitation_id: str = ""
+    expires_at: datetime | None = None
 
 
 async def invite_staff(session: AsyncSession, admin_label: str, actor: audit.Actor, *, username: str,
-                       display_name: str, role: str) -> NewInvitation:
+                       display_name: str, role: str, by_email: bool = False) -> NewInvitation:
     """Create a staff account in the bound tenant with no password yet, and a one-time
-    invitation link valid for a week. The link is returned once and never stored."""
+    invitation link valid for a week. The link is returned once and never stored in clear
+    (``invitations.mail_invitation`` sends it sealed when the administrator gave an address)."""
     from kiban.core.identity.models import Invitation
 
     username = (username or "").strip()
@@ -567,13 +570,17 @@ async def invite_staff(session: AsyncSession, admin_label: str, actor: audit.Act
     MembershipRepository(session).add(Membership(principal_id=principal.id, role=role, granted_by=admin_label,
                                                  granted_at=now))
     token = secrets.token_urlsafe(32)
-    session.add(Invitation(id=str(uuid.uuid4()), token_hash=token_hash(token), principal_id=principal.id,
-                           role=role, invited_by=admin_label, created_at=now,
-                           expires_at=now + timedelta(days=INVITATION_DAYS)))
+    invitation = Invitation(id=str(uuid.uuid4()), token_hash=token_hash(token), principal_id=principal.id,
+                            role=role, invited_by=admin_label, created_at=now,
+                            expires_at=now + timedelta(days=INVITATION_DAYS))
+    session.add(invitation)
+    details = {"username": username, "role": role}
+    if by_email:
+        details["method"] = "メール"  # whether it went by e-mail; never the address
     await audit.record(session, actor, "identity.membership.invited", target_type="principal",
-                       target_id=principal.id, details={"username": username, "role": role})
+                       target_id=principal.id, details=details)
     await session.flush()
-    return NewInvitation(token, principal)
+    return NewInvitation(token, principal, invitation.id, invitation.expires_at)
 
 
 async def find_invitation(session: AsyncSession, token: str):

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from kiban.core.audit.service import Actor
-from kiban.core.identity import service
+from kiban.core.identity import invitations, service
 from kiban.core.identity.dependencies import PUBLIC, DbSession, StaffContext, require
 from kiban.core.identity.models import Principal
 from kiban.core.identity.repository import MembershipRepository
@@ -73,16 +73,18 @@ def _errors_of(exc: KibanError, field: str) -> list[dict[str, str]]:
 async def _page(request: Request, session, staff: StaffContext, *, error: str | None = None,
                 invite_link: str | None = None, result: str | None = None, status: int = 200,
                 invite_errors: list[dict[str, str]] | None = None,
-                invite_form: dict[str, str] | None = None) -> HTMLResponse:
+                invite_form: dict[str, str] | None = None, invite_mailed: str | None = None) -> HTMLResponse:
     members = MembershipRepository(session)
     return templates.TemplateResponse(request, "identity/staff_admin.html", {
         "tenant": staff.tenant, "staff": staff, "members": await members.active_with_people(),
         "stopped": await members.stopped_with_people(), "roles": ROLE_LABELS,
-        "error": error, "invite_link": invite_link, "result": result,
+        "error": error, "invite_link": invite_link, "result": result, "invite_mailed": invite_mailed,
+        "invitations": await invitations.open_invitations(session),
         "invite_errors": invite_errors or [], "invite_form": invite_form or {}}, status_code=status)
 
 
-async def _invite_problems(session, *, username: str, display_name: str, role: str) -> list[dict[str, str]]:
+async def _invite_problems(session, *, username: str, display_name: str, role: str,
+                           email: str = "") -> list[dict[str, str]]:
     """Every problem with the invitation form at once (the service stops at the first)."""
     from kiban.core.identity.repository import StaffRepository
 
@@ -99,6 +101,10 @@ async def _invite_problems(session, *, username: str, display_name: str, role: s
         problems.append(_problem("username", f"ユーザー名「{username}」はすでに使われています。別の名前にしてください。"))
     if role not in {r.value for r in Role}:
         problems.append(_problem("role", "役割は一覧から選んでください。"))
+    try:
+        invitations.clean_email(email)
+    except KibanError as exc:
+        problems.extend(exc.errors)
     return problems
 
 
@@ -110,22 +116,33 @@ async def staff_admin(request: Request, session: DbSession, staff: Admin, done: 
 
 @router.post("/t/{lg_code}/staff/invite", dependencies=CsrfChecked)
 async def invite(request: Request, session: DbSession, staff: Admin, username: Annotated[str, Form()] = "",
-                 display_name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = Role.staff) -> Response:
-    username, display_name = username.strip(), display_name.strip()
-    typed = {"username": username, "display_name": display_name, "role": role}
-    problems = await _invite_problems(session, username=username, display_name=display_name, role=role)
+                 display_name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = Role.staff,
+                 email: Annotated[str, Form()] = "") -> Response:
+    username, display_name, email = username.strip(), display_name.strip(), email.strip()
+    typed = {"username": username, "display_name": display_name, "role": role, "email": email}
+    problems = await _invite_problems(session, username=username, display_name=display_name, role=role, email=email)
     if problems:
         return await _page(request, session, staff, invite_errors=problems, invite_form=typed, status=422)
+    address = invitations.clean_email(email)
     try:
         invitation = await service.invite_staff(session, staff.label, _actor(staff), username=username,
-                                                display_name=display_name, role=role)
+                                                display_name=display_name, role=role, by_email=address is not None)
+        link = str(request.url_for("accept_invitation_page", token=invitation.token))
+        if address is not None:
+            await invitations.mail_invitation(session, staff.tenant, invitation_id=invitation.invitation_id,
+                                              email=address, display_name=display_name, inviter=staff.label,
+                                              invite_url=link, expires_at=invitation.expires_at)
     except KibanError as exc:  # e.g. the user name taken a moment ago by someone else
         await session.rollback()
         return await _page(request, session, staff, invite_errors=_errors_of(exc, "username"), invite_form=typed,
                            status=exc.status)
     await session.commit()
-    link = str(request.url_for("accept_invitation_page", token=invitation.token))
-    return await _page(request, session, staff, invite_link=link)
+    if address is None:
+        return await _page(request, session, staff, invite_link=link)
+    from kiban.core.jobs import runner as job_runner
+
+    job_runner.wake(request.app)
+    return await _page(request, session, staff, invite_mailed=display_name)
 
 
 @router.post("/t/{lg_code}/staff/{principal_id}/role", dependencies=CsrfChecked)

@@ -51,6 +51,7 @@ from kiban.core.jobs import service as jobs
 from kiban.core.jobs.kinds import JobContext, Kind, Progress
 from kiban.core.jobs.models import QUEUED as JOB_QUEUED
 from kiban.core.jobs.models import Job
+from kiban.core.notify import sealing
 from kiban.core.notify.models import FAILED, QUEUED, SENDING, SENT, Notification
 from kiban.kit.db import utcnow
 from kiban.kit.settings import get_settings
@@ -317,7 +318,8 @@ def build_message(n: Notification, sender: str) -> EmailMessage:
     msg["Date"] = format_datetime(n.created_at)
     msg["Message-ID"] = n.message_id
     msg["X-Kiban-Notification"] = f"{n.lg_code}/{n.id}"
-    msg.set_content(n.body, charset="utf-8", cte="base64")
+    # a sealed body (sealing.py) is opened here, for this message only; the row keeps it sealed
+    msg.set_content(sealing.open_body(n.body, n.lg_code, n.id), charset="utf-8", cte="base64")
     return msg
 
 
@@ -353,13 +355,19 @@ async def _close(ctx: JobContext) -> None:
 
 async def _try_send(client: aiosmtplib.SMTP, n: Notification, sender: str) -> Exception | None:
     try:
-        await client.send_message(build_message(n, sender), sender=sender, recipients=[n.email])
+        message = build_message(n, sender)
+    except sealing.Unopenable as exc:
+        return exc  # nothing was sent; permanent (the key changed), the connection is fine
+    try:
+        await client.send_message(message, sender=sender, recipients=[n.email])
     except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
         return exc
     return None
 
 
 def _permanent(exc: Exception) -> bool:
+    if isinstance(exc, sealing.Unopenable):
+        return True
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return all(r.code >= 500 for r in exc.recipients)
     if isinstance(exc, aiosmtplib.SMTPSenderRefused):
@@ -370,6 +378,8 @@ def _permanent(exc: Exception) -> bool:
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, sealing.Unopenable):
+        return "暗号化した本文を復号できませんでした（秘密鍵が変更された可能性があります）。送信しませんでした。"
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         r = exc.recipients[0] if exc.recipients else None
         return f"宛先が受け付けられませんでした（{r.code if r else ''} {r.message if r else ''}）"[:400]
@@ -386,6 +396,8 @@ def _retry_or_fail(n: Notification, error: str, now: datetime, *, permanent: boo
     n.claim_token, n.lease_until, n.updated_at, n.last_error = None, None, now, error
     if permanent or n.attempts >= MAX_ATTEMPTS:
         n.state, n.failed_at = FAILED, now
+        if sealing.is_sealed(n.body):
+            n.body = sealing.WIPED_FAILED  # given up: the secret is not kept
     else:
         n.state, n.next_attempt_at = QUEUED, now + backoff(n.attempts)
 
@@ -436,7 +448,8 @@ async def _send_claimed(ctx: JobContext, token: str) -> Progress:
                 accepted.append(n.id)
                 continue
             _retry_or_fail(n, _describe(exc), clock(), permanent=_permanent(exc))
-            if not isinstance(exc, (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException)) \
+            if not isinstance(exc, (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException,
+                                    sealing.Unopenable)) \
                     or isinstance(exc, aiosmtplib.SMTPServerDisconnected):
                 broken = exc
         if broken is not None:
@@ -456,6 +469,12 @@ async def _send_claimed(ctx: JobContext, token: str) -> Progress:
         await session.execute(
             update(Notification).where(Notification.lg_code == lg_code, Notification.id.in_(accepted))
             .values(state=SENT, sent_at=now, claim_token=None, lease_until=None, updated_at=now, last_error=None)
+            .execution_options(synchronize_session=False))
+        # sealed bodies (an invitation link) are wiped in the same transaction that marks them sent
+        await session.execute(
+            update(Notification).where(Notification.lg_code == lg_code, Notification.id.in_(accepted),
+                                       Notification.body.startswith(sealing.PREFIX, autoescape=True))
+            .values(body=sealing.WIPED_SENT)
             .execution_options(synchronize_session=False))
     sent += len(accepted)
     ctx.memo["sent"] = sent

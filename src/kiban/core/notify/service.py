@@ -27,9 +27,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiban.core.notify import delivery
+from kiban.core.notify import delivery, sealing
 from kiban.core.notify.models import QUEUED, SENT, STATES, Notice, Notification, TemplateOverride
-from kiban.core.notify.rendering import check, render
+from kiban.core.notify.rendering import check, fields, render
 from kiban.core.tenancy.context import Tenant, TenantMismatch, bind_tenant, current_tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit.db import utcnow
@@ -49,6 +49,7 @@ class TemplateDef:
     subject: str      # default subject with {placeholders}
     body: str         # default body with {placeholders}
     placeholders: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()  # placeholders a tenant's wording must keep (e.g. an invitation's link)
 
 
 TEMPLATES: dict[str, TemplateDef] = {}
@@ -172,8 +173,13 @@ def _check_recipient(to: Recipient) -> None:
         raise ValueError(f"not an e-mail address: {to.email!r}")
 
 
+def valid_email(address: str | None) -> bool:
+    """Whether ``address`` is an e-mail address ``send`` accepts."""
+    return bool(address) and len(address) <= 254 and bool(_EMAIL.match(address))
+
+
 async def send(session: AsyncSession, tenant: Tenant, *, template: str, to: Recipient, context: dict,
-               service: str, dedupe_key: str | None = None) -> Notification:
+               service: str, dedupe_key: str | None = None, sealed: bool = False) -> Notification:
     """Write a notification for ``tenant`` in the caller's transaction; no I/O, no commit.
 
     Renders the tenant's wording of ``template`` with ``context`` (every declared placeholder
@@ -183,6 +189,10 @@ async def send(session: AsyncSession, tenant: Tenant, *, template: str, to: Reci
     retried event does not notify twice. ``service`` is the catalog service id the message is
     counted under (platform messages: "kiban-notify"). Raises ValueError on a recipient
     with neither channel or a malformed address, LookupError on an unknown template.
+
+    ``sealed``: the body carries a secret (an invitation link). It is stored encrypted
+    (sealing.py), opened only to build the e-mail, and wiped once the message is sent or given
+    up. A sealed message is e-mail only (an in-app notice would keep the body in clear).
     """
     bound = current_tenant(session)
     if bound is None:
@@ -191,6 +201,8 @@ async def send(session: AsyncSession, tenant: Tenant, *, template: str, to: Reci
         raise TenantMismatch(f"send() for {tenant.lg_code} on a session bound to {bound.lg_code}")
     definition = template_def(template)
     _check_recipient(to)
+    if sealed and (not to.email or to.principal_id):
+        raise ValueError("a sealed notification is e-mail only (no in-app notice)")
     if dedupe_key is not None and not 0 < len(dedupe_key) <= 200:
         raise ValueError("dedupe_key must be 1 to 200 characters")
     repo = NotificationRepository(session)
@@ -205,7 +217,8 @@ async def send(session: AsyncSession, tenant: Tenant, *, template: str, to: Reci
     notification = Notification(
         id=notification_id, template_key=definition.key, service=service[:80],
         dedupe_key=dedupe_key, email=to.email, principal_id=to.principal_id,
-        recipient_name=(to.name or None) and to.name[:200], subject=subject, body=body,
+        recipient_name=(to.name or None) and to.name[:200], subject=subject,
+        body=sealing.seal(body, tenant.lg_code, notification_id) if sealed else body,
         message_id=delivery.message_id_for(tenant.lg_code, notification_id),
         state=QUEUED if to.email else SENT, attempts=0, next_attempt_at=delivery.clock(),
         created_at=now, sent_at=None if to.email else now, updated_at=now)
@@ -360,6 +373,8 @@ def check_wording(definition: TemplateDef, subject: str, body: str) -> list[dict
         errors.append({"field": "body", "message": f"本文は{BODY_MAX:,}文字以内で入力してください（{len(body):,}文字）。"})
     else:
         errors += [{"field": "body", "message": m} for m in check(body, definition.placeholders, what="本文")]
+        errors += [{"field": "body", "message": f"本文には {{{p}}} を必ず入れてください（この通知に欠かせない情報です）。"}
+                   for p in definition.required if p not in fields(body)]
     return errors
 
 

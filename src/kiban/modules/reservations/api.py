@@ -70,6 +70,8 @@ class RoomRead(BaseModel):
     name: str
     capacity: int | None
     fee_yen: int
+    closed: bool = Field(default=False, description="新しい予約の受付を停止しているとき true（いまある予約はそのまま）")
+    removed: bool = Field(default=False, description="削除済みのとき true（これまでの予約の記録のために残ります）")
 
 
 class FacilityRead(BaseModel):
@@ -191,8 +193,25 @@ class Cancelled(BaseModel):
     cancelled_bookings: int
 
 
+class BookingRow(BookingRead):
+    room_name: str
+    created_at: datetime
+    cancelled_at: datetime | None
+
+
+class BookingList(BaseModel):
+    from_: date = Field(alias="from", description="最初の日（日本時間）")
+    to: date = Field(description="最後の日（日本時間、この日を含む）")
+    status: str = Field(description="active（予約済みのみ）/ all（取消済みも含む）")
+    total_fee_yen: int = Field(description="予約済みの使用料の合計（円）")
+    bookings: list[BookingRow]
+
+    model_config = {"populate_by_name": True}
+
+
 def _room(room: Room) -> RoomRead:
-    return RoomRead(id=room.id, name=room.name, capacity=room.capacity, fee_yen=room.fee_yen)
+    return RoomRead(id=room.id, name=room.name, capacity=room.capacity, fee_yen=room.fee_yen,
+                    closed=room.closed_at is not None, removed=room.removed_at is not None)
 
 
 async def _facility(session, facility: Facility, lg_code: str) -> dict:
@@ -274,6 +293,81 @@ async def add_room(facility_id: str, body: RoomWrite, staff: Manager, _json: Jso
     return _room(room)
 
 
+@tenant_router.put("/facilities/{facility_id}/rooms/{room_id}", summary="部屋・区画の変更（名前・定員・使用料。使用料はこれからの予約に適用）",
+                   response_model=RoomRead, responses=WRITE)
+async def update_room(facility_id: str, room_id: str, body: RoomWrite, staff: Manager, _json: JsonWrite,
+                      session: DbSession) -> RoomRead:
+    facility = await service.get_facility(session, facility_id)
+    room = await service.get_room(session, facility.id, room_id)
+    await service.update_room(session, audit.Actor.of_staff(staff), facility, room, service.room_values(body.form()))
+    await session.commit()
+    return _room(room)
+
+
+@tenant_router.post("/facilities/{facility_id}/rooms/{room_id}/close",
+                    summary="部屋・区画の新しい予約の受付を停止する（いまある予約はそのまま）", response_model=RoomRead,
+                    responses=WRITE)
+async def close_room(facility_id: str, room_id: str, staff: Manager, _json: JsonWrite, session: DbSession,
+                     _body: Annotated[NoFields, Body()]) -> RoomRead:
+    facility = await service.get_facility(session, facility_id)
+    room = await service.get_room(session, facility.id, room_id)
+    await service.close_room(session, audit.Actor.of_staff(staff), facility, room)
+    await session.commit()
+    return _room(room)
+
+
+@tenant_router.post("/facilities/{facility_id}/rooms/{room_id}/reopen", summary="部屋・区画の新しい予約の受付を再開する",
+                    response_model=RoomRead, responses=WRITE)
+async def reopen_room(facility_id: str, room_id: str, staff: Manager, _json: JsonWrite, session: DbSession,
+                      _body: Annotated[NoFields, Body()]) -> RoomRead:
+    facility = await service.get_facility(session, facility_id)
+    room = await service.get_room(session, facility.id, room_id)
+    await service.reopen_room(session, audit.Actor.of_staff(staff), facility, room)
+    await session.commit()
+    return _room(room)
+
+
+@tenant_router.post("/facilities/{facility_id}/close-rooms",
+                    summary="すべての部屋・区画の新しい予約の受付を停止する（施設の削除の代わりに。いまある予約はそのまま）",
+                    response_model=list[RoomRead], responses=WRITE)
+async def close_all_rooms(facility_id: str, staff: Manager, _json: JsonWrite, session: DbSession,
+                          _body: Annotated[NoFields, Body()]) -> list[RoomRead]:
+    facility = await service.get_facility(session, facility_id)
+    rooms = await service.close_all_rooms(session, audit.Actor.of_staff(staff), facility)
+    await session.commit()
+    return [_room(r) for r in rooms]
+
+
+@tenant_router.delete("/facilities/{facility_id}/rooms/{room_id}",
+                      summary="部屋・区画の削除（これからの予約・抽選中の枠があるときは 409。代わりに受付を停止できます）",
+                      response_model=RoomRead,
+                      responses=problem_responses(409, s409="これからの予約か抽選中の枠があるため削除できません"))
+async def remove_room(facility_id: str, room_id: str, staff: Manager, session: DbSession) -> RoomRead:
+    facility = await service.get_facility(session, facility_id)
+    room = await service.get_room(session, facility.id, room_id)
+    await service.remove_room(session, audit.Actor.of_staff(staff), facility, room)
+    await session.commit()
+    return _room(room)
+
+
+@tenant_router.get("/facilities/{facility_id}/bookings", summary="期間を指定した予約一覧（職員。氏名を含みます）",
+                   response_model=BookingList, response_model_by_alias=True)
+async def list_bookings(facility_id: str, staff: Reader, session: DbSession,
+                        from_: Annotated[str | None, Query(alias="from", max_length=10,
+                                                           description="最初の日（日本時間、例: 2026-12-01）。既定は今日")] = None,
+                        to: Annotated[str | None, Query(max_length=10, description="最後の日（この日を含む）。既定は30日後")] = None,
+                        status: Annotated[str | None, Query(max_length=10, description="active（既定）/ all")] = None,
+                        ) -> BookingList:
+    facility = await service.get_facility(session, facility_id, include_retired=True)
+    period = service.booking_range({"from": from_, "to": to, "status": status})
+    bookings = await service.bookings_between(session, facility, period)
+    rooms = await service.rooms_by_id(session, [facility.id])
+    rows = [BookingRow(**_booking(b, with_name=True).model_dump(), room_name=rooms[b.room_id].name if b.room_id in rooms else "",
+                       created_at=b.created_at, cancelled_at=b.cancelled_at) for b in bookings]
+    return BookingList(from_=period.first, to=period.last, status=period.status,
+                       total_fee_yen=sum(b.fee_yen for b in bookings if b.status == service.ACTIVE), bookings=rows)
+
+
 @tenant_router.delete("/facilities/{facility_id}", summary="施設の削除（これからの予約は取り消して通知）",
                       response_model=Cancelled)
 async def delete_facility(facility_id: str, staff: Manager, session: DbSession) -> Cancelled:
@@ -301,7 +395,7 @@ async def open_lottery(facility_id: str, body: LotteryWrite, staff: Manager, _js
                        session: DbSession) -> LotteryRead:
     facility = await service.get_facility(session, facility_id)
     form = {"title": body.title, "closes_at": body.closes_at, "slot": [f"{s.room_id}|{s.starts_at}" for s in body.slots]}
-    values = lottery.lottery_values(form, facility, await service.rooms_of(session, facility.id))
+    values = lottery.lottery_values(form, facility, await service.rooms_of(session, facility.id, bookable_only=True))
     found = await lottery.open_lottery(session, audit.Actor.of_staff(staff), facility, values)
     await session.commit()
     return await _lottery(session, found)

@@ -47,7 +47,12 @@ class Facility(TenantScoped, Base):
 
 
 class Room(TenantScoped, Base):
-    """A room or area of a facility (第1会議室, アリーナ全面 ...) with its fee per slot."""
+    """A room or area of a facility (第1会議室, アリーナ全面 ...) with its fee per slot.
+
+    ``closed_at``: 受付停止 — no new bookings or lotteries, the bookings it has stand and can be
+    used and cancelled. ``removed_at``: 削除 — gone from every screen except the records of its
+    past bookings (which keep their room name through this row); only a room without future
+    bookings can be removed."""
 
     __tablename__ = "facility_room"
     __table_args__ = (Index("ix_facility_room_facility", "lg_code", "facility_id"),)
@@ -58,6 +63,8 @@ class Room(TenantScoped, Base):
     capacity: Mapped[int | None] = mapped_column(Integer)
     fee_yen: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Booker(TenantScoped, Base):

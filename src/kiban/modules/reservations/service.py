@@ -50,6 +50,13 @@ class SlotTaken(Conflict):
     type_slug = "slot-taken"
 
 
+class RoomInUse(Conflict):
+    """A room with future bookings (or slots in an open lottery) cannot be removed."""
+
+    title = "これからの予約がある部屋・区画は削除できません"
+    type_slug = "room-in-use"
+
+
 class BookingRefused(InvalidInput):
     """A rule refuses the booking or cancellation (window, deadline, eligibility, limit)."""
 
@@ -209,15 +216,20 @@ async def get_facility(session: AsyncSession, facility_id: str, *, include_retir
     return found
 
 
-async def rooms_of(session: AsyncSession, facility_id: str) -> Sequence[Room]:
+async def rooms_of(session: AsyncSession, facility_id: str, *, bookable_only: bool = False) -> Sequence[Room]:
+    """The facility's rooms (never the removed ones); ``bookable_only`` leaves out those closed
+    for new bookings too (what new bookings and lotteries may use)."""
     repo = RoomRepository(session)
-    return await repo.all(repo.select().where(Room.facility_id == facility_id).order_by(Room.created_at, Room.name))
+    query = repo.select().where(Room.facility_id == facility_id, Room.removed_at.is_(None))
+    if bookable_only:
+        query = query.where(Room.closed_at.is_(None))
+    return await repo.all(query.order_by(Room.created_at, Room.name))
 
 
-async def get_room(session: AsyncSession, facility_id: str, room_id: str) -> Room:
+async def get_room(session: AsyncSession, facility_id: str, room_id: str, *, include_removed: bool = False) -> Room:
     repo = RoomRepository(session)
     found = await repo.first(repo.select().where(Room.facility_id == facility_id, Room.id == room_id))
-    if found is None:
+    if found is None or (found.removed_at is not None and not include_removed):
         raise NotFound("お探しの部屋・区画は見つかりませんでした。")
     return found
 
@@ -280,6 +292,180 @@ async def add_room(session: AsyncSession, actor: audit.Actor, facility: Facility
     return room
 
 
+def room_form(room: Room) -> dict:
+    return {"name": room.name, "capacity": "" if room.capacity is None else str(room.capacity),
+            "fee_yen": str(room.fee_yen)}
+
+
+async def update_room(session: AsyncSession, actor: audit.Actor, facility: Facility, room: Room, values: dict) -> Room:
+    """Changes a room's name, capacity or fee. A new fee applies to bookings made from now on;
+    a booking keeps the fee it was made with."""
+    changes = sorted(k for k, v in values.items() if getattr(room, k) != v)
+    for key, value in values.items():
+        setattr(room, key, value)
+    await session.flush()
+    await audit.record(session, actor, "reservations.room.updated", target_type="facility_room", target_id=room.id,
+                       details={"name": room.name, "facility": facility.name, "changed": changes})
+    return room
+
+
+async def future_commitments(session: AsyncSession, room: Room, now: datetime | None = None) -> tuple[int, int]:
+    """(active bookings not yet over, slots of lotteries not yet drawn) of ``room``."""
+    now = now or utcnow()
+    repo = BookingRepository(session)
+    bookings = await repo.count(repo.select().where(Booking.facility_id == room.facility_id, Booking.room_id == room.id,
+                                                    Booking.status == ACTIVE, Booking.ends_at > now))
+    held = sum(1 for room_id, _start in await held_by_lotteries(session, room.facility_id) if room_id == room.id)
+    return bookings, held
+
+
+def in_use_reason(room: Room, bookings: int, held: int) -> str | None:
+    """Why ``room`` cannot be removed now (Japanese), or None."""
+    parts = []
+    if bookings:
+        parts.append(f"これからの予約が{bookings}件")
+    if held:
+        parts.append(f"抽選中の枠が{held}件")
+    if not parts:
+        return None
+    return (f"「{room.name}」には{'、'.join(parts)}あるため、削除できません。削除すると、予約した方が"
+            "予約どおりに利用できなくなり、予約の記録も確かめられなくなるためです。"
+            "代わりに「新しい予約の受付を停止」すると、新しい予約と抽選には使えなくなり、"
+            "いまある予約はそのまま利用できます。予約がすべて終わってから削除してください。")
+
+
+async def close_room(session: AsyncSession, actor: audit.Actor, facility: Facility, room: Room) -> Room:
+    """受付停止: no new bookings or lotteries for the room; its bookings stand."""
+    if room.closed_at is None:
+        room.closed_at = utcnow()
+        await session.flush()
+        await audit.record(session, actor, "reservations.room.closed", target_type="facility_room", target_id=room.id,
+                           details={"name": room.name, "facility": facility.name})
+    return room
+
+
+async def reopen_room(session: AsyncSession, actor: audit.Actor, facility: Facility, room: Room) -> Room:
+    if room.closed_at is not None:
+        room.closed_at = None
+        await session.flush()
+        await audit.record(session, actor, "reservations.room.reopened", target_type="facility_room",
+                           target_id=room.id, details={"name": room.name, "facility": facility.name})
+    return room
+
+
+async def close_all_rooms(session: AsyncSession, actor: audit.Actor, facility: Facility) -> list[Room]:
+    """受付停止 for every room of the facility: the alternative to removing a facility whose
+    future bookings would otherwise be cancelled."""
+    rooms = list(await rooms_of(session, facility.id))
+    for room in rooms:
+        await close_room(session, actor, facility, room)
+    return rooms
+
+
+async def remove_room(session: AsyncSession, actor: audit.Actor, facility: Facility, room: Room) -> Room:
+    """削除. Refused (``RoomInUse``) while the room has bookings not yet over or slots in an
+    open lottery. The row stays (``removed_at``) so past bookings keep their room's name."""
+    bookings, held = await future_commitments(session, room)
+    reason = in_use_reason(room, bookings, held)
+    if reason:
+        raise RoomInUse(reason)
+    now = utcnow()
+    room.removed_at = now
+    room.closed_at = room.closed_at or now
+    await session.flush()
+    await audit.record(session, actor, "reservations.room.removed", target_type="facility_room", target_id=room.id,
+                       details={"name": room.name, "facility": facility.name})
+    return room
+
+
+# -- staff: the bookings list and its export -----------------------------------------------------------
+
+RANGE_MAX_DAYS = 366
+LIST_MAX = 5000
+LIST_STATUSES = {"active": "予約済みのみ", "all": "取消済みも含める"}
+
+
+@dataclass(frozen=True)
+class BookingRange:
+    first: date
+    last: date
+    status: str  # active | all
+
+
+def booking_range(params: Mapping, today: date | None = None) -> BookingRange:
+    """The list's period (Japan time, both days included) and status from query parameters
+    ``from``, ``to``, ``status``; ``InvalidInput`` names every wrong one. Default: today and the
+    next 30 days, active bookings."""
+    today = today or today_jst()
+    errors: dict[str, str] = {}
+    days: dict[str, date] = {}
+    for key, label, default in (("from", "開始日", today), ("to", "終了日", today + timedelta(days=30))):
+        raw = str(params.get(key) or "").strip()
+        if not raw:
+            days[key] = default
+            continue
+        try:
+            days[key] = date.fromisoformat(raw)
+            if not 2000 <= days[key].year <= 2100:
+                raise ValueError
+        except ValueError:
+            errors[key] = f"{label}は 2026-12-01 のように入力してください（2000年〜2100年）。"
+            days[key] = default
+    status = str(params.get("status") or "active")
+    if status not in LIST_STATUSES:
+        errors["status"] = "表示する予約の種類を選んでください。"
+        status = "active"
+    if not errors:
+        if days["to"] < days["from"]:
+            errors["to"] = "終了日は開始日と同じ日かそれより後にしてください。"
+        elif (days["to"] - days["from"]).days >= RANGE_MAX_DAYS:
+            errors["to"] = f"期間は{RANGE_MAX_DAYS}日以内にしてください。"
+    if errors:
+        raise InvalidInput(next(iter(errors.values())) if len(errors) == 1 else f"入力内容に{len(errors)}件の誤りがあります。",
+                           errors=[{"field": k, "message": v} for k, v in errors.items()])
+    return BookingRange(days["from"], days["to"], status)
+
+
+async def bookings_between(session: AsyncSession, facility: Facility, period: BookingRange) -> Sequence[Booking]:
+    """The facility's bookings starting within ``period`` (Japan time), in start order; at most
+    ``LIST_MAX`` (``InvalidInput`` asking for a shorter period beyond that)."""
+    repo = BookingRepository(session)
+    start = datetime.combine(period.first, time(0), JST)
+    end = datetime.combine(period.last + timedelta(days=1), time(0), JST)
+    query = repo.select().where(Booking.facility_id == facility.id, Booking.starts_at >= start, Booking.starts_at < end)
+    if period.status == "active":
+        query = query.where(Booking.status == ACTIVE)
+    found = await repo.all(query.order_by(Booking.starts_at, Booking.room_id, Booking.created_at).limit(LIST_MAX + 1))
+    if len(found) > LIST_MAX:
+        raise InvalidInput(f"この期間の予約は{LIST_MAX:,}件を超えます。期間を短くしてください。",
+                           errors=[{"field": "to", "message": "期間を短くしてください。"}])
+    return found
+
+
+EXPORT_HEADER = ("予約番号", "利用日", "開始", "終了", "部屋・区画", "利用者", "状態", "方法", "使用料（円）",
+                 "予約日時", "取消日時", "取り消した人")
+
+
+def export_rows(bookings: Sequence[Booking], rooms: Mapping[str, Room]) -> list[tuple]:
+    rows = []
+    for b in bookings:
+        start, end = b.starts_at.astimezone(JST), b.ends_at.astimezone(JST)
+        room = rooms.get(b.room_id)
+        rows.append((b.id, f"{start:%Y-%m-%d}", f"{start:%H:%M}", f"{end:%H:%M}", room.name if room else "",
+                     b.booker_name, STATUS_LABELS.get(b.status, b.status), SOURCE_LABELS.get(b.source, b.source),
+                     b.fee_yen, f"{b.created_at.astimezone(JST):%Y-%m-%d %H:%M}",
+                     f"{b.cancelled_at.astimezone(JST):%Y-%m-%d %H:%M}" if b.cancelled_at else "",
+                     b.cancelled_by or ""))
+    return rows
+
+
+async def record_export(session: AsyncSession, actor: audit.Actor, facility: Facility, period: BookingRange,
+                        rows: int, fmt: str) -> None:
+    await audit.record(session, actor, "reservations.booking.exported", target_type="facility", target_id=facility.id,
+                       details={"name": facility.name, "from": period.first.isoformat(), "to": period.last.isoformat(),
+                                "rows": rows, "format": fmt})
+
+
 # -- slots -------------------------------------------------------------------------------------------
 
 def today_jst(now: datetime | None = None) -> date:
@@ -330,7 +516,7 @@ class SlotView:
     room: Room
     starts_at: datetime
     ends_at: datetime
-    state: str  # free | booked | mine | lottery | past | closed
+    state: str  # free | booked | mine | lottery | past | closed | stopped (room closed for new bookings)
     lottery_id: str | None = None
 
     @property
@@ -392,6 +578,8 @@ async def availability(session: AsyncSession, facility: Facility, first_day: dat
                     state = "mine" if principal_id and booking.principal_id == principal_id else "booked"
                 elif key in held:
                     state = "lottery"
+                elif room.closed_at is not None:
+                    state = "stopped"
                 elif s <= now:
                     state = "past"
                 elif day > last_day:
@@ -505,6 +693,8 @@ async def book(session: AsyncSession, tenant: Tenant, facility: Facility, room_i
     the per-person limit) but not the index."""
     now = now or utcnow()
     room = await get_room(session, facility.id, room_id)
+    if room.closed_at is not None and lottery is None:
+        raise BookingRefused(f"「{room.name}」は新しい予約の受付を停止しています。ほかの部屋・区画をお選びください。")
     repo = BookingRepository(session)
     if await repo.first(repo.select().where(Booking.room_id == room.id, Booking.starts_at == starts_at,
                                             Booking.status == ACTIVE)) is not None:
@@ -605,7 +795,7 @@ async def _cancel(session: AsyncSession, booking: Booking, actor: audit.Actor, *
 
     tenant = tenant or current_tenant(session)
     facility = facility or await get_facility(session, booking.facility_id, include_retired=True)
-    room = await get_room(session, booking.facility_id, booking.room_id)
+    room = await get_room(session, booking.facility_id, booking.room_id, include_removed=True)
     await notices.booking_cancelled(session, tenant, booking, await get_booker(session, booking.principal_id),
                                     facility, room)
     return booking

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kiban.core.audit import service as audit
@@ -18,6 +18,7 @@ from kiban.core.jobs import runner as job_runner
 from kiban.core.jobs import service as jobs
 from kiban.core.tenancy.dependencies import CurrentTenant, DbSession
 from kiban.kit.csrf import verify_csrf
+from kiban.kit import export
 from kiban.kit.errors import Conflict, InvalidInput, KibanError, NotFound
 from kiban.kit.templating import templates
 from kiban.modules.reservations import ical, lottery, service
@@ -96,6 +97,8 @@ async def _facility_page(request, session, staff, facility, *, form=None, errors
     notice = {"created": "施設を登録しました。部屋・区画を追加し、公開の画面で空き状況を確かめてください。",
               "updated": "施設の設定を保存しました。", "room": "部屋・区画を追加しました。",
               "cancelled": "予約を取り消しました。予約した方に通知しました。",
+              "room_removed": "部屋・区画を削除しました。これまでの予約の記録は残っています。",
+              "rooms_closed": "すべての部屋・区画の新しい予約の受付を停止しました。いまある予約はそのまま利用できます。",
               "lottery": "抽選の受付を始めました。"}.get(request.query_params.get("done", ""))
     first = service.today_jst() + timedelta(days=1)
     free_slots = [s for day in await service.availability(session, facility, first, 14)
@@ -142,6 +145,151 @@ async def add_room(facility_id: str, request: Request, session: DbSession, staff
     return RedirectResponse(_staff_url(staff.tenant.lg_code, facility_id) + "?done=room#rooms", status_code=303)
 
 
+# -- staff: rooms -------------------------------------------------------------------------------------
+
+ROOM_NOTICES = {"updated": "部屋・区画の設定を保存しました。新しい使用料はこれからの予約に適用されます。",
+                "closed": "新しい予約の受付を停止しました。いまある予約はそのまま利用できます。",
+                "reopened": "新しい予約の受付を再開しました。"}
+
+
+async def _room_page(request, session, staff, facility, room, *, form=None, errors=(), error=None,
+                     status=200) -> HTMLResponse:
+    bookings, held = await service.future_commitments(session, room)
+    return _page(request, "room.html", {
+        "tenant": staff.tenant, "facility": facility, "room": room, "form": form or service.room_form(room),
+        "errors": list(errors), "error": error, "future_bookings": bookings, "held": held,
+        "notice": ROOM_NOTICES.get(request.query_params.get("done", "")),
+        "can_manage": staff.can(Permission.reservations_facility_manage)}, status)
+
+
+async def _facility_room(session, facility_id: str, room_id: str):
+    facility = await service.get_facility(session, facility_id)
+    return facility, await service.get_room(session, facility.id, room_id)
+
+
+@router.get("/t/{lg_code}/facilities/{facility_id}/rooms/{room_id}", response_class=HTMLResponse)
+async def room_page(facility_id: str, room_id: str, request: Request, session: DbSession,
+                    staff: Manager) -> HTMLResponse:
+    facility, room = await _facility_room(session, facility_id, room_id)
+    return await _room_page(request, session, staff, facility, room)
+
+
+@router.post("/t/{lg_code}/facilities/{facility_id}/rooms/{room_id}", dependencies=CSRF)
+async def update_room(facility_id: str, room_id: str, request: Request, session: DbSession, staff: Manager) -> Response:
+    facility, room = await _facility_room(session, facility_id, room_id)
+    form = _form(await request.form())
+    try:
+        values = service.room_values(form)
+    except InvalidInput as exc:
+        return await _room_page(request, session, staff, facility, room, form=form, errors=exc.errors,
+                                error=exc.detail, status=422)
+    await service.update_room(session, audit.Actor.of_staff(staff), facility, room, values)
+    await session.commit()
+    return RedirectResponse(_staff_url(staff.tenant.lg_code, facility_id, "rooms", room_id) + "?done=updated",
+                            status_code=303)
+
+
+@router.post("/t/{lg_code}/facilities/{facility_id}/rooms/{room_id}/close", dependencies=CSRF)
+async def close_room(facility_id: str, room_id: str, session: DbSession, staff: Manager) -> Response:
+    facility, room = await _facility_room(session, facility_id, room_id)
+    await service.close_room(session, audit.Actor.of_staff(staff), facility, room)
+    await session.commit()
+    return RedirectResponse(_staff_url(staff.tenant.lg_code, facility_id, "rooms", room_id) + "?done=closed",
+                            status_code=303)
+
+
+@router.post("/t/{lg_code}/facilities/{facility_id}/rooms/{room_id}/reopen", dependencies=CSRF)
+async def reopen_room(facility_id: str, room_id: str, session: DbSession, staff: Manager) -> Response:
+    facility, room = await _facility_room(session, facility_id, room_id)
+    await service.reopen_room(session, audit.Actor.of_staff(staff), facility, room)
+    await session.commit()
+    return RedirectResponse(_staff_url(staff.tenant.lg_code, facility_id, "rooms", room_id) + "?done=reopened",
+                            status_code=303)
+
+
+async def _room_in_use_page(request, staff, facility, room, reason: str, status: int) -> HTMLResponse:
+    return _page(request, "room_in_use.html", {"tenant": staff.tenant, "facility": facility, "room": room,
+                                              "reason": reason}, status)
+
+
+@router.get("/t/{lg_code}/facilities/{facility_id}/rooms/{room_id}/delete/confirm", response_class=HTMLResponse)
+async def room_delete_confirm(facility_id: str, room_id: str, request: Request, session: DbSession,
+                              staff: Manager) -> HTMLResponse:
+    facility, room = await _facility_room(session, facility_id, room_id)
+    reason = service.in_use_reason(room, *await service.future_commitments(session, room))
+    if reason:
+        return await _room_in_use_page(request, staff, facility, room, reason, 200)
+    return _confirm(request, staff.tenant, title="部屋・区画の削除", summary=f"{facility.name}の「{room.name}」を削除します。",
+                    consequences=["空き状況の画面からなくなり、予約も抽選もできなくなります。",
+                                  "これまでの予約の記録（部屋・区画の名前を含む）と監査ログは残ります。",
+                                  "削除は元に戻せません。"],
+                    action=_staff_url(staff.tenant.lg_code, facility.id, "rooms", room.id, "delete"),
+                    confirm_label="削除する", back_url=_staff_url(staff.tenant.lg_code, facility.id, "rooms", room.id))
+
+
+@router.post("/t/{lg_code}/facilities/{facility_id}/rooms/{room_id}/delete", dependencies=CSRF)
+async def remove_room(facility_id: str, room_id: str, request: Request, session: DbSession, staff: Manager) -> Response:
+    facility, room = await _facility_room(session, facility_id, room_id)
+    try:
+        await service.remove_room(session, audit.Actor.of_staff(staff), facility, room)
+    except service.RoomInUse as exc:
+        return await _room_in_use_page(request, staff, facility, room, exc.detail, 409)
+    await session.commit()
+    return RedirectResponse(_staff_url(staff.tenant.lg_code, facility_id) + "?done=room_removed#rooms", status_code=303)
+
+
+# -- staff: bookings list and export ---------------------------------------------------------------------
+
+FromDay = Annotated[str, Query(alias="from")]
+
+
+@router.get("/t/{lg_code}/facilities/{facility_id}/bookings", response_class=HTMLResponse)
+async def bookings_page(facility_id: str, request: Request, session: DbSession, staff: Reader, from_: FromDay = "",
+                        to: str = "", status: str = "") -> HTMLResponse:
+    facility = await service.get_facility(session, facility_id, include_retired=True)
+    query = {"from": from_, "to": to, "status": status}
+    context = {"tenant": staff.tenant, "facility": facility, "query": query, "bookings": [], "period": None,
+               "errors": [], "error": None, "list_statuses": service.LIST_STATUSES,
+               "rooms_by_id": await service.rooms_by_id(session, [facility.id]),
+               "can_manage": staff.can(Permission.reservations_facility_manage)}
+    try:
+        period = service.booking_range(query)
+        bookings = await service.bookings_between(session, facility, period)
+    except InvalidInput as exc:
+        return _page(request, "bookings.html", {**context, "errors": exc.errors, "error": exc.detail}, 422)
+    from urllib.parse import urlencode
+
+    return _page(request, "bookings.html", {
+        **context, "period": period, "bookings": bookings, "total_fee": sum(b.fee_yen for b in bookings if b.status == ACTIVE),
+        "query": {"from": period.first.isoformat(), "to": period.last.isoformat(), "status": period.status},
+        "export_query": urlencode({"from": period.first.isoformat(), "to": period.last.isoformat(),
+                                   "status": period.status})})
+
+
+@router.get("/t/{lg_code}/facilities/{facility_id}/bookings.{fmt}")
+async def export_bookings(facility_id: str, fmt: str, session: DbSession, staff: Reader, from_: FromDay = "",
+                          to: str = "", status: str = "") -> Response:
+    """The bookings list as CSV or .xlsx through the one export writer (kit/export), audited."""
+    if fmt not in ("csv", "xlsx"):
+        raise NotFound("この形式では書き出せません（CSV か xlsx）。")
+    facility = await service.get_facility(session, facility_id, include_retired=True)
+    period = service.booking_range({"from": from_, "to": to, "status": status})
+    bookings = await service.bookings_between(session, facility, period)
+    rows = service.export_rows(bookings, await service.rooms_by_id(session, [facility.id]))
+    await service.record_export(session, audit.Actor.of_staff(staff), facility, period, len(rows), fmt)
+    await session.commit()
+    name = f"{facility.name}_予約一覧_{period.first:%Y%m%d}-{period.last:%Y%m%d}.{fmt}"
+    if fmt == "csv":
+        return export.attachment(export.csv_bytes(rows, service.EXPORT_HEADER), name)
+    book = export.workbook()
+    sheet = book.active
+    sheet.title = "予約一覧"
+    sheet.append(list(service.EXPORT_HEADER))
+    for row in rows:
+        sheet.append(list(row))
+    return export.attachment(export.xlsx_bytes(book), name, export.XLSX_MEDIA_TYPE)
+
+
 def _confirm(request, tenant, *, title, summary, consequences, action, confirm_label, back_url, notice=None,
              status=200) -> HTMLResponse:
     return templates.TemplateResponse(request, "identity/confirm.html", {
@@ -155,12 +303,21 @@ def _confirm(request, tenant, *, title, summary, consequences, action, confirm_l
 async def delete_confirm(facility_id: str, request: Request, session: DbSession, staff: Manager) -> HTMLResponse:
     facility = await service.get_facility(session, facility_id)
     upcoming = await service.bookings_of(session, facility.id, since=service.utcnow())
-    return _confirm(request, staff.tenant, title="施設の削除", summary=f"「{facility.name}」を削除します。",
-                    consequences=[f"これからの予約{len(upcoming)}件はすべて取り消され、予約した方に通知されます。",
-                                  "公開の空き状況の画面からなくなり、予約も抽選の申込みもできなくなります。",
-                                  "これまでの予約の記録と監査ログは残ります。削除は元に戻せません。"],
-                    action=_staff_url(staff.tenant.lg_code, facility.id, "delete"), confirm_label="削除する",
-                    back_url=_staff_url(staff.tenant.lg_code, facility.id))
+    rooms = await service.rooms_of(session, facility.id)
+    return _page(request, "facility_delete.html", {
+        "tenant": staff.tenant, "facility": facility, "upcoming": len(upcoming),
+        "open_rooms": [r for r in rooms if r.closed_at is None],
+        "consequences": [f"これからの予約{len(upcoming)}件はすべて取り消され、予約した方に通知されます。",
+                         "公開の空き状況の画面からなくなり、予約も抽選の申込みもできなくなります。",
+                         "これまでの予約の記録と監査ログは残ります。削除は元に戻せません。"]})
+
+
+@router.post("/t/{lg_code}/facilities/{facility_id}/close-rooms", dependencies=CSRF)
+async def close_all_rooms(facility_id: str, session: DbSession, staff: Manager) -> Response:
+    facility = await service.get_facility(session, facility_id)
+    await service.close_all_rooms(session, audit.Actor.of_staff(staff), facility)
+    await session.commit()
+    return RedirectResponse(_staff_url(staff.tenant.lg_code, facility_id) + "?done=rooms_closed#rooms", status_code=303)
 
 
 @router.post("/t/{lg_code}/facilities/{facility_id}/delete", dependencies=CSRF)
@@ -178,7 +335,7 @@ async def staff_cancel_confirm(facility_id: str, booking_id: str, request: Reque
     booking = await service.get_booking(session, booking_id)
     if booking.facility_id != facility.id:
         raise NotFound("お探しの予約は見つかりませんでした。")
-    room = await service.get_room(session, facility.id, booking.room_id)
+    room = await service.get_room(session, facility.id, booking.room_id, include_removed=True)
     back = _staff_url(staff.tenant.lg_code, facility.id)
     common = {"title": "予約の取消", "summary": f"{facility.name}（{room.name}）{service.notices.slot_text(booking.starts_at, booking.ends_at)}の"
                                              f"予約（{booking.booker_name}）を取り消します。", "back_url": back}
@@ -210,7 +367,8 @@ async def open_lottery(facility_id: str, request: Request, session: DbSession, s
     form = {"title": str(submitted.get("title", "")), "closes_at": str(submitted.get("closes_at", "")),
             "slot": [str(s) for s in submitted.getlist("slot")]}
     try:
-        values = lottery.lottery_values(submitted, facility, await service.rooms_of(session, facility.id))
+        values = lottery.lottery_values(submitted, facility, await service.rooms_of(session, facility.id,
+                                                                                    bookable_only=True))
         found = await lottery.open_lottery(session, audit.Actor.of_staff(staff), facility, values)
     except InvalidInput as exc:
         await session.rollback()
@@ -445,7 +603,7 @@ async def cancel_confirm(booking_id: str, tenant: CurrentTenant, request: Reques
                          resident: CurrentResident) -> HTMLResponse:
     booking = await service.get_booking(session, booking_id, principal_id=resident.principal.id)
     facility = await service.get_facility(session, booking.facility_id, include_retired=True)
-    room = await service.get_room(session, facility.id, booking.room_id)
+    room = await service.get_room(session, facility.id, booking.room_id, include_removed=True)
     back = _public_url(tenant.lg_code, "mine")
     summary = f"{facility.name}（{room.name}）{service.notices.slot_text(booking.starts_at, booking.ends_at)}の予約を取り消します。"
     refusal = service.cancel_refusal(facility, booking)
