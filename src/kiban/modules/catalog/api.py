@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
+from typing import Literal
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from kiban.core.audit import service as audit
 from kiban.core.identity.dependencies import PUBLIC, StaffContext, require
 from kiban.core.identity.permissions import Permission
+from kiban.core.identity.service import PLATFORM_LG_CODE
 from kiban.core.tenancy.dependencies import DbSession
+from kiban.kit.errors import NotFound
 from kiban.kit.openapi import problem_responses
 from kiban.kit.validation import MAX_YEN, PlausibleDate
 from kiban.modules.catalog import service
@@ -21,6 +25,8 @@ public = APIRouter(prefix="/api/v1/catalog", tags=["共通サービスカタロ�
 tenant = APIRouter(prefix="/api/v1/t/{lg_code}", tags=["共通サービスの利用状況（団体）"])
 AdoptionReader = Annotated[StaffContext, require(Permission.catalog_adoption_read)]
 AdoptionWriter = Annotated[StaffContext, require(Permission.catalog_adoption_write)]
+CatalogEditor = Annotated[StaffContext, require(Permission.catalog_service_manage)]
+EDITING = "共通サービスカタログの編集（デジタル庁）"
 
 
 class ServiceRead(BaseModel):
@@ -111,3 +117,69 @@ async def put_adoption(service_id: str, body: AdoptionWrite, staff: AdoptionWrit
     await session.commit()
     item = await service.get_service(session, service_id)
     return _adoption(adoption, item)
+
+
+# -- デジタル庁: registering and classifying services (twins of /t/{lg_code}/catalog/new and .../edit) ---------
+
+class ServiceWrite(BaseModel):
+    name: str = Field(..., min_length=1, max_length=200, pattern=r"\S", description="サービス名")
+    domain: str = Field(..., min_length=1, max_length=60, pattern=r"\S", description="分野")
+    pattern: Literal["common_a", "common_b", "standard", "individual"] = Field(
+        ..., description="共通化のパターン（共通化A・共通化B・標準化・個別開発）")
+    burden_category: Literal["common_saas", "dpi", "infrastructure", "municipal"] = Field(
+        ..., description="費用負担の区分。標準化・個別開発は municipal（自治体システム）、共通化A・Bはそれ以外")
+    lifecycle: Literal["candidate", "pilot", "rollout", "national"] = Field(..., description="段階（候補・実証・展開・全国）")
+    owner: str = Field(..., min_length=1, max_length=200, pattern=r"\S", description="所有者・提供者")
+    description: str = Field("", max_length=4000)
+    annual_cost: int | None = Field(None, strict=True, ge=0, le=MAX_YEN, description="共通サービス全体の年間総経費（円）")
+    source: str = Field("", max_length=300, description="出典")
+
+
+class ServiceCreate(ServiceWrite):
+    id: str = Field(..., min_length=1, max_length=60, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$",
+                    description="公開の識別名（英小文字・数字・ハイフン）")
+
+
+class ServiceUpdate(ServiceWrite):
+    expected_version: int = Field(..., strict=True, ge=1, le=2**31 - 1, description="読み取ったときの version")
+
+
+class ServiceEdited(ServiceRead):
+    version: int
+    updated_by: str
+    updated_at: datetime
+
+
+def _platform_only(staff: StaffContext) -> None:
+    """Catalog editing acts only at デジタル庁; for any other organisation the route does not exist."""
+    if staff.tenant.lg_code != PLATFORM_LG_CODE:
+        raise NotFound("ページが見つかりません。")
+
+
+async def _edited(session: DbSession, item) -> ServiceEdited:
+    read = _read(item, await service.adoption_counts(session), await service.vendors_of(session, item.id))
+    return ServiceEdited(**read.model_dump(), version=item.version, updated_by=item.updated_by,
+                         updated_at=item.updated_at)
+
+
+def _input(body: ServiceWrite) -> service.ServiceInput:
+    return service.ServiceInput(**body.model_dump(include=set(service.ServiceInput.__dataclass_fields__)))
+
+
+@tenant.post("/catalog/services", summary="共通サービスのカタログへの登録（デジタル庁）", tags=[EDITING], status_code=201,
+             response_model=ServiceEdited, responses=problem_responses(409))
+async def create_service(body: ServiceCreate, staff: CatalogEditor, session: DbSession) -> ServiceEdited:
+    _platform_only(staff)
+    item, _ = await service.save_service(session, _input(body), actor=audit.Actor.of_staff(staff), service_id=body.id)
+    await session.commit()
+    return await _edited(session, item)
+
+
+@tenant.put("/catalog/services/{service_id}", summary="共通サービスの更新・分類の変更（デジタル庁）", tags=[EDITING],
+            response_model=ServiceEdited, responses=problem_responses(409))
+async def update_service(service_id: str, body: ServiceUpdate, staff: CatalogEditor, session: DbSession) -> ServiceEdited:
+    _platform_only(staff)
+    item, _ = await service.save_service(session, _input(body), actor=audit.Actor.of_staff(staff),
+                                         service_id=service_id, expected_version=body.expected_version)
+    await session.commit()
+    return await _edited(session, item)

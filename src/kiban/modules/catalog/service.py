@@ -7,6 +7,7 @@ public page). Each such read goes through a named ``unscoped``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -14,6 +15,8 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kiban.core.audit import labels as audit_labels
+from kiban.core.audit import service as audit
 from kiban.core.registry.models import Organization
 from kiban.core.tenancy.context import unscoped
 from kiban.core.tenancy.repository import TenantRepository
@@ -23,6 +26,7 @@ from kiban.kit.validation import MAX_YEN, check_date
 from kiban.modules.catalog.models import (
     Adoption,
     AdoptionStatus,
+    BurdenCategory,
     CatalogService,
     CatalogVendor,
     Consortium,
@@ -82,6 +86,11 @@ async def get_service(session: AsyncSession, service_id: str) -> CatalogService:
     if service is None:
         raise NotFound("お探しの共通サービスはカタログにありません。カタログの一覧から選んでください。")
     return service
+
+
+async def find_service(session: AsyncSession, service_id: str) -> CatalogService | None:
+    """The service, or None when the catalog has none by that id (``get_service`` raises instead)."""
+    return await session.get(CatalogService, service_id)
 
 
 async def vendors_of(session: AsyncSession, service_id: str) -> list[CatalogVendor]:
@@ -199,26 +208,142 @@ async def national_reduction(session: AsyncSession) -> tuple[Reduction | None, i
     return Reduction("全国", int(row[1]), int(row[2])), organisations
 
 
-async def update_service(session: AsyncSession, service_id: str, *, actor: str, expected_version: int,
-                         lifecycle: str, description: str, annual_cost: str, owner: str) -> CatalogService:
-    service = await get_service(session, service_id)
-    if expected_version != service.version:
-        raise Conflict("ほかの職員が先に更新しました。最新の内容を確認してから、もう一度保存してください。")
+# -- creating and classifying a service (デジタル庁, and the council's 採択 through governance) ---------------
+
+SERVICE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
+SERVICE_LIMITS = {"name": 200, "domain": 60, "owner": 200, "description": 4000, "source": 300}
+NEW_SERVICE_SORT_ORDER = 9000  # added services follow the seeded ones in the catalog's order
+
+audit_labels.ACTION_LABELS.update({
+    "catalog.service.created": "カタログへの共通サービスの登録",
+    "catalog.service.classified": "共通サービスの分類（パターン・費用負担・段階）の変更",
+})
+
+
+# 費用負担の基本的考え方 (seed 003): a system each municipality owns (標準化, 個別開発) is paid by the
+# municipality (自治体システム); a shared one (共通化A/B) never is, whichever shared rule applies.
+MUNICIPAL_PATTERNS = frozenset({Pattern.standard.value, Pattern.individual.value})
+
+
+def burden_problem(pattern: str, burden_category: str) -> str | None:
+    """The Japanese message when the cost-burden category contradicts the pattern, else None."""
+    if (burden_category == BurdenCategory.municipal.value) == (pattern in MUNICIPAL_PATTERNS):
+        return None
+    return burden_mismatch(pattern)
+
+
+def burden_mismatch(pattern: str) -> str:
+    if pattern in MUNICIPAL_PATTERNS:
+        return (f"{Pattern(pattern).label}は各自治体がシステムを所有するため、費用負担の区分は「自治体システム」を選んでください。")
+    return (f"{Pattern(pattern).label}は共通のシステムのため、費用負担の区分は 共通SaaS・DPI・物理／仮想基盤 から選んでください"
+            "（「自治体システム」は標準化・個別開発のときの区分です）。")
+
+
+@dataclass(frozen=True)
+class ServiceInput:
+    """What a catalog service is: its name and field, the 共通化 pattern, the cost-burden
+    category (費用負担の区分, whose rule the catalog shows), the lifecycle stage and who owns it."""
+
+    name: str
+    domain: str
+    pattern: str
+    burden_category: str
+    lifecycle: str
+    owner: str
+    description: str = ""
+    annual_cost: int | str | None = None
+    source: str = ""
+
+    @classmethod
+    def of(cls, service: CatalogService, **changes) -> ServiceInput:
+        """The stored service as input, with ``changes`` applied (to reclassify one aspect)."""
+        values = {name: getattr(service, name) for name in cls.__dataclass_fields__}
+        return cls(**{**values, **changes})
+
+
+def _field_errors(data: ServiceInput) -> tuple[dict[str, str], int | None]:
+    """Every problem at once, by field; and the annual cost as yen."""
+    errors: dict[str, str] = {}
+    labels = {"name": "サービス名", "domain": "分野", "owner": "所有者・提供者", "description": "説明", "source": "出典"}
+    for name, limit in SERVICE_LIMITS.items():
+        value = getattr(data, name)
+        if not isinstance(value, str):
+            errors[name] = f"{labels[name]}を文字で入力してください。"
+        elif name in ("name", "domain", "owner") and not value.strip():
+            errors[name] = f"{labels[name]}を入力してください。"
+        elif len(value.strip()) > limit:
+            errors[name] = f"{labels[name]}は{limit:,}文字以内で入力してください（いま{len(value.strip()):,}文字）。"
+    if data.pattern not in {p.value for p in Pattern}:
+        errors["pattern"] = "共通化のパターンを 共通化A・共通化B・標準化・個別開発 から選んでください。"
+    if data.burden_category not in {b.value for b in BurdenCategory}:
+        errors["burden_category"] = "費用負担の区分を 共通SaaS・DPI・物理／仮想基盤・自治体システム から選んでください。"
+    if data.lifecycle not in {x.value for x in Lifecycle}:
+        errors["lifecycle"] = "段階は 候補・実証・展開・全国 から選んでください。"
+    if "pattern" not in errors and "burden_category" not in errors:
+        if problem := burden_problem(data.pattern, data.burden_category):
+            errors["burden_category"] = problem
+    cost = None
     try:
-        Lifecycle(lifecycle)
-    except ValueError:
-        raise InvalidInput("段階は 候補・実証・展開・全国 から選んでください。") from None
-    if not owner.strip():
-        raise InvalidInput("所有者（提供者）を入力してください。")
-    service.lifecycle = lifecycle
-    service.description = description.strip()
-    service.owner = owner.strip()
-    service.annual_cost = parse_yen(annual_cost, "年間総経費")
-    service.version += 1
-    service.updated_by = actor
-    service.updated_at = utcnow()
+        cost = parse_yen(data.annual_cost, "年間総経費")
+    except InvalidInput as exc:
+        errors["annual_cost"] = exc.detail
+    return errors, cost
+
+
+def _refuse(errors: dict[str, str]) -> None:
+    if errors:
+        raise InvalidInput("入力内容を確認してください。",
+                           errors=[{"field": k, "message": v} for k, v in errors.items()])
+
+
+async def save_service(session: AsyncSession, data: ServiceInput, *, actor: audit.Actor,
+                       service_id: str | None = None, expected_version: int = 0,
+                       purpose: str | None = None) -> tuple[CatalogService, bool]:
+    """Create (``expected_version`` 0) or update a catalog service, audited on the bound
+    organisation's chain in the caller's transaction (no commit). Returns (service, created).
+
+    The one way to write a service's classification: デジタル庁's pages and API, and the council's
+    採択 (modules/governance) call it. ``service_id`` is the public id (lower-case letters, digits
+    and hyphens); a new one must not exist. Raises InvalidInput naming every bad field at once,
+    Conflict when the id is taken or the version read is stale, NotFound for an update of a
+    service that is not there. Nothing is written when it raises."""
+    errors, cost = _field_errors(data)
+    sid = (service_id or "").strip()
+    if expected_version == 0 and not SERVICE_ID.match(sid):
+        errors["service_id"] = "サービスの識別名は半角の英小文字・数字・ハイフンで60文字以内にしてください（先頭と末尾は英小文字か数字）。"
+    _refuse(errors)
+    now = utcnow()
+    if expected_version == 0:
+        if await session.get(CatalogService, sid) is not None:
+            raise Conflict("この識別名のサービスはすでにカタログにあります。別の識別名にするか、そのサービスを更新してください。",
+                           errors=[{"field": "service_id", "message": "この識別名はすでに使われています。"}])
+        service = CatalogService(id=sid, sort_order=NEW_SERVICE_SORT_ORDER, seeded=False, version=0)
+        session.add(service)
+        before: dict = {}
+    else:
+        service = await get_service(session, sid)
+        if expected_version != service.version:
+            raise Conflict("ほかの職員が先に更新しました。最新の内容を確認してから、もう一度保存してください。")
+        before = {k: getattr(service, k) for k in ("pattern", "burden_category", "lifecycle", "annual_cost")}
+    service.name, service.domain, service.owner = data.name.strip(), data.domain.strip(), data.owner.strip()
+    service.description, service.source = data.description.strip(), data.source.strip()
+    service.pattern, service.burden_category, service.lifecycle = data.pattern, data.burden_category, data.lifecycle
+    service.annual_cost = cost
+    service.version = (service.version or 0) + 1
+    service.updated_by, service.updated_at = actor.label, now
     await session.flush()
-    return service
+    after = {k: getattr(service, k) for k in ("pattern", "burden_category", "lifecycle", "annual_cost")}
+    changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+    created = expected_version == 0
+    if created:
+        action = "catalog.service.created"
+    elif any(k in changes for k in ("pattern", "burden_category", "lifecycle")):
+        action = "catalog.service.classified"
+    else:
+        action = "catalog.service.updated"
+    await audit.record(session, actor, action, target_type="catalog_service", target_id=service.id, purpose=purpose,
+                       details={"name": service.name, **after, "changes": changes, "version": service.version})
+    return service, created
 
 
 async def add_vendor(session: AsyncSession, service_id: str, name: str, note: str = "") -> CatalogVendor:

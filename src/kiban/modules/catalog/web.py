@@ -65,7 +65,8 @@ async def catalog_page(request: Request, session: DbSession, pattern: str | None
         "services": services, "counts": await service.adoption_counts(session), "domains": domains,
         "patterns": list(Pattern), "lifecycles": list(Lifecycle), "selected": {
             "pattern": pattern, "domain": domain, "lifecycle": lifecycle},
-        "statuses": list(AdoptionStatus), "burdens": list(BurdenCategory)})
+        "statuses": list(AdoptionStatus), "burdens": list(BurdenCategory), "platform": PLATFORM_LG_CODE,
+        "may_edit": await _acting_for(request, session) == PLATFORM_LG_CODE})
 
 
 @router.get("/catalog/{service_id}", response_class=HTMLResponse, dependencies=[PUBLIC])
@@ -123,12 +124,59 @@ def _platform_only(staff: StaffContext) -> None:
         raise NotFound("ページが見つかりません。")
 
 
-async def _edit_page(request, session, staff, service_id, *, error=None, status=200) -> HTMLResponse:
+def _errs(errors) -> dict[str, str]:
+    return {e["field"]: e["message"] for e in errors or []}
+
+
+def _values(item) -> dict:
+    return {k: getattr(item, k) for k in service.ServiceInput.__dataclass_fields__}
+
+
+async def _form_context(session, staff, *, error=None, errors=()) -> dict:
+    return {"tenant": staff.tenant, "patterns": list(Pattern), "burdens": list(BurdenCategory),
+            "lifecycles": list(Lifecycle), "domains": await service.domains(session), "error": error,
+            "errors": list(errors), "errs": _errs(errors)}
+
+
+async def _edit_page(request, session, staff, service_id, *, error=None, errors=(), values=None,
+                     status=200) -> HTMLResponse:
     item = await service.get_service(session, service_id)
     return templates.TemplateResponse(request, "catalog/edit.html", {
-        "item": item, "tenant": staff.tenant, "lifecycles": list(Lifecycle), "error": error,
+        **await _form_context(session, staff, error=error, errors=errors), "item": item,
+        "v": values if values is not None else _values(item),
         "vendors": await service.vendors_of(session, item.id), "pattern": Pattern(item.pattern),
         "author": service.author_label}, status_code=status)
+
+
+@router.get("/t/{lg_code}/catalog/new", response_class=HTMLResponse)
+async def new_service_page(request: Request, session: DbSession, staff: CatalogEditor) -> HTMLResponse:
+    _platform_only(staff)
+    return templates.TemplateResponse(request, "catalog/new.html", {
+        **await _form_context(session, staff), "v": {"pattern": Pattern.common_b.value,
+                                                     "burden_category": BurdenCategory.common_saas.value,
+                                                     "lifecycle": Lifecycle.candidate.value}})
+
+
+@router.post("/t/{lg_code}/catalog/new", dependencies=[Depends(verify_csrf)])
+async def create_service(request: Request, session: DbSession, staff: CatalogEditor,
+                         service_id: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
+                         domain: Annotated[str, Form()] = "", pattern: Annotated[str, Form()] = "",
+                         burden_category: Annotated[str, Form()] = "", lifecycle: Annotated[str, Form()] = "",
+                         owner: Annotated[str, Form()] = "", annual_cost: Annotated[str, Form()] = "",
+                         description: Annotated[str, Form()] = "", source: Annotated[str, Form()] = "") -> Response:
+    _platform_only(staff)
+    data = service.ServiceInput(name=name, domain=domain, pattern=pattern, burden_category=burden_category,
+                                lifecycle=lifecycle, owner=owner, annual_cost=annual_cost, description=description,
+                                source=source)
+    try:
+        item, _ = await service.save_service(session, data, actor=audit.Actor.of_staff(staff), service_id=service_id)
+    except (InvalidInput, Conflict) as exc:
+        await session.rollback()
+        return templates.TemplateResponse(request, "catalog/new.html", {
+            **await _form_context(session, staff, error=exc.detail, errors=exc.errors),
+            "v": {**data.__dict__, "service_id": service_id}}, status_code=exc.status)
+    await session.commit()
+    return RedirectResponse(f"/catalog/{item.id}", status_code=303)
 
 
 @router.get("/t/{lg_code}/catalog/{service_id}/edit", response_class=HTMLResponse)
@@ -141,17 +189,23 @@ async def edit_service_page(service_id: str, request: Request, session: DbSessio
 async def edit_service(service_id: str, request: Request, session: DbSession, staff: CatalogEditor,
                        lifecycle: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
                        annual_cost: Annotated[str, Form()] = "", owner: Annotated[str, Form()] = "",
+                       pattern: Annotated[str, Form()] = "", burden_category: Annotated[str, Form()] = "",
                        expected_version: Annotated[int, Form()] = 0) -> Response:
+    """Pattern and cost-burden category left out of the form keep what is stored."""
     _platform_only(staff)
+    item = await service.get_service(session, service_id)
+    data = service.ServiceInput.of(item, lifecycle=lifecycle, description=description, annual_cost=annual_cost,
+                                   owner=owner, pattern=pattern or item.pattern,
+                                   burden_category=burden_category or item.burden_category)
     try:
-        item = await service.update_service(session, service_id, actor=staff.label,
-                                            expected_version=expected_version, lifecycle=lifecycle,
-                                            description=description, annual_cost=annual_cost, owner=owner)
+        if expected_version < 1:
+            raise Conflict("ほかの職員が先に更新しました。最新の内容を確認してから、もう一度保存してください。")
+        item, _ = await service.save_service(session, data, actor=audit.Actor.of_staff(staff), service_id=service_id,
+                                             expected_version=expected_version)
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
-        return await _edit_page(request, session, staff, service_id, error=exc.detail, status=exc.status)
-    await audit.record(session, audit.Actor.of_staff(staff), "catalog.service.updated", target_type="catalog_service",
-                       target_id=item.id, details={"lifecycle": item.lifecycle, "annual_cost": item.annual_cost})
+        return await _edit_page(request, session, staff, service_id, error=exc.detail, errors=exc.errors,
+                                values=data.__dict__, status=exc.status)
     await session.commit()
     return RedirectResponse(f"/catalog/{item.id}", status_code=303)
 

@@ -17,7 +17,7 @@ from kiban.kit.openapi import problem_responses
 from kiban.kit.validation import PlausibleDate
 from kiban.modules.catalog import service as catalog
 from kiban.modules.governance import opendata, service
-from kiban.modules.governance.web import secretariat_only
+from kiban.modules.governance.web import _audit_survey, secretariat_only
 
 public = APIRouter(prefix="/api/v1/governance", tags=["共通化の進め方（公開）"], dependencies=[PUBLIC])
 tenant = APIRouter(prefix="/api/v1/t/{lg_code}/governance", tags=["共通化の進め方（団体・事務局）"])
@@ -126,8 +126,23 @@ async def public_candidate(candidate_id: str, session: DbSession) -> dict[str, A
     out = _assessment(await service.assess(session, candidate, None))
     out["decisions"] = [_decision(d) for d in await service.decisions(session, candidate_id=candidate.id)]
     out["tasks"] = [{"title": t.title, "owner": t.owner, "due_on": t.due_on, "document_title": t.document_title,
-                     "document_url": t.document_url} for t in await service.tasks_of(session, candidate.id)]
+                     "document_url": "" if t.document_url.startswith("/t/") else t.document_url}
+                    for t in await service.tasks_of(session, candidate.id)]
+    out["survey"] = await _survey(session, candidate.id, manage=False)
     return out
+
+
+async def _survey(session, candidate_id: str, *, manage: bool) -> dict[str, Any] | None:
+    """The feasibility survey in modules/surveys, as the page shows it (the builder's address to
+    the secretariat only; the results' once published)."""
+    found = await service.feasibility_survey_status(session, candidate_id)
+    if found is None:
+        return None
+    task, survey = found
+    return {"title": survey.title, "deadline": survey.deadline, "sent": bool(survey.sent_version),
+            "target_count": len(survey.target_codes or survey.target.get("codes", [])),
+            "survey_url": task.document_url if manage else None,
+            "results_url": f"/surveys/results/{service.SECRETARIAT}/{survey.id}" if survey.published_at else None}
 
 
 def _decision(d) -> dict[str, Any]:
@@ -238,8 +253,10 @@ async def make_candidate(group_id: str, staff: Secretariat, session: DbSession,
 @tenant.get("/candidates/{candidate_id}", summary="評価シート（事務局: 非公開の数値を含む）")
 async def candidate(candidate_id: str, staff: Secretariat, session: DbSession) -> dict[str, Any]:
     secretariat_only(staff)
-    return _assessment(await service.assess(session, await service.get_candidate(session, candidate_id),
-                                            staff.tenant.lg_code))
+    out = _assessment(await service.assess(session, await service.get_candidate(session, candidate_id),
+                                           staff.tenant.lg_code))
+    out["survey"] = await _survey(session, candidate_id, manage=True)
+    return out
 
 
 @tenant.put("/candidates/{candidate_id}/assessment", summary="評価シートの保存（判断は人が書く）",
@@ -269,7 +286,8 @@ class DecisionWrite(BaseModel):
 async def decide(meeting_id: str, body: DecisionWrite, staff: Secretariat, session: DbSession) -> dict[str, Any]:
     secretariat_only(staff)
     decision = await service.decide(session, meeting_id, body.candidate_id,
-                                    {k: v or "" for k, v in body.model_dump().items()}, staff.label)
+                                    {k: v or "" for k, v in body.model_dump().items()}, staff.label,
+                                    by=audit.Actor.of_staff(staff))
     await audit.record(session, audit.Actor.of_staff(staff), "governance.decision.made",
                        target_type="governance_candidate", target_id=decision.candidate_id, purpose="連絡協議会の決定",
                        details={"outcome": decision.outcome, "meeting": meeting_id, "service": decision.service_id,
@@ -454,6 +472,29 @@ async def save_rollout(service_id: str, body: PlanWrite, staff: Secretariat, ses
                        details={"pilot": plan.pilot_fy, "rollout": plan.rollout_fy, "national": plan.national_fy})
     await session.commit()
     return await rollout(service_id, staff, session)
+
+
+class SurveyStart(BaseModel):
+    deadline: JsonDate = Field(..., description="回答期限（1900-01-01〜2100-12-31。送付は期限前に限る）")
+    minutes: int = Field(30, strict=True, ge=1, le=6000, description="1団体あたりの回答時間の見込み（分）")
+    title: str = Field("", max_length=200, description="調査の名前（空なら「実現可能性調査: 候補名」）")
+    description: str = Field("", max_length=4000)
+
+
+@tenant.post("/candidates/{candidate_id}/survey", summary="実現可能性調査のアンケートを調査・照会に作る（事務局。何度送っても1件）",
+             responses=problem_responses(422))
+async def start_survey(candidate_id: str, body: SurveyStart, staff: Secretariat, session: DbSession) -> dict[str, Any]:
+    secretariat_only(staff)
+    form = {**body.model_dump(), "deadline": body.deadline.isoformat(), "minutes": str(body.minutes)}
+    task, survey, created = await service.start_survey(session, candidate_id, form, staff.label,
+                                                       f"{staff.tenant.name}（事務局）")
+    if created:
+        await _audit_survey(session, staff, candidate_id, survey)
+    await session.commit()
+    return {"candidate_id": candidate_id, "survey_id": survey.id, "survey_url": task.document_url,
+            "title": survey.title, "deadline": survey.deadline, "target_codes": survey.target["codes"],
+            "questions": len(survey.definition.get("questions", [])), "sent": bool(survey.sent_version),
+            "created": created}
 
 
 class QuestionWrite(BaseModel):

@@ -21,9 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiban.core.audit import labels as audit_labels
+from kiban.core.audit import service as audit
 from kiban.core.identity.service import PLATFORM_LG_CODE
+from kiban.core.registry import service as registry
 from kiban.core.registry.models import Organization
-from kiban.core.tenancy.context import Tenant, unscoped
+from kiban.core.tenancy.context import Tenant, as_tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit.db import utcnow
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
@@ -31,7 +33,8 @@ from kiban.kit.validation import MAX_YEN, parse_date
 from kiban.modules.catalog import service as catalog
 from kiban.modules.catalog.models import BurdenCategory, Lifecycle, Pattern
 from kiban.modules.costs import service as costs
-from kiban.modules.governance import grouping
+from kiban.modules.governance import grouping, notices
+from kiban.modules.surveys import service as surveys
 from kiban.modules.governance.models import (
     Candidate,
     Comment,
@@ -77,6 +80,7 @@ audit_labels.ACTION_LABELS.update({
     "governance.rollout.saved": "展開計画の保存",
     "governance.question.added": "実現可能性調査の質問の追加",
     "governance.question.answered": "実現可能性調査の質問への回答",
+    "governance.survey.started": "実現可能性調査のアンケートの開始（調査・照会）",
 })
 
 
@@ -646,6 +650,74 @@ async def tasks_of(session: AsyncSession, candidate_id: str) -> list[StudyTask]:
                                        .order_by(StudyTask.due_on, StudyTask.created_at))).all())
 
 
+# -- the feasibility survey through modules/surveys -----------------------------------------------------------
+
+SURVEY_TASK_TITLE = "実現可能性調査のアンケート（調査・照会）"
+
+
+def survey_path(survey_id: str) -> str:
+    return f"/t/{SECRETARIAT}/surveys/{survey_id}"
+
+
+async def feasibility_survey(session: AsyncSession, candidate_id: str) -> StudyTask | None:
+    """The study task that links the candidate to its survey in modules/surveys (None if not started)."""
+    for task in await tasks_of(session, candidate_id):
+        if task.title == SURVEY_TASK_TITLE and task.document_url.startswith(f"/t/{SECRETARIAT}/surveys/"):
+            return task
+    return None
+
+
+def survey_id_of(task: StudyTask) -> str:
+    return task.document_url.rsplit("/", 1)[1]
+
+
+async def feasibility_survey_status(session: AsyncSession, candidate_id: str) -> tuple[StudyTask, object] | None:
+    """(linking task, survey) for the candidate's pages. The survey is the secretariat's own row
+    in modules/surveys; its title, deadline and whether it was sent or published are public facts
+    of the study (open by default, like the candidate), so a public page reads them as the
+    secretariat. Answers are never read here: they stay behind the surveys module's READ_RULE."""
+    task = await feasibility_survey(session, candidate_id)
+    if task is None:
+        return None
+    secretariat = await registry.tenant_for(session, SECRETARIAT)
+    async with as_tenant(session, secretariat):
+        survey = await surveys.get_survey(session, survey_id_of(task))
+    return task, survey
+
+
+async def start_survey(session: AsyncSession, candidate_id: str, form: dict, actor: str,
+                       owner: str) -> tuple[StudyTask, object, bool]:
+    """The secretariat starts the feasibility survey to the bodies behind the candidate: a draft
+    survey in modules/surveys (its own service, in the secretariat's organisation) addressed to
+    exactly those bodies, with the candidate's questionnaire questions copied in as free-text
+    questions, and a study task that links the candidate to it. The survey is then edited and
+    sent on the surveys pages (its burden estimate, duplicate check and relay rules apply there).
+    Once per candidate: asking again returns the survey already started (created False).
+    Raises InvalidInput (every field named) as the surveys service does; nothing is written then."""
+    candidate = await get_candidate(session, candidate_id)
+    existing = await feasibility_survey(session, candidate.id)
+    if existing is not None:
+        return existing, await surveys.get_survey(session, survey_id_of(existing)), False
+    views = await group_views(session, [candidate.group_id])
+    codes = [b.code for v in views for b in v.bodies]
+    title = str(form.get("title") or "").strip() or f"実現可能性調査: {candidate.name}"[:200]
+    description = str(form.get("description") or "").strip() or (
+        f"共通化の候補「{candidate.name}」の実現可能性調査です。この候補の課題を提出・賛同した団体にお尋ねします。")
+    settings = surveys.Settings(title=title, description=description, deadline=str(form.get("deadline") or ""),
+                                minutes=str(form.get("minutes") or "30"), relayed=False, target_kind="list",
+                                codes=" ".join(codes))
+    survey = await surveys.create_survey(session, settings, actor=actor)
+    for question in await questions_of(session, candidate.id):
+        await surveys.add_question(session, survey, {"type": "text", "label": question.text[:400]},
+                                   expected_version=None)
+    task = StudyTask(id=str(uuid.uuid4()), candidate_id=candidate.id, title=SURVEY_TASK_TITLE, owner=owner[:200],
+                     due_on=date.fromisoformat(survey.deadline), document_title=survey.title[:200],
+                     document_url=survey_path(survey.id), created_at=utcnow())
+    session.add(task)
+    await session.flush()
+    return task, survey, True
+
+
 # -- the simple questionnaire of the feasibility study -------------------------------------------------------
 
 class AnswerRepository(TenantRepository[StudyAnswer]):
@@ -851,9 +923,12 @@ def _service_id_for(candidate: Candidate) -> str:
     return f"kyotsuka-{candidate.id[:8]}"
 
 
-async def decide(session: AsyncSession, meeting_id: str, candidate_id: str, form: dict, actor: str) -> Decision:
-    """The council's decision. 採択 creates the catalog service (or updates the existing one the
-    candidate extends) and a first rollout plan; the caller audits and commits."""
+async def decide(session: AsyncSession, meeting_id: str, candidate_id: str, form: dict, actor: str, *,
+                 by: audit.Actor) -> Decision:
+    """The council's decision. 採択 creates the catalog service (or reclassifies the one the
+    candidate extends) through the catalog's ``save_service`` and makes a first rollout plan;
+    every body behind the candidate gets an in-app notice of the decision (notices.py). All in
+    the caller's transaction; the caller audits the decision and commits."""
     meeting = await get_meeting(session, meeting_id)
     candidate = await get_candidate(session, candidate_id)
     if candidate.id not in meeting.agenda:
@@ -874,6 +949,8 @@ async def decide(session: AsyncSession, meeting_id: str, candidate_id: str, form
             errors["burden_category"] = "費用負担の区分を選んでください。"
         if lifecycle not in {x.value for x in Lifecycle}:
             errors["lifecycle"] = "段階を選んでください。"
+        if not {"pattern", "burden_category"} & errors.keys() and (problem := catalog.burden_problem(pattern, burden)):
+            errors["burden_category"] = problem
     if errors:
         raise InvalidInput("入力内容を確認してください。", errors=[{"field": k, "message": v} for k, v in errors.items()])
     existing = await session.scalar(select(Decision).where(Decision.meeting_id == meeting.id,
@@ -882,7 +959,7 @@ async def decide(session: AsyncSession, meeting_id: str, candidate_id: str, form
         raise Conflict("この会議ではこの候補についてすでに決定しています。決定の内容は議事録の画面で確認できます。")
     service_id = None
     if outcome == "adopted":
-        service_id = await _apply_to_catalog(session, candidate, pattern, burden, lifecycle, actor)
+        service_id = await _apply_to_catalog(session, candidate, pattern, burden, lifecycle, by)
         if await session.get(RolloutPlan, service_id) is None:
             this_fy = fiscal_year_of(date.today())
             session.add(RolloutPlan(service_id=service_id, candidate_id=candidate.id, pilot_fy=this_fy + 1,
@@ -894,40 +971,46 @@ async def decide(session: AsyncSession, meeting_id: str, candidate_id: str, form
                         lifecycle=lifecycle, decided_by=actor, decided_at=utcnow())
     session.add(decision)
     await session.flush()
+    await _tell_the_bodies(session, decision, candidate, meeting)
     return decision
 
 
-async def _apply_to_catalog(session: AsyncSession, candidate: Candidate, pattern: str, burden: str, lifecycle: str,
-                            actor: str) -> str:
-    """One source of truth: the catalog. An existing service is updated through the catalog's own
-    ``update_service``; a new one is added as a catalog row here, because the catalog module has
-    no function that creates a service (reported to the lead)."""
-    description = f"連絡協議会の採択による共通化（候補: {candidate.name}）。{candidate.judgement}".strip()[:2000]
-    if candidate.catalog_service_id:
-        service = await catalog.get_service(session, candidate.catalog_service_id)
-        await catalog.update_service(session, service.id, actor=actor, expected_version=service.version,
-                                     lifecycle=lifecycle, description=description,
-                                     annual_cost=str(candidate.common_annual_cost or service.annual_cost or ""),
-                                     owner=service.owner)
-        return service.id
-    from kiban.modules.catalog.models import CatalogService
+async def _tell_the_bodies(session: AsyncSession, decision: Decision, candidate: Candidate, meeting: Meeting) -> None:
+    """Every body that submitted or endorsed a need in the candidate's group hears the decision."""
+    views = await group_views(session, [candidate.group_id])
+    codes = [b.code for v in views for b in v.bodies]
+    service_name = (await catalog.get_service(session, decision.service_id)).name if decision.service_id else None
+    await notices.decision_made(session, decision=decision, candidate=candidate, meeting=meeting, codes=codes,
+                                outcome_label=OUTCOMES[decision.outcome], service_name=service_name)
 
-    service_id = _service_id_for(candidate)
-    service = await session.get(CatalogService, service_id)
-    if service is None:
-        service = CatalogService(id=service_id, name=candidate.name[:200], domain=(candidate.domain or "共通化の候補")[:60],
-                                 description=description, pattern=pattern, burden_category=burden,
-                                 owner="デジタル庁（連絡協議会の採択）" if pattern == Pattern.common_a.value else "事業者（標準仕様に準拠）",
-                                 lifecycle=lifecycle, annual_cost=candidate.common_annual_cost,
-                                 source="国・地方デジタル共通基盤 連絡協議会の決定", sort_order=9000, seeded=False,
-                                 version=1, updated_by=actor, updated_at=utcnow())
-        session.add(service)
-    else:
-        service.pattern, service.burden_category, service.lifecycle = pattern, burden, lifecycle
-        service.version += 1
-        service.updated_by, service.updated_at = actor, utcnow()
-    await session.flush()
-    return service_id
+
+async def _apply_to_catalog(session: AsyncSession, candidate: Candidate, pattern: str, burden: str, lifecycle: str,
+                            by: audit.Actor) -> str:
+    """One source of truth: the catalog, written only through its ``save_service`` (validated
+    and audited there as the council's decision). A candidate that extends a service reclassifies
+    it; otherwise the service named after the candidate is created, or reclassified when an
+    earlier 採択 of the same candidate made it."""
+    purpose = "連絡協議会の決定（採択）"
+    cost = candidate.common_annual_cost
+    existing_id = candidate.catalog_service_id or _service_id_for(candidate)
+    existing = await catalog.find_service(session, existing_id)
+    if existing is not None:
+        data = catalog.ServiceInput.of(existing, pattern=pattern, burden_category=burden, lifecycle=lifecycle,
+                                       annual_cost=cost if cost is not None else existing.annual_cost)
+        saved, _ = await catalog.save_service(session, data, actor=by, service_id=existing.id,
+                                              expected_version=existing.version, purpose=purpose)
+        return saved.id
+    if candidate.catalog_service_id:
+        await catalog.get_service(session, candidate.catalog_service_id)  # gone since the assessment: NotFound
+    description = f"連絡協議会の採択による共通化（候補: {candidate.name}）。{candidate.judgement}".strip()[:4000]
+    data = catalog.ServiceInput(
+        name=candidate.name[:200], domain=(candidate.domain or "共通化の候補")[:60], pattern=pattern,
+        burden_category=burden, lifecycle=lifecycle, description=description, annual_cost=cost,
+        owner="デジタル庁（連絡協議会の採択）" if pattern == Pattern.common_a.value else "事業者（標準仕様に準拠）"
+        if pattern == Pattern.common_b.value else "各自治体（標準仕様に準拠）",
+        source="国・地方デジタル共通基盤 連絡協議会の決定")
+    saved, _ = await catalog.save_service(session, data, actor=by, service_id=existing_id, purpose=purpose)
+    return saved.id
 
 
 # -- rollout ------------------------------------------------------------------------------------------------

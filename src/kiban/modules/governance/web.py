@@ -98,6 +98,7 @@ async def public_candidate(candidate_id: str, request: Request, session: DbSessi
     return _page(request, "candidate.html", {
         "questions": await service.questions_of(session, candidate.id), "answers": [],
         "a": await service.assess(session, candidate, None), "tasks": await service.tasks_of(session, candidate.id),
+        "survey": await _survey_of(session, candidate.id),
         "decisions": await service.decisions(session, candidate_id=candidate.id), "manage": False,
         "meetings": {m.id: m for m in await service.meetings(session)}})
 
@@ -303,18 +304,30 @@ async def make_candidate(group_id: str, request: Request, session: DbSession, st
     return RedirectResponse(f"{_base(staff.tenant.lg_code)}/candidates/{candidate.id}", status_code=303)
 
 
+async def _survey_of(session, candidate_id: str):
+    """(the linking task, the survey in modules/surveys) once the feasibility survey is started."""
+    found = await service.feasibility_survey_status(session, candidate_id)
+    if found is None:
+        return None
+    task, survey = found
+    return {"task": task, "survey": survey, "url": task.document_url, "lg_code": service.SECRETARIAT}
+
+
 async def _candidate_page(request, session, staff, candidate_id, *, form=None, errors=(), error=None, status=200,
                           section=None):
     candidate = await service.get_candidate(session, candidate_id)
     questions = await service.questions_of(session, candidate.id)
     return _page(request, "candidate.html", {
+        "survey": await _survey_of(session, candidate.id),
         "questions": questions, "answers": await service.answers_to(session, [q.id for q in questions]),
         "tenant": staff.tenant, "a": await service.assess(session, candidate, staff.tenant.lg_code),
         "tasks": await service.tasks_of(session, candidate.id), "manage": True, "form": form, "errors": list(errors),
         "error": error, "section": section, "services": await catalog.list_services(session),
         "decisions": await service.decisions(session, candidate_id=candidate.id),
         "meetings": {m.id: m for m in await service.meetings(session)},
-        "notice": {"saved": "評価を保存しました。", "task": "作業を追加しました。", "question": "質問を追加しました。"}.get(request.query_params.get("done", ""))},
+        "notice": {"saved": "評価を保存しました。", "task": "作業を追加しました。", "question": "質問を追加しました。",
+                   "survey": "アンケートの下書きを調査・照会に作りました。質問を確かめてから送付してください。"}.get(
+                       request.query_params.get("done", ""))},
         status)
 
 
@@ -354,6 +367,32 @@ async def add_task(candidate_id: str, request: Request, session: DbSession, staf
                        target_id=candidate_id, details={"title": task.title})
     await session.commit()
     return RedirectResponse(f"{_base(staff.tenant.lg_code)}/candidates/{candidate_id}?done=task", status_code=303)
+
+
+@router.post("/t/{lg_code}/governance/candidates/{candidate_id}/survey", dependencies=CSRF)
+async def start_survey(candidate_id: str, request: Request, session: DbSession, staff: Secretariat) -> Response:
+    """The feasibility survey to the bodies behind the candidate, started in modules/surveys."""
+    secretariat_only(staff)
+    form = await _form(request)
+    try:
+        task, survey, created = await service.start_survey(session, candidate_id, form, staff.label,
+                                                           f"{staff.tenant.name}（事務局）")
+    except InvalidInput as exc:
+        await session.rollback()
+        return await _candidate_page(request, session, staff, candidate_id, form=form, errors=exc.errors,
+                                     error=exc.detail, status=exc.status, section="survey")
+    if created:
+        await _audit_survey(session, staff, candidate_id, survey)
+    await session.commit()
+    return RedirectResponse(f"{_base(staff.tenant.lg_code)}/candidates/{candidate_id}?done=survey#survey", status_code=303)
+
+
+async def _audit_survey(session, staff: StaffContext, candidate_id: str, survey) -> None:
+    actor = audit.Actor.of_staff(staff)
+    await audit.record(session, actor, "surveys.survey.created", target_type="survey", target_id=survey.id,
+                       details={"survey_title": survey.title})
+    await audit.record(session, actor, "governance.survey.started", target_type="governance_candidate",
+                       target_id=candidate_id, details={"survey": survey.id, "targets": len(survey.target["codes"])})
 
 
 @router.post("/t/{lg_code}/governance/candidates/{candidate_id}/questions", dependencies=CSRF)
@@ -427,7 +466,8 @@ async def decide(meeting_id: str, request: Request, session: DbSession, staff: S
     form = await _form(request)
     try:
         _confirmed(form, "決定は取り消せません。内容を確認のうえ「内容を確認しました」に印を付けてください。")
-        decision = await service.decide(session, meeting_id, form.get("candidate_id", ""), form, staff.label)
+        decision = await service.decide(session, meeting_id, form.get("candidate_id", ""), form, staff.label,
+                                        by=audit.Actor.of_staff(staff))
     except (InvalidInput, Conflict, NotFound) as exc:
         await session.rollback()
         return await _meeting_page(request, session, meeting_id, staff, errors=getattr(exc, "errors", []),
