@@ -290,6 +290,11 @@ API_KEY_WITHHELD[Permission.governance_comment_write] = ("連絡協議会への�
                                                          "自分の名前で出します（API キーでは出せません）。")
 # <<< governance
 
+# The catalog is one national source of truth, written by デジタル庁's staff (issue #15's 採択 too):
+# a system holding a key does not classify services.
+API_KEY_WITHHELD[Permission.catalog_service_manage] = (
+    "共通サービスカタログの登録・分類は、デジタル庁の職員がサインインして行います（API キーでは行えません）。")
+
 # >>> opinions: labels, roles and API-key grants
 PERMISSION_LABELS.update({
     Permission.opinions_comment_read: "意見照会（届いた照会と自団体の意見）の閲覧",

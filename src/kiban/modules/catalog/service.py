@@ -335,14 +335,14 @@ async def save_service(session: AsyncSession, data: ServiceInput, *, actor: audi
     after = {k: getattr(service, k) for k in ("pattern", "burden_category", "lifecycle", "annual_cost")}
     changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
     created = expected_version == 0
+    entry = {"target_type": "catalog_service", "target_id": service.id, "purpose": purpose,
+             "details": {"name": service.name, **after, "changes": changes, "version": service.version}}
     if created:
-        action = "catalog.service.created"
+        await audit.record(session, actor, "catalog.service.created", **entry)
     elif any(k in changes for k in ("pattern", "burden_category", "lifecycle")):
-        action = "catalog.service.classified"
+        await audit.record(session, actor, "catalog.service.classified", **entry)
     else:
-        action = "catalog.service.updated"
-    await audit.record(session, actor, action, target_type="catalog_service", target_id=service.id, purpose=purpose,
-                       details={"name": service.name, **after, "changes": changes, "version": service.version})
+        await audit.record(session, actor, "catalog.service.updated", **entry)
     return service, created
 
 

@@ -27,11 +27,28 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kiban.core.audit import labels as audit_labels
 from kiban.core.registry.models import MUNICIPAL_TYPES, Organization, OrgType
 from kiban.core.tenancy.context import Tenant, unscoped
 from kiban.kit.db import utcnow
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.modules.opinions.models import Answer, Comment, Consultation, Review
+
+# Audit labels of this module (registered here, as modules/governance does).
+audit_labels.ACTION_LABELS.update({
+    "opinions.consultation.created": "意見照会の作成",
+    "opinions.consultation.updated": "意見照会の変更",
+    "opinions.consultation.announced": "意見照会の開始（各団体への通知）",
+    "opinions.consultation.published": "意見と回答の一覧の公表",
+    "opinions.comment.submitted": "意見照会への意見・質問の提出",
+    "opinions.comment.edited": "意見照会への意見・質問の修正",
+    "opinions.comment.withdrawn": "意見照会への意見・質問の取下げ",
+    "opinions.comments.read": "意見照会に寄せられた意見の閲覧",
+    "opinions.comments.classified": "意見の分類と回答",
+    "opinions.answer.edited": "意見への回答の修正",
+})
+audit_labels.TARGET_TYPE_LABELS.update({"opinion_consultation": "意見照会", "opinion_comment": "意見照会への意見",
+                                        "opinion_answer": "意見への回答"})
 
 READ_RULE = ("意見を読めるのは、意見を出した団体と照会した府省庁だけ。意見と回答の一覧を公表した後は誰でも"
              "（団体名は府省庁が公表を選んだときだけ。取り下げた意見は公表しない）")
