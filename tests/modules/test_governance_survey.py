@@ -53,7 +53,9 @@ async def test_the_secretariat_starts_the_feasibility_survey_in_the_surveys_modu
     received = (await toyota.client.get(f"/api/v1/t/{TOYOTA}/surveys")).json()["received"]
     assert [r["survey_title"] for r in received] == [draft["title"]]
     sapporo = await staff(SAPPORO, "staff")
-    assert (await sapporo.client.get(f"/api/v1/t/{SAPPORO}/surveys")).json()["received"] == []
+    # (札幌市 may hold surveys committed by the browser tests in this database: only this one matters.)
+    sapporo_received = (await sapporo.client.get(f"/api/v1/t/{SAPPORO}/surveys")).json()["received"]
+    assert draft["title"] not in [r["survey_title"] for r in sapporo_received]
     assert "送付しました" in (await agency.client.get(base)).text
     public = await client.get(f"/governance/candidates/{candidate_id}")
     assert public.status_code == 200 and draft["title"] in public.text and survey_url not in public.text
