@@ -20,13 +20,20 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from kiban.core.identity import credentials
 from kiban.kit.db import create_engine, get_session
 from kiban.ops.provision import build_database
 from kiban.kit.settings import Settings
 from kiban.main import create_app
+
+# Real argon2id, with the cheapest parameters it allows: the suite signs staff in a few thousand
+# times, and production's 0.1 s each cost CI several minutes. Production's parameters are checked
+# in tests/core/test_password_hashing.py; the suite's hashes verify the same way.
+credentials.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 BACKEND = os.environ.get("KIBAN_TEST_DATABASE", "sqlite")
 PG_HOST = os.environ.get("KIBAN_TEST_PG_HOST", "127.0.0.1")

@@ -15,8 +15,19 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from kiban.kit.secrets import fernet
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# argon2id with the library's recommended parameters (RFC 9106's low-memory profile: t=3, 64 MiB, p=4)
+PRODUCTION_HASHER = PasswordHasher()
+_hasher = PRODUCTION_HASHER
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def use_hasher(hasher: PasswordHasher) -> None:
+    """Hash and verify with other argon2id parameters from now on. Only the test suite calls it:
+    its thousands of sign-ins at 0.1 s each cost CI minutes. Stored hashes carry their own
+    parameters, so either kind verifies; tests/core/test_password_hashing.py checks production's."""
+    global _hasher, _DUMMY_HASH
+    _hasher = hasher
+    _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 TOTP_DIGITS = 6
 TOTP_STEP = 30
 ISSUER = "Kiban"
