@@ -32,11 +32,11 @@ def test_check_before_migrating_says_what_to_do(kiban) -> None:
 def test_upgrade_seed_twice_and_check(kiban) -> None:
     assert kiban("db", "upgrade").exit_code == 0
     first = kiban("seed")
-    assert first.exit_code == 0 and "追加 1971" in first.output
+    assert first.exit_code == 0 and "追加 1974" in first.output
     second = kiban("seed")
-    assert second.exit_code == 0 and "追加 0・更新 0・変更なし 1971" in second.output
+    assert second.exit_code == 0 and "追加 0・更新 0・変更なし 1974" in second.output
     check = kiban("check")
-    assert check.exit_code == 0 and "1971 団体" in check.output
+    assert check.exit_code == 0 and "1974 団体" in check.output
 
 
 def test_settings_set_show_and_clear(kiban) -> None:

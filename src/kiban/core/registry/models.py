@@ -1,6 +1,6 @@
 """The base registry of organisations: every local government, the wards of designated
-cities, and the national bodies that use the platform. Not tenant-owned: it is the shared
-public register every tenant reads."""
+cities, and the national bodies and associations of local governments that use the platform.
+Not tenant-owned: it is the shared public register every tenant reads."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ class OrgType(enum.StrEnum):
     village = "村"
     ward = "行政区"
     national = "府省庁"
+    # 全国知事会・全国市長会・全国町村会 (地方自治法第263条の3「全国的連合組織」): they sit on the
+    # national–local council and submit needs; not local governments, so never counted as one.
+    association = "全国的連合組織"
 
     @property
     def is_municipality(self) -> bool:

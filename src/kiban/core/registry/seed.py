@@ -64,15 +64,16 @@ def registry_rows() -> list[dict[str, Any]]:
     kana = {r["code"]: r for r in _read("lg_codes_kana.csv")}
     rows: list[dict[str, Any]] = []
     order = 0
-    for national in _read("national_bodies.csv"):
-        order += 1
-        rows.append({
-            "code": national["code"], "name": national["name"], "kana": national["kana"],
-            "type": OrgType.national.value, "prefecture_number": None, "prefecture_name": None,
-            "parent_code": None, "population": None, "households": None,
-            "population_source": None, "area_km2": None, "habitable_area_km2": None,
-            "sort_order": order,
-        })
+    for file, kind in (("national_bodies.csv", OrgType.national), ("associations.csv", OrgType.association)):
+        for body in _read(file):
+            order += 1
+            rows.append({
+                "code": body["code"], "name": body["name"], "kana": body["kana"],
+                "type": kind.value, "prefecture_number": None, "prefecture_name": None,
+                "parent_code": None, "population": None, "households": None,
+                "population_source": None, "area_km2": None, "habitable_area_km2": None,
+                "sort_order": order,
+            })
     for record in _read("lg_population.csv"):
         order += 1
         code = record["code"]

@@ -16,6 +16,7 @@ from kiban.modules.governance.models import Need
 ACTOR = "デモデータ作成（架空）"
 NOTE = "（架空のデモデータです。実在の団体の提出内容ではありません）"
 SAPPORO, HAKODATE, HOKKAIDO, SENDAI = "011002", "012025", "010006", "041009"
+CHOSONKAI = "000931"  # 全国町村会: the associations submit and endorse needs too (seed 003)
 
 NEEDS = (
     (SAPPORO, {"title": "粗大ごみの受付が電話に集中する", "task": "粗大ごみ収集の受付",
@@ -29,7 +30,7 @@ NEEDS = (
     (SENDAI, {"title": "国の調査が県経由で何度も届く", "task": "経由調査への回答",
               "description": "府省からの調査が県を経由して届き、同じ数値を何度も表計算ソフトに入力している。" + NOTE,
               "hours_per_year": 1500, "confidential": []},
-     [(HOKKAIDO, {"hours_per_year": 3000})]),
+     [(HOKKAIDO, {"hours_per_year": 3000}), (CHOSONKAI, {"comment": "小規模町村ほど負担が重い" + NOTE})]),
 )
 
 

@@ -24,7 +24,7 @@ from kiban.core.audit import labels as audit_labels
 from kiban.core.audit import service as audit
 from kiban.core.identity.service import PLATFORM_LG_CODE
 from kiban.core.registry import service as registry
-from kiban.core.registry.models import Organization
+from kiban.core.registry.models import MUNICIPAL_TYPES, Organization, OrgType
 from kiban.core.tenancy.context import Tenant, as_tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.kit.db import utcnow
@@ -794,14 +794,25 @@ async def add_member(session: AsyncSession, form: dict) -> CouncilMember:
         errors["body"] = "所属（団体名）を入力してください。"
     if kind not in MEMBER_KINDS:
         errors["kind"] = "区分を選んでください。"
-    if code and await session.get(Organization, code) is None:
+    org = await session.get(Organization, code) if code else None
+    if code and org is None:
         errors["org_code"] = "団体コードが見つかりません。6桁の全国地方公共団体コードで入力してください。"
+    elif org is not None and kind in MEMBER_KINDS and not _member_kind_fits(kind, org.type):
+        errors["org_code"] = f"{org.name}（{org.type}）は区分「{MEMBER_KINDS[kind]}」の団体ではありません。"
     if errors:
         raise InvalidInput("入力内容を確認してください。", errors=[{"field": k, "message": v} for k, v in errors.items()])
     member = CouncilMember(id=str(uuid.uuid4()), name=name, body=body, kind=kind, org_code=code, created_at=utcnow())
     session.add(member)
     await session.flush()
     return member
+
+
+def _member_kind_fits(kind: str, org_type: str) -> bool:
+    """A member's body is of its kind: 国 a national body, the associations' representatives one of
+    the three associations (全国的連合組織), a designated prefecture or municipality one of those."""
+    fits = {"national": {OrgType.national.value}, "association": {OrgType.association.value},
+            "prefecture": {OrgType.prefecture.value}, "municipality": {t.value for t in MUNICIPAL_TYPES}}
+    return org_type in fits[kind]
 
 
 async def members(session: AsyncSession) -> list[CouncilMember]:
