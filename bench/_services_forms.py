@@ -9,8 +9,8 @@ an address completed from its postal code, a conditional question, free text). `
 runs as its own process as the application role (``--workers 2``, else 1; its job runner off, so
 the receipt e-mails written in each submission's transaction wait in the outbox). Each of
 ``--clients`` residents, closed-loop (no pause: the server's saturation, not a day's traffic;
-``--fill-seconds S``: each takes about S seconds to fill the form in, as people do, so that the
-200 have the form open at once), does ``--per-client`` applications; every second one is submitted twice. No sign-in: the form
+``--fill-seconds S``: each opens the form at a random moment of the first S seconds and takes
+about S seconds to fill it in, as people do, so that the 200 have the form open at once), does ``--per-client`` applications; every second one is submitted twice. No sign-in: the form
 is public.
 
 Prints requests per kind with p50/p99 (the submit POST is the figure the issue sets: p99 under
@@ -157,6 +157,8 @@ async def drive(base: str, clients: int, per_client: int, seed: int, fill_s: flo
     async def resident(index: int) -> None:
         rng = random.Random(seed * 100_000 + index)
         async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, follow_redirects=False) as client:
+            if fill_s:  # people come to the form one by one, not at the same millisecond
+                await asyncio.sleep(rng.uniform(0, fill_s))
             for n in range(per_client):
                 page = await timed("open", client.get(f"/f/{ICHINOMIYA}/{SLUG}"))
                 if page is None or page.status_code != 200:
