@@ -120,11 +120,11 @@ async def all_indicators(session: DbSession, prefecture: Prefecture = None, lg_c
                          demo_note=await service.demo_note(session), indicators=[indicator_out(i) for i in items])
 
 
-@public.get("/{key}", summary="調査によらない指標の1つ（adoptions・savings・fees・disasters・prefill）",
+@public.get("/{key}", summary="調査によらない指標の1つ（" + "・".join(service.DEFINITIONS) + "）",
             response_model=IndicatorOut, responses=problem_responses(404, 422))
 async def one_indicator(key: str, session: DbSession, prefecture: Prefecture = None, lg_code: LgCode = None,
                         grain: Grain = None) -> IndicatorOut:
     if key not in service.DEFINITIONS:
-        raise NotFound("お探しの指標はありません。adoptions・savings・fees・disasters・prefill のいずれかです。")
+        raise NotFound(f"お探しの指標はありません。{'・'.join(service.DEFINITIONS)} のいずれかです。")
     scope = await service.scope_of(session, prefecture, lg_code, grain)
     return indicator_out(await service.indicator(session, key, scope))

@@ -76,6 +76,8 @@ DEFINITIONS = {d.key: d for d in [
                f"秘匿の基準は名寄せ後の人数で{MIN_PERSONS}人未満。時系列は登録した時期。", "件", "人", "災害"),
     Definition("prefill", "調査の回答の事前入力（ワンスオンリー）", "提出された調査の回答のうち、プラットフォームの値"
                "（人口・世帯数・利用状況など）で事前に入力された回答の数。時系列は提出した時期。", "件", "団体", "事前入力の結果"),
+    Definition("avoided", "重複照会の抑止", "調査の作成者が、1年以内にほかの調査で尋ねた質問だと示されて省いた質問について、"
+               "送付先の団体が答えずに済んだ件数（省いた質問の数 × 送付先の団体）。時系列は送付した時期。", "件", "団体", "内訳"),
 ]}
 
 
@@ -442,6 +444,8 @@ async def _category_labels(session: AsyncSession, d: Definition, keys: list[str]
         return [(k, found[k].name if k in found else "（削除された災害）") for k in ordered]
     if d.key == "prefill":
         return [(k, PREFILL_LABELS.get(k, k)) for k in PREFILL_LABELS if k in keys]
+    if d.key == "avoided":
+        return [(k, "省いた質問") for k in keys]
     return [(k, k) for k in keys]
 
 

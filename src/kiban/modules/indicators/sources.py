@@ -16,7 +16,7 @@ from sqlalchemy import Select, String, and_, cast, func, literal, literal_column
 from kiban.modules.catalog.models import Adoption, AdoptionStatus, CatalogService
 from kiban.modules.costs.models import FeeStatement
 from kiban.modules.disaster.models import VictimRecord
-from kiban.modules.surveys.models import ResponseStatus, SurveyResponse
+from kiban.modules.surveys.models import ResponseStatus, Survey, SurveyResponse, SurveyVersion
 
 GRAINS = {"fy": "年度", "month": "月"}
 ACTIVE = (AdoptionStatus.in_use.value, AdoptionStatus.pilot.value)
@@ -99,6 +99,24 @@ def _prefill(grain: str, dialect: str):
     return union_all(kept, fixed)
 
 
+def _avoided(grain: str, dialect: str):
+    """Per body a sent survey was addressed to: the questions its author dropped as asked by
+    another survey within a year (重複照会の抑止), which that body therefore never answered. From
+    the version in force (a later version that drops more counts those too)."""
+    if dialect == "postgresql":
+        n = func.json_array_length(SurveyVersion.definition.op("->")(literal("avoided")))
+    else:
+        n = func.json_array_length(SurveyVersion.definition, "$.avoided")
+    count = func.coalesce(n, 0)
+    return (select(SurveyResponse.lg_code.label("code"), literal("avoided").label("category"),
+                   period(SurveyVersion.sent_at, grain, dialect, timestamp=True).label("period"),
+                   count.label("value"), cast(literal(None), String).label("person"))
+            .join(Survey, and_(Survey.lg_code == SurveyResponse.survey_lg_code, Survey.id == SurveyResponse.survey_id))
+            .join(SurveyVersion, and_(SurveyVersion.lg_code == Survey.lg_code, SurveyVersion.survey_id == Survey.id,
+                                      SurveyVersion.number == Survey.sent_version))
+            .where(count > 0))
+
+
 @dataclass(frozen=True)
 class Source:
     build: object  # (grain, dialect) -> a select or union with the five columns
@@ -111,6 +129,7 @@ SOURCES = {
     "fees": Source(_fees),
     "disasters": Source(_disasters, by_person=True),
     "prefill": Source(_prefill),
+    "avoided": Source(_avoided),
 }
 
 

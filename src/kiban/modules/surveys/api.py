@@ -152,6 +152,18 @@ class VersionRequest(Body):
     expected_version: int | None = None
 
 
+@tenant.post("/{survey_id}/questions/{key}/avoid", response_model=SurveyRead, responses=CONFLICT,
+             summary="重複照会の抑止: 1年以内にほかの調査で尋ねた質問を下書きから省く（記録し、指標に数える）")
+async def avoid_question(survey_id: str, key: str, body: VersionRequest, session: DbSession, staff: Manager) -> SurveyRead:
+    survey = await service.get_survey(session, survey_id)
+    removed = await service.remove_question(session, survey, key, expected_version=body.expected_version,
+                                            as_duplicate=True, actor=staff.label)
+    await audit.record(session, audit.Actor.of_staff(staff), "surveys.question.avoided", target_type="survey",
+                       target_id=survey.id, details={"survey_title": survey.title, "label": removed["label"]})
+    await session.commit()
+    return await _survey(session, survey)
+
+
 @tenant.get("/{survey_id}/responses/{respondent_code}", summary="届いた回答（送付元が読む。届いていなければ 404）",
             response_model=dict[str, Any])
 async def delivered_response(survey_id: str, respondent_code: str, session: DbSession, staff: Manager) -> dict[str, Any]:

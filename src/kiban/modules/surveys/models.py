@@ -156,6 +156,7 @@ def _audit_labels() -> None:
     ACTION_LABELS.update({
         "surveys.survey.created": "調査の作成",
         "surveys.survey.updated": "調査の変更",
+        "surveys.question.avoided": "重複照会として質問を省略",
         "surveys.survey.sent": "調査の送付",
         "surveys.survey.published": "調査結果の公表",
         "surveys.answers.exported": "調査の回答の書き出し",

@@ -156,17 +156,32 @@ async def add_question(session: AsyncSession, survey: Survey, raw: dict, *, expe
     return question
 
 
-async def remove_question(session: AsyncSession, survey: Survey, key: str, *, expected_version: int | None) -> dict:
+async def remove_question(session: AsyncSession, survey: Survey, key: str, *, expected_version: int | None,
+                          as_duplicate: bool = False, actor: str = "") -> dict:
+    """Removes a question from the draft. ``as_duplicate``: the author drops it because another
+    survey asked it within a year (重複照会の抑止); it is kept in the definition's ``avoided``
+    list with what it repeated, so the sent version reports the overlap and the indicators count
+    the answers nobody had to give."""
     _check_version(survey, expected_version, "ほかの職員がこの調査を先に変更しました（いまは第{n}版）。画面を読み込み直してください。")
     definition = dict(survey.definition)
     question = next((q for q in definition.get("questions", []) if q["key"] == key), None)
     if question is None:
         raise NotFound("この質問は見つかりませんでした。")
+    repeated = (await duplicates(session, survey)).get(key, []) if as_duplicate else []
+    if as_duplicate and not repeated:
+        raise InvalidInput("この質問は1年以内のほかの調査と重複していません。重複として省くことはできません（通常の削除をご利用ください）。",
+                           errors=[{"field": "duplicate", "message": "重複の見つからない質問です。"}])
     if any((q.get("show_if") or {}).get("q") == key for q in definition["questions"]):
         raise InvalidInput("この質問はほかの質問の表示条件に使われているため削除できません。",
                            errors=[{"field": "key", "message": "表示条件に使われている質問です。"}])
     definition["questions"] = [q for q in definition["questions"] if q["key"] != key]
     definition["rules"] = [r for r in definition.get("rules", []) if key not in (r["total"], *r["parts"])]
+    if repeated:
+        definition["avoided"] = [*definition.get("avoided", []), {
+            "label": question["label"], "binding": question.get("binding") or "", "by": actor,
+            "at": utcnow().isoformat(timespec="seconds"),
+            "repeats": [{"sender": d.sender, "survey_title": d.survey_title, "sent_on": d.sent_on.isoformat(),
+                         "label": d.label, "why": d.why} for d in repeated]}]
     survey.definition = definition
     _touch(survey)
     return question
@@ -974,5 +989,5 @@ async def replace_definition(session: AsyncSession, survey: Survey, questions: l
                 errors.extend({"field": f"rules[{i}].{e['field']}", "message": e["message"]} for e in exc.errors)
     if errors:
         raise InvalidInput(" ".join(e["message"] for e in errors), errors=errors)
-    survey.definition = {"questions": built, "rules": checked_rules}
+    survey.definition = {**survey.definition, "questions": built, "rules": checked_rules}  # "avoided" stays
     _touch(survey)

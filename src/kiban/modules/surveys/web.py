@@ -169,19 +169,25 @@ async def add_question(survey_id: str, request: Request, session: DbSession, sta
 
 @router.post("/t/{lg_code}/surveys/{survey_id}/questions/{key}/delete", dependencies=[Depends(verify_csrf)])
 async def delete_question(survey_id: str, key: str, request: Request, session: DbSession, staff: Manager,
-                          confirm: Annotated[str, Form()] = "", expected_version: Annotated[str, Form()] = "") -> Response:
+                          confirm: Annotated[str, Form()] = "", expected_version: Annotated[str, Form()] = "",
+                          duplicate: Annotated[str, Form()] = "") -> Response:
     survey = await service.get_survey(session, survey_id)
     question = next((q for q in survey.definition.get("questions", []) if q["key"] == key), None)
+    as_duplicate = duplicate == "1"
     if confirm != "yes" and question is not None:
+        repeated = (await service.duplicates(session, survey)).get(key, []) if as_duplicate else []
         return templates.TemplateResponse(request, "surveys/confirm_delete.html",
-                                          _ctx(staff, survey=survey, question=question))
+                                          _ctx(staff, survey=survey, question=question, as_duplicate=as_duplicate,
+                                               repeated=repeated))
     try:
-        removed = await service.remove_question(session, survey, key, expected_version=_int(expected_version))
+        removed = await service.remove_question(session, survey, key, expected_version=_int(expected_version),
+                                                as_duplicate=as_duplicate, actor=staff.label)
     except (InvalidInput, Conflict) as exc:
         await session.rollback()
         survey = await service.get_survey(session, survey_id)
         return await _builder(request, session, staff, survey, error=exc.detail, status=exc.status)
-    await audit.record(session, audit.Actor.of_staff(staff), "surveys.survey.updated", target_type="survey",
+    await audit.record(session, audit.Actor.of_staff(staff),
+                       "surveys.question.avoided" if as_duplicate else "surveys.survey.updated", target_type="survey",
                        target_id=survey.id, details={"survey_title": survey.title, "label": removed["label"]})
     await session.commit()
     return _back(staff, survey, "#questions")
