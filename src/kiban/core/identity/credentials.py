@@ -28,6 +28,8 @@ def use_hasher(hasher: PasswordHasher) -> None:
     global _hasher, _DUMMY_HASH
     _hasher = hasher
     _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
+
 TOTP_DIGITS = 6
 TOTP_STEP = 30
 ISSUER = "Kiban"
