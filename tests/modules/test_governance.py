@@ -361,6 +361,10 @@ async def test_the_demo_adds_invented_needs_once_and_hides_their_confidential_co
     sodai = next(g for g in groups if any(n["title"] == "粗大ごみの受付が電話に集中する" for n in g["needs"]))
     assert sodai["body_count"] >= 3 and "架空" in sodai["needs"][0]["description"]
     assert all(n["annual_cost"] is None for n in sodai["needs"] if n["lg_code"] == SAPPORO)
+    # Three unrelated needs, three groups (a long note shared by every description once made one).
+    demo_titles = {"粗大ごみの受付が電話に集中する", "議会の会議録の作成に時間がかかる", "国の調査が県経由で何度も届く"}
+    holding = [g["id"] for g in groups if demo_titles & {n["title"] for n in g["needs"]}]
+    assert len(holding) == 3
 
 
 async def test_every_governance_page_reads_as_japanese_and_its_links_open(staff, session, client) -> None:
