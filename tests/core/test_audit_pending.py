@@ -63,7 +63,8 @@ async def test_a_read_is_kept_pending_then_chained_once_in_the_owners_log(sessio
     assert {e.entry_id for e in about} == set(ids)
 
     async with sessions() as session:
-        assert await audit.chain_pending(session, OWNER) >= 3
+        # (how many it chains is not asked: a live server's runner on this database may chain some first)
+        await audit.chain_pending(session, OWNER)
         await session.commit()
     assert await _chain_state(sessions, ids) == (0, 3, [])
     async with sessions() as session:
@@ -98,7 +99,7 @@ async def test_the_administrators_log_shows_pending_reads(sessions) -> None:
 async def test_the_job_runner_chains_what_is_pending(sessions) -> None:
     ids = await _pending_reads(sessions, 2)
     runner = Runner(sessions, kinds=[])
-    assert await runner.tick() >= 2
+    await runner.tick()  # (a live server's runner on this database may be ticking too)
     assert await _chain_state(sessions, ids) == (0, 2, [])
     assert await runner.tick() == 0  # not due again within the second
 
@@ -116,8 +117,11 @@ async def test_two_chainers_at_once_chain_every_entry_once(sessions) -> None:
 
     results = await asyncio.gather(*(chainer() for _ in range(4)))
     async with sessions() as session:
-        assert await audit.chain_pending(session, OWNER) + sum(results) >= 100
+        # At most 100 between them: a live server's job runner (the browser tests' server on this
+        # database, chaining every second) may be a fifth chainer and take some or all of them.
+        assert await audit.chain_pending(session, OWNER) + sum(results) <= 100
         await session.commit()
+    # Every entry chained exactly once, whoever chained it.
     assert await _chain_state(sessions, ids) == (0, 100, [])
 
 
