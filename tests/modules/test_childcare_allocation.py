@@ -417,3 +417,178 @@ def test_sibling_explanations_name_the_other_children_by_label() -> None:
     r2 = allocate(Instance(independent, facilities))
     assert placed(r2) == placed(r) and r2.stats.siblings_split == 1
     assert r2.placement("t1").reasons == ("第1希望（さくら保育園 1歳児）に決まりました。",)
+
+
+# --- 管外受入枠 (outside quota, 広域利用) ------------------------------------------------------------
+# The facility's municipality ("m") offers only so many places of a class to children living
+# elsewhere ("o"); residents never count against it.
+
+
+def quota_fac(fid: str, name: str, quota: dict[int, int | None], municipality: str = "m", **seats: int) -> Facility:
+    return Facility(fid, municipality, cap(**seats), name=name, outside_quota=quota)
+
+
+def outsiders_within_quota(inst: Instance, assignment: dict[str, str | None]) -> bool:
+    prep = Prepared(inst)
+    board = Board(prep, [prep.fidx[f] if f else -1 for f in assignment.values()])
+    return (all(len(h) <= prep.cap[p] for p, h in enumerate(board.held))
+            and all(q is None or len(board.held_out[p]) <= q for p, q in enumerate(prep.quota)))
+
+
+def test_outside_children_are_placed_only_up_to_the_quota_and_the_refusal_says_so() -> None:
+    inst = Instance(
+        children=(kid("o1", 1, 50, "A", "B", town="o"), kid("o2", 1, 45, "A", "B", town="o"),
+                  kid("r1", 1, 30, "A", "B", town="m")),
+        facilities=(quota_fac("A", "さくら保育園", {1: 1}, a1=3), fac("B", "ひまわり保育園", "o", a1=2)),
+    )
+    for mode in ("default", "exact"):
+        r = allocate(inst, mode=mode, time_limit=10)
+        # A keeps a seat free rather than give a second one to a child from elsewhere
+        assert placed(r) == {"o1": "A", "o2": "B", "r1": "A"}, mode
+        assert r.blocking == () and find_blocking(inst, r.assignment()) == ()
+        assert r.placement("o2").reasons == (
+            "第2希望（ひまわり保育園 1歳児）に決まりました。",
+            "第1希望（さくら保育園 1歳児）は、管外からの受入枠に達しました（施設のある市区町村がほかの市区町村に"
+            "お住まいの方に用意した1歳児の1人分が、指数 50 の方までで埋まりました。あなたの指数は 45）。",
+        )
+        cut = {(c.facility_id, c.age_class): c for c in r.cutoffs}
+        assert (cut["A", 1].outside_quota, cut["A", 1].outside_placed, cut["A", 1].placed) == (1, 1, 2)
+        assert (cut["B", 1].outside_quota, cut["B", 1].outside_placed) == (None, 0)
+    # Without the quota o2 would have A's free seat: the same assignment then has a blocking pair
+    free = Instance(inst.children, (fac("A", "さくら保育園", "m", a1=3), inst.facilities[1]))
+    assert placed(allocate(free)) == {"o1": "A", "o2": "A", "r1": "A"}
+    assert [b.child_ids for b in find_blocking(free, {"o1": "A", "o2": "B", "r1": "A"})] == [("o2",)]
+
+
+def test_the_quota_counts_only_outsiders_and_only_in_its_own_class() -> None:
+    inst = Instance(
+        children=(kid("r1", 0, 10, "A", town="m"), kid("r2", 0, 10, "A", town="m"), kid("o0", 0, 90, "A", town="o"),
+                  kid("o3", 3, 5, "A", town="o"), kid("o3b", 3, 4, "A", town="o")),
+        facilities=(quota_fac("A", "みどり園", {0: 1, 3: None}, a0=3, a3=2),),
+    )
+    r = allocate(inst)
+    assert placed(r) == {"r1": "A", "r2": "A", "o0": "A", "o3": "A", "o3b": "A"}
+
+
+def test_a_zero_quota_closes_the_class_to_other_municipalities_with_its_own_reason() -> None:
+    inst = Instance(children=(kid("o", 2, 80, "A", "B", town="o"), kid("r", 2, 1, "A", town="m")),
+                    facilities=(quota_fac("A", "あおば園", {2: 0}, a2=5), fac("B", "わかば園", "o", a2=1)))
+    for mode in ("default", "exact"):
+        r = allocate(inst, mode=mode, time_limit=10)
+        assert placed(r) == {"o": "B", "r": "A"}
+        assert r.placement("o").reasons[1] == (
+            "第1希望（あおば園 2歳児）は、施設のある市区町村が2歳児の管外（ほかの市区町村にお住まいの方）の受入枠を"
+            "設けていませんでした。")
+
+
+def test_a_higher_ranked_outsider_displaces_the_lowest_outsider_even_with_a_seat_free() -> None:
+    inst = Instance(
+        children=(kid("hi", 1, 50, "A", "B", town="o"), kid("lo", 1, 10, "A", "B", town="o"),
+                  kid("r", 1, 5, "A", town="m")),
+        facilities=(quota_fac("A", "A園", {1: 1}, a1=3), fac("B", "B園", "o", a1=2)),
+    )
+    (b,) = find_blocking(inst, {"hi": "B", "lo": "A", "r": "A"})
+    assert (b.child_ids, b.facility_id, b.displaced) == (("hi",), "A", ("lo",))
+    r = allocate(inst)
+    assert placed(r) == {"hi": "A", "lo": "B", "r": "A"}
+
+
+def test_outside_twins_need_two_outside_places_to_be_together() -> None:
+    twins = (kid("t1", 1, 40, "A", "B", group="g", town="o"), kid("t2", 1, 40, "A", "B", group="g", town="o"))
+    facilities = (quota_fac("A", "A園", {1: 1}, a1=4), fac("B", "B園", "o", a1=1))
+    r = allocate(Instance(twins, facilities))
+    # together nowhere (A offers one outside place, B has one seat): split, one at A and one at B
+    assert sorted(f for f in placed(r).values()) == ["A", "B"] and r.stats.siblings_split == 1
+    only = tuple(Child(c.id, c.age_class, c.municipality, c.points, c.preferences, sibling_group="g",
+                       sibling_rule=TOGETHER_ONLY) for c in twins)
+    for mode in ("default", "exact"):
+        r = allocate(Instance(only, facilities), mode=mode, time_limit=10)
+        assert placed(r) == {"t1": None, "t2": None} and r.blocking == ()
+    roomy = (quota_fac("A", "A園", {1: 2}, a1=4), facilities[1])
+    assert placed(allocate(Instance(only, roomy))) == {"t1": "A", "t2": "A"}
+
+
+def _random_quota_instance(seed: int) -> Instance:
+    """Two municipalities, siblings, and outside quotas of 0, 1 or none per class."""
+    rng = random.Random(seed)
+    n, nf = rng.randint(8, 16), rng.randint(2, 4)
+    facilities = [Facility(f"F{i}", rng.choice("mo"), tuple(rng.randint(0, 2) for _ in range(6)), name=f"園{i}",
+                           outside_quota=tuple(rng.choice([None, 0, 1, 1]) for _ in range(6))) for i in range(nf)]
+    children: list[Child] = []
+    g = 0
+    while len(children) < n:
+        town = rng.choice("mmo")
+        if rng.random() < 0.4:
+            g += 1
+            rule, pts = rng.choice([TOGETHER_ONLY, TOGETHER_PREFERRED]), rng.randint(1, 5)
+            prefs = tuple(rng.sample([f.id for f in facilities], rng.randint(1, nf)))
+            for _ in range(2):
+                children.append(Child(f"c{len(children)}", rng.randint(0, 2), town, pts, prefs, (rng.random(),),
+                                      f"g{g}", rule))
+        else:
+            children.append(Child(f"c{len(children)}", rng.randint(0, 2), town, rng.randint(1, 5),
+                                  tuple(rng.sample([f.id for f in facilities], rng.randint(1, nf))), (rng.random(),)))
+    return Instance(tuple(children), tuple(facilities))
+
+
+def test_deferred_acceptance_never_exceeds_a_quota_and_is_stable_on_singles() -> None:
+    for seed in range(150):
+        inst = _random_quota_instance(seed)
+        r = allocate(inst)
+        assert outsiders_within_quota(inst, r.assignment()), seed
+        assert find_blocking(inst, r.assignment()) == r.blocking, seed
+    rng = random.Random(11)
+    facilities = tuple(Facility(f"F{i}", rng.choice("mo"), cap(a0=rng.randint(0, 3), a1=rng.randint(0, 3)),
+                                outside_quota=(rng.choice((None, 0, 1, 2)), rng.choice((None, 0, 1, 2)), None, None,
+                                               None, None)) for i in range(6))
+    children = tuple(kid(f"c{i}", rng.randint(0, 1), rng.choice((10, 20, 30)), *rng.sample([f.id for f in facilities], 3),
+                         tie=(rng.random(),), town=rng.choice("mo")) for i in range(60))
+    singles = Instance(children, facilities)
+    default, exact = allocate(singles), allocate(singles, mode="exact", time_limit=20)
+    assert default.stats.blocking == exact.stats.blocking == 0  # deferred acceptance with quotas stays stable
+    assert default.stats.placed == exact.stats.placed and exact.status == "OPTIMAL"
+    assert outsiders_within_quota(singles, exact.assignment())
+
+
+def _brute_force_with_quota(inst: Instance) -> tuple[int, int]:
+    prep = Prepared(inst)
+    best = None
+    for choice in itertools.product(*[range(len(u.plans) + 1) for u in prep.units]):
+        assign = [-1] * len(prep.children)
+        for u, k in enumerate(choice):
+            if k < len(prep.units[u].plans):
+                for m, fi in zip(prep.units[u].members, prep.units[u].plans[k]):
+                    if fi >= 0:
+                        assign[m] = fi
+        board = Board(prep, assign)
+        if any(len(h) > prep.cap[p] for p, h in enumerate(board.held)):
+            continue
+        if any(q is not None and len(board.held_out[p]) > q for p, q in enumerate(prep.quota)):
+            continue
+        key = (len(_blocking(prep, board)), -sum(1 for a in assign if a >= 0))
+        best = key if best is None or key < best else best
+    return best[0], -best[1]
+
+
+@pytest.mark.parametrize("seed", [494, 625])
+def test_exact_mode_honours_the_quota_and_reaches_the_brute_force_minimum(seed: int) -> None:
+    # Seeds found by running the generator: deferred acceptance leaves more blocking coalitions
+    # than the minimum over every matching that keeps capacities and outside quotas.
+    inst = _random_quota_instance(seed)
+    default = allocate(inst)
+    exact = allocate(inst, mode="exact", time_limit=20)
+    assert default.stats.blocking > exact.stats.blocking
+    assert exact.status == "OPTIMAL"
+    assert (exact.stats.blocking, exact.stats.placed) == _brute_force_with_quota(inst)
+    assert outsiders_within_quota(inst, exact.assignment())
+    assert find_blocking(inst, exact.assignment()) == exact.blocking
+
+
+@pytest.mark.parametrize(("quota", "message"), [
+    ((1, 1), "管外からの受入枠は0〜5歳児の6クラス分"),
+    ((-1, None, None, None, None, None), "管外からの受入枠に負の数は指定できません（A園 0歳児: -1）"),
+    ((None, 1.5, None, None, None, None), "管外からの受入枠は整数で指定してください（A園 1歳児）"),
+])
+def test_a_wrong_quota_is_refused_in_japanese(quota, message) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        allocate(Instance((kid("c", 1, 10, "A"),), (Facility("A", "m", cap(a1=1), name="A園", outside_quota=quota),)))

@@ -16,6 +16,13 @@ Vocabulary
   of the facility's own municipality before everyone else (広域利用). ``Facility.priority_order``
   lists child ids in an explicit order that overrides the points (children not listed come
   after, in the default order).
+* ``Facility.outside_quota`` (管外受入枠): per age class, how many of the seats the facility's
+  municipality offers to children living in other municipalities (広域利用: the municipality where
+  the facility stands decides how many places it gives to 管外 children; ``None`` for a class, or
+  for the whole facility, means no separate limit). A child whose municipality is not the
+  facility's counts against it; residents never do. It is a second capacity on the same program,
+  for the outsiders only, and the facility still admits in its priority order: an outsider is
+  admitted when the class has room and the outsiders ranked above them leave room in the quota.
 * A *unit* is a single child or a sibling group (``Child.sibling_group``). Every unit has a
   ranked list of *plans*; a plan gives each member a facility or nothing:
 
@@ -41,7 +48,10 @@ Vocabulary
   them, ``|children placed at p ranked above w, not in U| + |S| <= capacity(p)``. For a single
   child that is the classic blocking pair (a free seat, or someone ranked below them). This is
   the blocking coalition of Sun, Yamada, Takenami, Moriwaki and Yokoo's CP model (AAAI-24, as in
-  the authors' public code) for families and positions of their list, without transfers. An outcome that is not one of U's plans
+  the authors' public code) for families and positions of their list, without transfers. With an
+  outside quota, P must also fit it: with S' the members counted against the quota of p and w'
+  the lowest-ranked of them, ``|outsiders placed at p ranked above w', not in U| + |S'| <=
+  outside_quota(p)``. An outcome that is not one of U's plans
   (possible only for an assignment given from outside) ranks below every plan.
 
 Modes
@@ -123,7 +133,10 @@ class Child:
 @dataclass(frozen=True)
 class Facility:
     """``capacity``: seats offered by age class, a tuple of six ints for 0–5歳児 (a mapping
-    ``{age: seats}`` is accepted and normalised)."""
+    ``{age: seats}`` is accepted and normalised). ``outside_quota``: of those seats, how many the
+    facility's municipality offers to children of other municipalities, by age class (six ints or
+    None, None meaning no separate limit for that class; a mapping is accepted); None for the
+    whole facility: no limit in any class."""
 
     id: str
     municipality: str
@@ -131,6 +144,7 @@ class Facility:
     name: str = ""  # shown in explanations; 「第1希望の施設」 is used when empty
     residents_first: bool = False
     priority_order: tuple[str, ...] | None = None
+    outside_quota: tuple[int | None, ...] | None = None
 
     def __post_init__(self) -> None:
         cap = self.capacity
@@ -139,6 +153,14 @@ class Facility:
         object.__setattr__(self, "capacity", tuple(cap))
         if self.priority_order is not None:
             object.__setattr__(self, "priority_order", tuple(self.priority_order))
+        quota = self.outside_quota
+        if isinstance(quota, Mapping):
+            quota = tuple(quota.get(a) for a in AGE_CLASSES)
+        if quota is not None:
+            object.__setattr__(self, "outside_quota", tuple(quota))
+
+    def quota(self, age: int) -> int | None:
+        return None if self.outside_quota is None else self.outside_quota[age]
 
 
 @dataclass(frozen=True)
@@ -167,6 +189,16 @@ class Instance:
                     raise ValueError(f"定員は整数で指定してください（{label} {a}歳児）。")
                 if seats < 0:
                     raise ValueError(f"定員に負の数は指定できません（{label} {a}歳児: {seats}）。")
+            if f.outside_quota is not None:
+                if len(f.outside_quota) != len(AGE_CLASSES):
+                    raise ValueError(f"管外からの受入枠は0〜5歳児の6クラス分を指定してください（{label}）。")
+                for a, seats in enumerate(f.outside_quota):
+                    if seats is None:
+                        continue
+                    if isinstance(seats, bool) or not isinstance(seats, int):
+                        raise ValueError(f"管外からの受入枠は整数で指定してください（{label} {a}歳児）。")
+                    if seats < 0:
+                        raise ValueError(f"管外からの受入枠に負の数は指定できません（{label} {a}歳児: {seats}）。")
         child_ids: set[str] = set()
         for c in self.children:
             if not isinstance(c.id, str) or not c.id:
@@ -234,6 +266,8 @@ class Cutoff:
     placed: int
     lowest_points: Decimal | int | None  # None when nobody placed
     full: bool
+    outside_quota: int | None = None  # 管外受入枠 of the class (None: no separate limit)
+    outside_placed: int = 0  # children of other municipalities placed in the class
 
 
 @dataclass(frozen=True)
@@ -282,8 +316,9 @@ class Unit:
     rule: SiblingRule | None  # None for a single child (including members of INDEPENDENT groups)
     seats: list[list[tuple[int, int]]] = field(default_factory=list)  # per plan, (child, program)
     index: dict[tuple[int, ...], int] = field(default_factory=dict)
-    # per plan, per program used: (program, facility, rank of the worst member there, members there)
-    needs: list[list[tuple[int, int, int, int]]] = field(default_factory=list)
+    # per plan, per program used: (program, facility, rank of the worst member there, members
+    # there, rank of the worst member there counted against the outside quota, how many are)
+    needs: list[list[tuple[int, int, int, int, int, int]]] = field(default_factory=list)
 
 
 def _product(values: Any) -> int:
@@ -307,6 +342,14 @@ class Prepared:
         self.age = [c.age_class for c in self.children]
         self.prefs = [tuple(self.fidx[f] for f in c.preferences) for c in self.children]
         self.cap = [f.capacity[a] for f in self.facilities for a in AGE_CLASSES]
+        self.quota: list[int | None] = [f.quota(a) for f in self.facilities for a in AGE_CLASSES]
+        # counted[c]: the facilities where child c counts against an outside quota (its class has
+        # one and the child lives elsewhere)
+        self.counted: list[frozenset[int]] = [
+            frozenset(fi for fi in self.prefs[c]
+                      if self.quota[fi * 6 + self.age[c]] is not None
+                      and self.children[c].municipality != self.facilities[fi].municipality)
+            for c in range(n)]
         try:
             order = sorted(range(n), key=lambda i: (-self.children[i].points, self.children[i].tie_break,
                                                     self.children[i].id))
@@ -407,13 +450,20 @@ class Prepared:
             unit.index.setdefault(plan, k)
             if len(seats) == 1:
                 m, p = seats[0]
-                unit.needs.append([(p, p // 6, self.rank[m][p // 6], 1)])
+                r = self.rank[m][p // 6]
+                out = p // 6 in self.counted[m]
+                unit.needs.append([(p, p // 6, r, 1, r if out else -1, 1 if out else 0)])
                 continue
             by: dict[int, list[int]] = {}
             for m, p in seats:
                 by.setdefault(p, []).append(m)
-            unit.needs.append([(p, p // 6, max(self.rank[m][p // 6] for m in S), len(S))
-                               for p, S in sorted(by.items())])
+            needs = []
+            for p, S in sorted(by.items()):
+                fi = p // 6
+                outs = [m for m in S if fi in self.counted[m]]
+                needs.append((p, fi, max(self.rank[m][fi] for m in S), len(S),
+                              max((self.rank[m][fi] for m in outs), default=-1), len(outs)))
+            unit.needs.append(needs)
         self.units.append(unit)
         for m in unit.members:
             self.unit_of[m] = u
@@ -445,11 +495,13 @@ class Prepared:
 
 
 class Board:
-    """Who holds which seat: per program a sorted list of (rank, child)."""
+    """Who holds which seat: per program a sorted list of (rank, child), and the same list of the
+    children counted against the program's outside quota (``held_out``)."""
 
     def __init__(self, prep: Prepared, assign: Sequence[int] | None = None) -> None:
         self.prep = prep
         self.held: list[list[tuple[int, int]]] = [[] for _ in prep.cap]
+        self.held_out: list[list[tuple[int, int]]] = [[] for _ in prep.cap]
         self.assign = [-1] * len(prep.children)
         self.tests = 0
         if assign is not None:
@@ -459,7 +511,10 @@ class Board:
 
     def seat(self, c: int, fi: int) -> None:
         p = fi * 6 + self.prep.age[c]
-        insort(self.held[p], (self.prep.rank[c][fi], c))
+        entry = (self.prep.rank[c][fi], c)
+        insort(self.held[p], entry)
+        if fi in self.prep.counted[c]:
+            insort(self.held_out[p], entry)
         self.assign[c] = fi
 
     def unseat(self, c: int) -> None:
@@ -467,9 +522,25 @@ class Board:
         if fi < 0:
             return
         p = fi * 6 + self.prep.age[c]
+        entry = (self.prep.rank[c][fi], c)
         lst = self.held[p]
-        del lst[bisect_left(lst, (self.prep.rank[c][fi], c))]
+        del lst[bisect_left(lst, entry)]
+        if fi in self.prep.counted[c]:
+            lst = self.held_out[p]
+            del lst[bisect_left(lst, entry)]
         self.assign[c] = -1
+
+    def over(self, p: int) -> int:
+        """A child to push out of program p because it holds more than it may (the lowest-ranked
+        outsider while the outside quota is exceeded, then the lowest-ranked holder while the
+        class is over capacity), or -1."""
+        prep = self.prep
+        quota = prep.quota[p]
+        if quota is not None and len(self.held_out[p]) > quota:
+            return self.held_out[p][-1][1]
+        if len(self.held[p]) > prep.cap[p]:
+            return self.held[p][-1][1]
+        return -1
 
     def admits(self, u: int, k: int) -> bool:
         """Would every member of unit u be admitted under plan k (the blocking rule)?"""
@@ -479,7 +550,7 @@ class Board:
         members = unit.members
         held = self.held
         cap = prep.cap
-        for p, fi, worst, n in unit.needs[k]:
+        for p, fi, worst, n, worst_out, n_out in unit.needs[k]:
             above = bisect_left(held[p], (worst, -1))
             if len(members) > 1:
                 age = p % 6
@@ -488,17 +559,38 @@ class Board:
                         above -= 1
             if above + n > cap[p]:
                 return False
+            if n_out:
+                above = bisect_left(self.held_out[p], (worst_out, -1))
+                if len(members) > 1:
+                    age = p % 6
+                    for m in members:
+                        if (self.assign[m] == fi and prep.age[m] == age and prep.rank[m][fi] < worst_out
+                                and fi in prep.counted[m]):
+                            above -= 1
+                if above + n_out > prep.quota[p]:
+                    return False
         return True
 
     def displaced(self, u: int, k: int) -> list[int]:
+        """The placed children who would lose their seat if unit u took plan k: each program
+        admits, in its priority order, while the class has room and (for an outsider) the outside
+        quota has room."""
         prep = self.prep
         members = set(prep.units[u].members)
         out: list[int] = []
         for p, S in prep.plan_groups(u, k):
-            others = [c for _, c in self.held[p] if c not in members]
-            excess = len(others) + len(S) - prep.cap[p]
-            if excess > 0:
-                out.extend(others[-excess:])
+            fi = p // 6
+            quota = prep.quota[p]
+            candidates = sorted([e for e in self.held[p] if e[1] not in members]
+                                + [(prep.rank[m][fi], m) for m in S])
+            taken = taken_out = 0
+            for _, c in candidates:
+                outsider = fi in prep.counted[c]
+                if taken < prep.cap[p] and not (outsider and quota is not None and taken_out >= quota):
+                    taken += 1
+                    taken_out += outsider
+                elif c not in members:
+                    out.append(c)
         return out
 
 
@@ -549,9 +641,7 @@ def _attempt(prep: Prepared, order: list[int], budget: int, rng: random.Random |
                 dirty.update(touched)
                 bumped = []
                 for p in touched:
-                    lst = board.held[p]
-                    while len(lst) > prep.cap[p]:
-                        _, c = lst[-1]
+                    while (c := board.over(p)) >= 0:
                         v = prep.unit_of[c]
                         for m in units[v].members:
                             if board.assign[m] >= 0:
@@ -682,7 +772,8 @@ def _cutoffs(prep: Prepared, board: Board) -> tuple[Cutoff, ...]:
         if cap == 0 and not prep.applicants[p]:
             continue
         lowest = prep.children[held[-1][1]].points if held else None
-        out.append(Cutoff(prep.facilities[p // 6].id, p % 6, cap, len(held), lowest, len(held) >= cap))
+        out.append(Cutoff(prep.facilities[p // 6].id, p % 6, cap, len(held), lowest, len(held) >= cap,
+                          prep.quota[p], len(board.held_out[p])))
     return tuple(out)
 
 

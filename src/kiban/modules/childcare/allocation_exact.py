@@ -23,12 +23,18 @@ Model (units, plans, programs and the blocking rule are those of ``allocation``)
   This keeps the model linear in the number of (child, preference) pairs, where the textbook
   stability constraint sums over every higher-ranked applicant (quadratic; see
   bench/_allocation_reference.py, which does it that way on purpose to cross-check).
+* ``Q[p,i]`` — the same prefix counts over the applicants of p counted against its outside quota
+  (管外受入枠: children of other municipalities, when the class has one); the domain
+  ``0..outside_quota(p)`` of the last is the quota constraint.
 * ``alpha[u,k] = sum_{j<=k} y[u,j]`` — u has plan k or better.
 * ``beta[u,k]`` — counted blocking coalition. With, per program p of plan k, S the members seated
   there, w the worst of them and ``above = P[p,pos(w)] - (members of u ranked above w seated in p)``:
   if ``above + |S| <= capacity(p)`` for every p of the plan, then ``alpha[u,k] + beta[u,k] >= 1``.
   One program: ``(cap-|S|+1)(alpha+beta) + above >= cap-|S|+1``; several: one literal per
-  program ``e => above >= cap-|S|+1`` and ``alpha + beta + sum(e) >= 1``.
+  program ``e => above >= cap-|S|+1`` and ``alpha + beta + sum(e) >= 1``. The outside quota adds,
+  for a program where members S' count against it (w' the worst of them), one more way of not
+  being admitted: ``above' >= quota-|S'|+1`` with ``above'`` read from ``Q`` as ``above`` from ``P``
+  — the same rule as the engine's checker.
 
 Minimising ``sum(beta)`` makes ``beta`` exactly the blocking indicator, so the phase-1 optimum is
 the minimum number of blocking coalitions over all feasible matchings; the final matching is
@@ -66,6 +72,9 @@ class _Model:
                 groups = prep.plan_groups(u, k)
                 if any(len(S) > prep.cap[p] for p, S in groups):
                     continue
+                if any(prep.quota[p] is not None and sum(1 for c in S if p // 6 in prep.counted[c]) > prep.quota[p]
+                       for p, S in groups):
+                    continue
                 v = m.NewBoolVar(f"y{u}_{k}")
                 self.y[u, k] = v
                 self.size[u, k] = len(unit.seats[k])
@@ -90,9 +99,26 @@ class _Model:
                 m.Add(v == chain[-1] + sum(terms))
                 chain.append(v)
             self.P.append(chain)
+        # prefix counts over the applicants counted against an outside quota
+        self.pos_out: list[dict[int, int]] = []
+        self.Q: list[list[Any]] = []
+        for p, appl in enumerate(prep.applicants):
+            quota = prep.quota[p]
+            outs = [c for c in appl if p // 6 in prep.counted[c]] if quota is not None else []
+            self.pos_out.append({c: i for i, c in enumerate(outs)})
+            chain = [0]
+            for i, c in enumerate(outs):
+                terms = self.xterms.get((c, p), [])
+                if not terms:
+                    chain.append(chain[-1])
+                    continue
+                v = m.NewIntVar(0, min(i + 1, quota), f"Q{p}_{i + 1}")
+                m.Add(v == chain[-1] + sum(terms))
+                chain.append(v)
+            self.Q.append(chain)
         # blocking indicators
         self.beta: dict[tuple[int, int], cp_model.IntVar] = {}
-        self.e: dict[tuple[int, int, int], cp_model.IntVar] = {}
+        self.e: dict[tuple[int, int, int, str], cp_model.IntVar] = {}
         self.alpha_terms: dict[tuple[int, int], list[Any]] = {}
         for u, unit in enumerate(units):
             running: list[Any] = []
@@ -113,9 +139,18 @@ class _Model:
                     own = [t for mm in member_set if mm in self.pos[p] and self.pos[p][mm] < wpos
                            for t in self.xterms.get((mm, p), [])]
                     above = self.P[p][wpos] - sum(own) if own else self.P[p][wpos]
-                    if isinstance(above, int) and above < need:
-                        continue  # always admitted there: no condition from p
-                    conds.append((p, need, above))
+                    if not (isinstance(above, int) and above < need):  # else always admitted by the class
+                        conds.append(((p, "cap"), need, above))
+                    outs = [c for c in S if fi in prep.counted[c]]
+                    if outs:
+                        w = max(outs, key=lambda c: prep.rank[c][fi])
+                        wpos = self.pos_out[p][w]
+                        need = prep.quota[p] - len(outs) + 1
+                        own = [t for mm in member_set if mm in self.pos_out[p] and self.pos_out[p][mm] < wpos
+                               for t in self.xterms.get((mm, p), [])]
+                        above = self.Q[p][wpos] - sum(own) if own else self.Q[p][wpos]
+                        if not (isinstance(above, int) and above < need):
+                            conds.append(((p, "out"), need, above))
                 b = m.NewBoolVar(f"b{u}_{k}")
                 self.beta[u, k] = b
                 if not conds:
@@ -125,10 +160,10 @@ class _Model:
                     m.Add(need * (alpha + b) + above >= need)
                 else:
                     lits = []
-                    for p, need, above in conds:
-                        ev = m.NewBoolVar(f"e{u}_{k}_{p}")
+                    for (p, kind), need, above in conds:
+                        ev = m.NewBoolVar(f"e{u}_{k}_{p}_{kind}")
                         m.Add(above >= need).OnlyEnforceIf(ev)
-                        self.e[u, k, p] = ev
+                        self.e[u, k, p, kind] = ev
                         lits.append(ev)
                     m.Add(alpha + b + sum(lits) >= 1)
         self.blocking = sum(self.beta.values())
@@ -146,24 +181,29 @@ class _Model:
             chosen[u] = prep.current_plan(u, assign)
         for (u, k), v in self.y.items():
             m.AddHint(v, 1 if chosen[u] == k else 0)
-        for p, chain in enumerate(self.P):
-            count = 0
-            for i, c in enumerate(prep.applicants[p]):
-                if assign[c] == p // 6:
-                    count += 1
-                var = chain[i + 1]
-                if not isinstance(var, int) and (i == 0 or var is not chain[i]):
-                    m.AddHint(var, count)
+        for chains, applicants in ((self.P, prep.applicants), (self.Q, [list(pos) for pos in self.pos_out])):
+            for p, chain in enumerate(chains):
+                count = 0
+                for i, c in enumerate(applicants[p]):
+                    if assign[c] == p // 6:
+                        count += 1
+                    var = chain[i + 1]
+                    if not isinstance(var, int) and (i == 0 or var is not chain[i]):
+                        m.AddHint(var, count)
         for (u, k), b in self.beta.items():
             m.AddHint(b, 1 if k < chosen[u] and board.admits(u, k) else 0)
-        for (u, k, p), ev in self.e.items():
-            S = [mm for mm, q in prep.units[u].seats[k] if q == p]
+        for (u, k, p, kind), ev in self.e.items():
             fi = p // 6
+            S = [mm for mm, q in prep.units[u].seats[k] if q == p]
+            if kind == "out":
+                S = [mm for mm in S if fi in prep.counted[mm]]
+            held, limit = (board.held_out[p], prep.quota[p]) if kind == "out" else (board.held[p], prep.cap[p])
             worst = max(prep.rank[mm][fi] for mm in S)
-            above = bisect_left(board.held[p], (worst, -1)) - sum(
+            above = bisect_left(held, (worst, -1)) - sum(
                 1 for mm in prep.units[u].members
-                if assign[mm] == fi and prep.age[mm] == p % 6 and prep.rank[mm][fi] < worst)
-            m.AddHint(ev, 1 if above + len(S) > prep.cap[p] else 0)
+                if assign[mm] == fi and prep.age[mm] == p % 6 and prep.rank[mm][fi] < worst
+                and (kind == "cap" or fi in prep.counted[mm]))
+            m.AddHint(ev, 1 if above + len(S) > limit else 0)
 
     def read(self, solver: cp_model.CpSolver) -> list[int]:
         prep = self.prep

@@ -3,8 +3,9 @@
 Every placement and every refusal is explained to the parent in plain words: which preference
 the child got, and for every preference ranked above it, why not (no seats offered, the class
 filled with higher points — with the last admitted points and the child's own —, a tie decided by
-the municipality's tie-break, residents of the facility's municipality ranked first, or the
-sibling rule). Facility names are used, never ids.
+the municipality's tie-break, residents of the facility's municipality ranked first, the places
+the facility's municipality offers to children of other municipalities (管外受入枠) taken by
+children ranked higher, or the sibling rule). Facility names are used, never ids.
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ def _why_not(prep: Prepared, board: Board, c: int, i: int, fi: int, state: str |
     mine = format_points(child.points)
     if cap == 0:
         return f"{label}は、{age}歳児の募集がありませんでした。"
+    if fi in prep.counted[c]:
+        quota = prep.quota[p]
+        held_out = board.held_out[p]
+        if quota == 0:
+            return (f"{label}は、施設のある市区町村が{age}歳児の管外（ほかの市区町村にお住まいの方）の受入枠を"
+                    "設けていませんでした。")
+        if len(held_out) >= quota and held_out[-1][0] < prep.rank[c][fi]:
+            last = format_points(prep.children[held_out[-1][1]].points)
+            return (f"{label}は、管外からの受入枠に達しました（施設のある市区町村がほかの市区町村にお住まいの方に"
+                    f"用意した{age}歳児の{quota}人分が、指数 {last} の方までで埋まりました。あなたの指数は {mine}）。")
     if len(held) >= cap and held[-1][0] < prep.rank[c][fi]:
         lowest = prep.children[held[-1][1]]
         if fac.priority_order is not None:
