@@ -288,3 +288,88 @@ async def test_who_may_see_what(staff, new_client, ca) -> None:
         assert words in bad.text, words
     assert 'value="保護者 三郎"' in bad.text
     assert (await parent.get("/me/childcare/HK000000-000000")).status_code == 404
+
+
+async def test_the_facilitys_municipality_sets_an_outside_quota_that_the_allocation_keeps(
+        staff, new_client, gbizid, ca) -> None:
+    """広域利用: 函館市 offers one 1歳児 place of its facility to children of other municipalities;
+    two 札幌市 children want it, one is placed, the other is told why, and publishing lowers
+    both the places free and the outside quota."""
+    operator = await business(new_client, gbizid, "社会福祉法人ひかり会 担当", OPERATOR)
+    made = await _facilities(operator)
+    hako = list(made.values())[2]
+    page = f"/t/{HAKODATE}/childcare/facilities/{hako['id']}"
+    api = f"/api/v1/t/{HAKODATE}/childcare/facilities/{hako['id']}"
+    hakodate = await staff(HAKODATE, "admin", name="函館 次郎")
+    viewer = await staff(HAKODATE, "viewer")
+    sapporo = await staff(SAPPORO, "admin", name="札幌 太郎")
+
+    # who may: anonymous, a viewer (reads, cannot set), another municipality (404 either way)
+    assert (await new_client().get(api)).status_code == 401
+    assert (await viewer.client.get(page)).status_code == 200
+    assert "管外受入枠を変えられるのは" in (await viewer.client.get(page)).text
+    refused = await viewer.client.post(page, data={"outside_quota_1": "0", "csrf_token": viewer.csrf})
+    assert refused.status_code == 403
+    assert (await viewer.client.put(f"{api}/outside-quota", json={"outside_quota": [None] * 6})).status_code == 403
+    assert (await sapporo.client.get(page)).status_code == 404
+    assert (await sapporo.client.get(f"/t/{SAPPORO}/childcare/facilities/{hako['id']}")).status_code == 404
+    assert (await sapporo.client.put(f"/api/v1/t/{SAPPORO}/childcare/facilities/{hako['id']}/outside-quota",
+                                     json={"outside_quota": [1] * 6})).status_code == 404
+
+    # bad input: every wrong class named in Japanese, nothing saved
+    bad = await hakodate.client.post(page, data={"outside_quota_0": "たくさん", "outside_quota_1": "7",
+                                                 "csrf_token": hakodate.csrf})
+    assert bad.status_code == 422
+    assert "0歳児の管外受入枠は 0 から 6 までの整数で入力してください" in bad.text
+    assert "1歳児の管外受入枠は 0 から 6 までの整数で入力してください" in bad.text and 'value="たくさん"' in bad.text
+    assert not foreign_words(read(bad)[0])
+    problem = await hakodate.client.put(f"{api}/outside-quota", json={"outside_quota": [None, -1, None, None, None, None]})
+    assert problem.status_code == 422 and problem.headers["content-type"].startswith(PROBLEM)
+    assert [e["field"] for e in problem.json()["errors"]] == ["outside_quota_1"]
+    assert (await hakodate.client.get(api)).json()["outside_quota"] == [None] * 6
+
+    saved = await hakodate.client.post(page, data={"outside_quota_1": "1", "csrf_token": hakodate.csrf})
+    assert saved.status_code == 303
+    shown = await hakodate.client.get(saved.headers["location"])
+    assert "管外受入枠を保存しました" in shown.text and not foreign_words(read(shown)[0])
+    assert (await hakodate.client.get(api)).json()["outside_quota"] == [None, 1, None, None, None, None]
+    overview = await hakodate.client.get(f"/t/{HAKODATE}/childcare")
+    assert f'href="{page}"' in overview.text
+    search = await new_client().get("/childcare", params={"municipality": "函館市", "age": "1"})
+    assert "ほかの市区町村にお住まいの方の受入枠: 1歳児 1人" in search.text
+
+    # two 札幌市 children want the 函館市 facility's two free 1歳児 places: only one is offered to them
+    await sapporo.client.post(f"/t/{SAPPORO}/childcare/rules/preset", data={"preset": "example_sum", "csrf_token": sapporo.csrf})
+    receipts = []
+    for name in ("保護者 一郎", "保護者 二郎"):
+        parent = await resident(new_client, ca, name)
+        sent = await parent.post("/me/childcare/apply", data=_apply_form(parent, [f"{HAKODATE}:{hako['id']}"], name=name))
+        assert sent.status_code == 303, sent.text[:1000]
+        receipts.append((parent, sent.headers["location"].rsplit("/", 1)[-1]))
+    for mode in ("exact", "default"):
+        run = await sapporo.client.post(f"/api/v1/t/{SAPPORO}/childcare/allocation", json={"rule_version": 1, "mode": mode})
+        assert run.status_code == 201, run.text
+        assert run.json()["summary"]["placed"] == 1 and run.json()["summary"]["blocking"] == 0, mode
+    cutoff = next(c for c in run.json()["result"]["cutoffs"] if c["facility_id"] == hako["id"] and c["age_class"] == 1)
+    assert (cutoff["capacity"], cutoff["placed"], cutoff["outside_quota"], cutoff["outside_placed"]) == (2, 1, 1, 1)
+    number = run.json()["number"]
+    # 函館市 closes the class to other municipalities after the trial: publishing it is refused,
+    # nothing changes, and a new trial follows the new quota
+    await hakodate.client.put(f"{api}/outside-quota", json={"outside_quota": [None, 0, None, None, None, None]})
+    stale = await sapporo.client.post(f"/t/{SAPPORO}/childcare/allocation/{number}/publish",
+                                      data={"csrf_token": sapporo.csrf, "confirm": "yes"})
+    assert stale.status_code == 409 and "この試行のあとに減りました" in stale.text
+    assert (await hakodate.client.get(api)).json()["vacancy"][1] == 2
+    assert all(o["status"] == "submitted" for o in [(await p.get("/api/v1/me/childcare")).json()[0] for p, _ in receipts])
+    closed = await sapporo.client.post(f"/api/v1/t/{SAPPORO}/childcare/allocation", json={"rule_version": 1})
+    assert closed.json()["summary"]["placed"] == 0
+    await hakodate.client.put(f"{api}/outside-quota", json={"outside_quota": [None, 1, None, None, None, None]})
+    published = await sapporo.client.post(f"/api/v1/t/{SAPPORO}/childcare/allocation/{number}/publish", json={})
+    assert published.status_code == 200
+    outcomes = [(await parent.get("/api/v1/me/childcare")).json()[0] for parent, _ in receipts]
+    assert sorted(o["status"] for o in outcomes) == ["placed", "waiting"]
+    waiting = next(o for o in outcomes if o["status"] == "waiting")
+    reasons = " ".join(next(iter(waiting["results"].values()))["reasons"])
+    assert "管外からの受入枠に達しました" in reasons, reasons
+    after = (await hakodate.client.get(api)).json()
+    assert after["vacancy"][1] == 1 and after["outside_quota"][1] == 0

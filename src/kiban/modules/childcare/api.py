@@ -51,6 +51,8 @@ class FacilityRead(BaseModel):
     temporary_care: bool
     capacity: list[int] = Field(description="0〜5歳児クラスの定員")
     vacancy: list[int] = Field(description="0〜5歳児クラスの空き")
+    outside_quota: list[int | None] = Field(
+        description="0〜5歳児クラスの管外受入枠（ほかの市区町村にお住まいの方に用意した空き。null は制限なし）")
     version: int
     source: str
 
@@ -60,7 +62,7 @@ def _facility(f, names: dict[str, str]) -> FacilityRead:
                         kind_label=f.kind_label, address=f.address, opens_at=f.opens_at, closes_at=f.closes_at,
                         extended_care=f.extended_care, temporary_care=f.temporary_care,
                         capacity=[f.capacity(a) for a in AGE_CLASSES], vacancy=[f.vacancy(a) for a in AGE_CLASSES],
-                        version=f.version, source=f.source)
+                        outside_quota=f.outside_quotas, version=f.version, source=f.source)
 
 
 async def _names(session, codes) -> dict[str, str]:
@@ -415,6 +417,30 @@ async def overview(session: DbSession, staff: Reader) -> OverviewRead:
                    for r in await service.referrals_here(session)],
         facilities=[_facility(f, names) for f in await service.facilities_here(session)],
         rule_version=current.number if current else None)
+
+
+@tenant_router.get("/facilities/{facility_id}", summary="区域内の施設（管外受入枠つき）", response_model=FacilityRead)
+async def facility(facility_id: str, session: DbSession, staff: Reader) -> FacilityRead:
+    found = await service.facility_here(session, facility_id)
+    return _facility(found, {staff.tenant.lg_code: staff.tenant.name})
+
+
+class OutsideQuotaWrite(BaseModel):
+    outside_quota: list[int | None] = Field(
+        min_length=6, max_length=6,
+        description="0〜5歳児クラスの管外受入枠（0〜そのクラスの定員。null は制限なし）")
+
+
+@tenant_router.put("/facilities/{facility_id}/outside-quota", summary="施設の管外受入枠を設定する（広域利用）",
+                   response_model=FacilityRead, responses=WRITE_ERRORS)
+async def facility_quota(facility_id: str, body: OutsideQuotaWrite, session: DbSession, staff: Manager,
+                         _: JsonWrite) -> FacilityRead:
+    found = await service.facility_here(session, facility_id)
+    form = {f"outside_quota_{a}": "" if q is None else str(q) for a, q in enumerate(body.outside_quota)}
+    quotas = service.outside_quota_values(form, found)
+    await service.set_outside_quota(session, audit.Actor.of_staff(staff), found, quotas)
+    await session.commit()
+    return _facility(found, {staff.tenant.lg_code: staff.tenant.name})
 
 
 class PointsRead(BaseModel):

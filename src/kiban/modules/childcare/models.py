@@ -84,6 +84,15 @@ class ChildcareFacility(TenantScoped, Base):
     vacancy_3: Mapped[int] = mapped_column(Integer, default=0)
     vacancy_4: Mapped[int] = mapped_column(Integer, default=0)
     vacancy_5: Mapped[int] = mapped_column(Integer, default=0)
+    # 管外受入枠: of the places free, how many the facility's municipality still offers to children
+    # of other municipalities (広域利用), by age class; None: no separate limit. Set by that
+    # municipality's staff, never by the operator; lowered as allocations place such children.
+    outside_quota_0: Mapped[int | None] = mapped_column(Integer, default=None)
+    outside_quota_1: Mapped[int | None] = mapped_column(Integer, default=None)
+    outside_quota_2: Mapped[int | None] = mapped_column(Integer, default=None)
+    outside_quota_3: Mapped[int | None] = mapped_column(Integer, default=None)
+    outside_quota_4: Mapped[int | None] = mapped_column(Integer, default=None)
+    outside_quota_5: Mapped[int | None] = mapped_column(Integer, default=None)
     source: Mapped[str] = mapped_column(String(300), default="")  # where a seeded record came from
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_by: Mapped[str] = mapped_column(String(200))
@@ -94,6 +103,13 @@ class ChildcareFacility(TenantScoped, Base):
 
     def vacancy(self, age: int) -> int:
         return getattr(self, f"vacancy_{age}")
+
+    def outside_quota(self, age: int) -> int | None:
+        return getattr(self, f"outside_quota_{age}")
+
+    @property
+    def outside_quotas(self) -> list[int | None]:
+        return [self.outside_quota(a) for a in AGE_CLASSES]
 
     @property
     def total_capacity(self) -> int:

@@ -93,6 +93,7 @@ RESULT = register_template(TemplateDef(
 audit_labels.ACTION_LABELS.update({
     "childcare.facility.registered": "保育施設の登録",
     "childcare.facility.updated": "保育施設の情報の変更",
+    "childcare.facility.outside_quota_set": "保育施設の管外受入枠の設定",
     "childcare.rules.saved": "利用調整基準の保存",
     "childcare.application.submitted": "保育施設の利用申込み",
     "childcare.application.viewed": "保育施設の利用申込みの閲覧",
@@ -311,6 +312,51 @@ async def facility_anywhere(session: AsyncSession, lg_code: str, facility_id: st
 async def facilities_here(session: AsyncSession) -> Sequence[ChildcareFacility]:
     repo = FacilityRepository(session)
     return await repo.all(repo.select().order_by(ChildcareFacility.name))
+
+
+async def facility_here(session: AsyncSession, facility_id: str) -> ChildcareFacility:
+    """A facility standing in the current tenant's area (another municipality's: 404)."""
+    repo = FacilityRepository(session)
+    found = await repo.first(repo.select().where(ChildcareFacility.id == facility_id))
+    if found is None:
+        raise NotFound("お探しの施設は見つかりませんでした。")
+    return found
+
+
+def outside_quota_values(form: Mapping, facility: ChildcareFacility) -> list[int | None]:
+    """The 管外受入枠 form checked: ``outside_quota_{age}`` blank (no separate limit) or a whole
+    number from 0 up to the class's 定員; InvalidInput naming every wrong class."""
+    errors: list[dict[str, str]] = []
+    quotas: list[int | None] = []
+    for age in AGE_CLASSES:
+        key = f"outside_quota_{age}"
+        if str(form.get(key) if form.get(key) is not None else "").strip() == "":
+            quotas.append(None)
+            continue
+        capacity = facility.capacity(age)
+        before = len(errors)
+        value = _int(errors, form, key, f"{age}歳児の管外受入枠", 0, capacity)
+        if len(errors) > before:
+            errors[-1]["message"] += f"（{age}歳児の定員は {capacity}人です。制限しないときは空欄にします）"
+        quotas.append(value)
+    _raise(errors, "管外受入枠に誤りがあります。")
+    return quotas
+
+
+async def set_outside_quota(session: AsyncSession, actor: audit.Actor, facility: ChildcareFacility,
+                            quotas: Sequence[int | None]) -> ChildcareFacility:
+    """The facility's municipality (the current tenant) sets how many places it offers to
+    children of other municipalities at this facility, by age class (None: no separate limit).
+    The operator's fields and the facility's version are left alone (the operator's form keeps
+    working); recorded on the municipality's chain."""
+    before = facility.outside_quotas
+    for age, value in zip(AGE_CLASSES, quotas, strict=True):
+        setattr(facility, f"outside_quota_{age}", value)
+    await session.flush()
+    await audit.record(session, actor, "childcare.facility.outside_quota_set", target_type="childcare_facility",
+                       target_id=facility.id, purpose="広域利用の受入枠の設定",
+                       details={"name": facility.name, "changes": {"outside_quota": [before, list(quotas)]}})
+    return facility
 
 
 async def corporate_number_of(session: AsyncSession, principal: Principal) -> str:
@@ -797,11 +843,12 @@ async def build_instance(session: AsyncSession, rules: dict,
                                       "sibling_rule": policy.value, "points_lines": list(scored.lines)})
     engine_facilities = tuple(
         engine.Facility(id=f.id, municipality=f.lg_code, capacity=tuple(f.vacancy(a) for a in AGE_CLASSES), name=f.name,
-                        residents_first=bool(rules.get("residents_first")))
+                        residents_first=bool(rules.get("residents_first")), outside_quota=tuple(f.outside_quotas))
         for f in sorted(facilities.values(), key=lambda f: (f.lg_code, f.name)))
     snapshot = {"children": snapshot_children,
                 "facilities": [{"id": f.id, "lg_code": f.lg_code, "name": f.name,
-                                "capacity": [f.vacancy(a) for a in AGE_CLASSES]} for f in facilities.values()]}
+                                "capacity": [f.vacancy(a) for a in AGE_CLASSES],
+                                "outside_quota": f.outside_quotas} for f in facilities.values()]}
     return engine.Instance(children=tuple(children), facilities=engine_facilities), snapshot
 
 
@@ -841,7 +888,8 @@ async def run_allocation(session: AsyncSession, actor: audit.Actor, rule_number:
                      for b in result.blocking],
         "cutoffs": [{"facility_id": c.facility_id, "facility_name": names.get(c.facility_id, ""), "age_class": c.age_class,
                      "capacity": c.capacity, "placed": c.placed,
-                     "lowest_points": None if c.lowest_points is None else float(c.lowest_points), "full": c.full}
+                     "lowest_points": None if c.lowest_points is None else float(c.lowest_points), "full": c.full,
+                     "outside_quota": c.outside_quota, "outside_placed": c.outside_placed}
                     for c in result.cutoffs],
     }
     stats = result.stats
@@ -907,6 +955,7 @@ async def publish_run(session: AsyncSession, actor: audit.Actor, number: int) ->
             raise Conflict("この試行のあとに結果が決まった申込みがあります。もう一度試行してから公開してください。")
     facilities = {f["id"]: f for f in run.instance["facilities"]}
     taken: dict[str, list[int]] = defaultdict(lambda: [0] * 6)
+    taken_outside: dict[str, list[int]] = defaultdict(lambda: [0] * 6)
     now = utcnow()
     for receipt_no, placements in by_receipt.items():
         application = applications[receipt_no]
@@ -921,6 +970,8 @@ async def publish_run(session: AsyncSession, actor: audit.Actor, number: int) ->
                                      "reasons": placement["reasons"], "run": run.number}
             if facility:
                 taken[facility["id"]][int(child["age_class"])] += 1
+                if facility["lg_code"] != tenant.lg_code:
+                    taken_outside[facility["id"]][int(child["age_class"])] += 1
         application.results = results
         application.status = (ApplicationStatus.placed.value if any(r["facility_id"] for r in results.values())
                                else ApplicationStatus.waiting.value)
@@ -941,13 +992,17 @@ async def publish_run(session: AsyncSession, actor: audit.Actor, number: int) ->
                        target_id=str(run.number), purpose="利用調整の結果の確定",
                        details={"rule_version": run.rule_version, "placed": run.summary.get("placed"),
                                 "children": run.summary.get("children")})
-    await _tell_facilities(session, actor, tenant, run, by_receipt, applications, taken)
+    await _tell_facilities(session, actor, tenant, run, by_receipt, applications, taken, taken_outside)
     return run
 
 
-async def _tell_facilities(session, actor, tenant: Tenant, run, by_receipt, applications, taken) -> None:
-    """The places taken go down at each facility, and each other municipality's referrals get the
-    outcome at its facility; written on the facility's municipality's rows and chain."""
+async def _tell_facilities(session, actor, tenant: Tenant, run, by_receipt, applications, taken,
+                           taken_outside) -> None:
+    """The places taken go down at each facility (and the 管外受入枠 by the children of this
+    municipality placed at another's facility), and each other municipality's referrals get the
+    outcome at its facility; written on the facility's municipality's rows and chain. Refused
+    (409, nothing written) when a facility has fewer places or outside places left than the run
+    takes: another municipality published into them since this run was tried."""
     facilities = {f["id"]: f for f in run.instance["facilities"]}
     by_lg: dict[str, list[str]] = defaultdict(list)
     for facility_id, fac in facilities.items():
@@ -958,8 +1013,15 @@ async def _tell_facilities(session, actor, tenant: Tenant, run, by_receipt, appl
             repo = FacilityRepository(session)
             for facility in await repo.all(repo.select().where(ChildcareFacility.id.in_(facility_ids))):
                 for age, count in enumerate(taken.get(facility.id, [0] * 6)):
+                    outside = taken_outside.get(facility.id, [0] * 6)[age]
+                    quota = facility.outside_quota(age)
+                    if count > facility.vacancy(age) or (quota is not None and outside > quota):
+                        raise Conflict(f"{facility.name}の{age}歳児の空き（または管外受入枠）が、この試行のあとに"
+                                       "減りました。もう一度試行してから公開してください。")
                     if count:
-                        setattr(facility, f"vacancy_{age}", max(0, facility.vacancy(age) - count))
+                        setattr(facility, f"vacancy_{age}", facility.vacancy(age) - count)
+                    if outside and quota is not None:
+                        setattr(facility, f"outside_quota_{age}", quota - outside)
                 if any(taken.get(facility.id, [0] * 6)):
                     facility.version += 1
                     facility.updated_at = utcnow()

@@ -327,6 +327,36 @@ async def application_page(receipt_no: str, request: Request, session: DbSession
         scored=scored))
 
 
+async def _facility_staff_page(request, session, staff, facility, *, values=None, errors=None, error=None,
+                               status=200):
+    if values is None:
+        values = {f"outside_quota_{a}": "" if q is None else str(q) for a, q in enumerate(facility.outside_quotas)}
+    return templates.TemplateResponse(request, "childcare/facility_staff.html", _ctx(
+        tenant=staff.tenant, staff=staff, facility=facility, values=values, errors=errors or {}, error=error,
+        may_manage=staff.can(Permission.childcare_allocation_manage)), status_code=status)
+
+
+@router.get("/t/{lg_code}/childcare/facilities/{facility_id}", response_class=HTMLResponse)
+async def facility_staff_page(facility_id: str, request: Request, session: DbSession, staff: Reader) -> HTMLResponse:
+    facility = await service.facility_here(session, facility_id)
+    return await _facility_staff_page(request, session, staff, facility)
+
+
+@router.post("/t/{lg_code}/childcare/facilities/{facility_id}", dependencies=[Depends(verify_csrf)])
+async def facility_quota_save(facility_id: str, request: Request, session: DbSession, staff: Manager) -> Response:
+    """The 管外受入枠 of a facility in this municipality's area (広域利用)."""
+    form = await _form(request)
+    facility = await service.facility_here(session, facility_id)
+    try:
+        quotas = service.outside_quota_values(form, facility)
+    except InvalidInput as exc:
+        return await _facility_staff_page(request, session, staff, facility, values=form, errors=_errs(exc),
+                                          error=exc.detail, status=422)
+    await service.set_outside_quota(session, audit.Actor.of_staff(staff), facility, quotas)
+    await session.commit()
+    return RedirectResponse(f"/t/{staff.tenant.lg_code}/childcare/facilities/{facility_id}?saved=1", status_code=303)
+
+
 async def _rules_page(request, session, staff, *, values=None, errors=None, error=None, preview=None, status=200,
                       notice=None):
     versions = await service.rule_versions(session)
