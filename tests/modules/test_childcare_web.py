@@ -144,11 +144,15 @@ async def test_the_story_from_search_to_published_result_across_two_municipaliti
 
     access_log = await parent.get("/me")  # the parent sees that 函館市 received their application's referral
     assert "広域利用の協議の受付" in access_log.text and "函館市" in access_log.text
+    assert 'href="/me/childcare"' in access_log.text and 'href="/childcare"' in access_log.text  # /me leads to 保活
     assert not foreign_words(read(access_log)[0])
     status = await parent.get(f"/me/childcare/{receipt_no}")
     assert "勤務先の提出を待っています" in status.text and not foreign_words(read(status)[0])
 
     employer = await business(new_client, gbizid, "株式会社つとめさき 人事", EMPLOYER)
+    home = await employer.get("/business")  # the business page leads to the 就労証明書 and facilities
+    assert 'href="/business/childcare#certificates"' in home.text and 'href="/business/childcare"' in home.text
+    assert not foreign_words(read(home)[0])
     mine = (await employer.get("/api/v1/business/childcare")).json()
     requests = [c for c in mine["certificates"] if c["status"] == "requested"]
     assert len(requests) == 4
