@@ -275,19 +275,29 @@ async def survey(engine: AsyncEngine, Actor, Cast):  # noqa: N803 - load.py's cl
             shelters.setdefault(code, []).append((shelter_id, name))
         city = max(counts, key=counts.__getitem__)
         pref = prefecture_code(city)
-        importer = max((code for code in counts if code != city and prefecture_code(code) == pref and code in shelters),
-                       key=counts.__getitem__)
+        importers = sorted((code for code in counts if code != city and prefecture_code(code) == pref and code in shelters),
+                           key=lambda code: -counts[code])
 
-        async def account(code: str) -> str:
+        async def account(code: str, roles: tuple[str, ...] = ("admin", "staff")) -> str:
             found = (await c.execute(text(
                 "SELECT sc.username FROM membership m JOIN staff_credential sc ON sc.principal_id = m.principal_id "
                 "JOIN principal p ON p.id = m.principal_id WHERE m.lg_code = :code AND m.revoked_at IS NULL "
-                "AND m.role IN ('admin', 'staff') AND sc.totp_confirmed_at IS NOT NULL AND p.disabled_at IS NULL "
+                "AND m.role = ANY(:roles) AND sc.totp_confirmed_at IS NOT NULL AND p.disabled_at IS NULL "
                 "AND (SELECT count(*) FROM membership o WHERE o.principal_id = m.principal_id AND o.revoked_at IS NULL) = 1 "
-                "ORDER BY m.role = 'admin' DESC, sc.username LIMIT 1"), {"code": code})).scalar()
+                "ORDER BY m.role = 'admin' DESC, sc.username LIMIT 1"), {"code": code, "roles": list(roles)})).scalar()
             if found is None:
                 raise SystemExit(f"no staff account of {names.get(code, code)} to sign in with")
             return found
+
+        async def first_with_account(codes: list[str]) -> str:
+            """The first of ``codes`` with a staff account (a database --keep left has demo staff only in some)."""
+            for code in codes:
+                try:
+                    await account(code)
+                    return code
+                except SystemExit:
+                    continue
+            raise SystemExit("no municipality to import with a staff account")
 
         def sample(rows, k: int) -> list:
             rows = list(rows)
@@ -306,9 +316,9 @@ async def survey(engine: AsyncEngine, Actor, Cast):  # noqa: N803 - load.py's cl
                              for role, rows in (("city", city_rows), ("pref", pref_rows))}
         cabinet = "000035"
         cast = Cast(city=Actor(await account(city), city, names[city]), pref=Actor(await account(pref), pref, names[pref]),
-                    national=[Actor(await account(cabinet), cabinet, names[cabinet]),
+                    national=[Actor(await account(cabinet, ("admin", "staff", "viewer")), cabinet, names[cabinet]),
                               Actor(await account(pref), pref, names[pref], "?view=national")],
-                    importer=Actor(await account(importer), importer, names[importer]), password="",
+                    importer=Actor(await account(importer := await first_with_account(importers)), importer, names[importer]), password="",
                     totp_secret=lambda username: b"")
     return data, cast
 

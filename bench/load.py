@@ -245,6 +245,8 @@ class Backend:
         stop(self.floor)
         if self.args.keep:
             print(f"kept {self.tmp}" + (f" and database {self.db_name}" if self.db_name else ""))
+            if self.db_name and not self.args.from_database:
+                print(f"  reuse it: --from-database {self.db_name} --secret-key {os.environ['KIBAN_SECRET_KEY']}")
             return
         if self.db_name:
             asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
@@ -333,7 +335,12 @@ class Backend:
                 await engine.dispose()
 
         data, cast = asyncio.run(survey())
-        cast.password, cast.totp_secret = national_data.NATIONAL_PASSWORD, national_data.national_totp_secret
+        if cast.city.username.startswith("demo-"):  # a database this script built and kept (--keep)
+            from kiban import cli
+
+            cast.password, cast.totp_secret = cli.DEMO_PASSWORD, cli._demo_totp_secret
+        else:
+            cast.password, cast.totp_secret = national_data.NATIONAL_PASSWORD, national_data.national_totp_secret
         self.data, self.cast = data, cast
 
     def residents(self, count: int) -> list[str]:
@@ -886,7 +893,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=None,
                         help="victim records in the disaster (default 1,000,000; --quick 20,000)")
     parser.add_argument("--quick", action="store_true", help="20,000 records, 8 s per run, 240 s for the import")
-    parser.add_argument("--from-database", help="PostgreSQL: work on a copy of this database (bench/national_data.py)")
+    parser.add_argument("--from-database", help="PostgreSQL: work on a copy of this database (bench/national_data.py, "
+                                                 "or one this script kept with --keep)")
     parser.add_argument("--secret-key", help="with --from-database: the KIBAN_SECRET_KEY it was made with "
                                              "(default national_data.NATIONAL_SECRET_KEY)")
     parser.add_argument("--clients", default="50,200")
