@@ -212,6 +212,9 @@ async def test_the_story_from_search_to_published_result_across_two_municipaliti
         page = await who.client.get(path) if hasattr(who, "client") else await who.get(path)
         assert page.status_code == 200, path
         assert not foreign_words(read(page)[0]), (path, foreign_words(read(page)[0]))
+    twin = (await operator.get(f"/api/v1/business/childcare/facilities/{SAPPORO}/{h['id']}")).json()
+    assert (twin["name"], twin["vacancy"][1]) == (hikari, 0)  # the first choice's seat was taken by the publication
+    assert (await employer.get(f"/api/v1/business/childcare/facilities/{SAPPORO}/{h['id']}")).status_code == 404
 
 
 async def test_one_monthly_report_reaches_each_municipality_for_its_own_residents_only(staff, new_client, gbizid) -> None:
@@ -377,3 +380,45 @@ async def test_the_facilitys_municipality_sets_an_outside_quota_that_the_allocat
     assert "管外からの受入枠に達しました" in reasons, reasons
     after = (await hakodate.client.get(api)).json()
     assert after["vacancy"][1] == 1 and after["outside_quota"][1] == 0
+
+
+async def test_every_staff_route_of_childcare_answers_another_municipality_with_404(app, staff, session) -> None:
+    """Walks every /t/{lg_code}/childcare route (page and JSON twin, every method) as 函館市's
+    administrator against 札幌市's code, with the ids of rows 札幌市 really has, so a route added
+    later is covered too; and 札幌市's own URLs with 函館市's ids answer 404 (not yours = missing)."""
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.context import as_tenant
+    from kiban.modules.childcare.models import ChildcareApplication, ChildcareFacility
+    from tests.factories import FACTORIES
+
+    ids: dict[str, dict[str, str]] = {}
+    for code in (SAPPORO, HAKODATE):
+        async with as_tenant(session, await registry_service.tenant_for(session, code)):
+            facility = await FACTORIES[ChildcareFacility](session, code, f"区域{code}")
+            application = await FACTORIES[ChildcareApplication](session, code, f"R{uuid.uuid4().hex[:12]}")
+            session.add_all([facility, application])
+            await session.flush()
+        ids[code] = {"facility_id": facility.id, "receipt_no": application.receipt_no, "number": "1"}
+    hakodate = await staff(HAKODATE, "admin")
+    sapporo = await staff(SAPPORO, "admin")
+    from tests.core.test_route_permissions import api_routes
+
+    routes = [r for r in api_routes(app) if r.path.startswith(("/t/{lg_code}/childcare", "/api/v1/t/{lg_code}/childcare"))
+              and "/waiting" not in r.path]  # 待機児童 is open data, public by design
+    assert len(routes) >= 25
+    walked = 0
+    for route in routes:
+        for method in sorted(route.methods - {"HEAD"}):
+            params = {"lg_code": SAPPORO, **ids[SAPPORO]}
+            url = route.path.format(**{k: v for k, v in params.items() if "{" + k + "}" in route.path})
+            body = {"json": {}} if url.startswith("/api/") else {"data": {"csrf_token": hakodate.csrf, "confirm": "yes"}}
+            answer = await hakodate.client.request(method, url, **(body if method != "GET" else {}))
+            assert answer.status_code == 404, (method, url, answer.status_code)
+            walked += 1
+    assert walked >= 28
+    for url in (f"/t/{SAPPORO}/childcare/applications/{ids[HAKODATE]['receipt_no']}",
+                f"/api/v1/t/{SAPPORO}/childcare/applications/{ids[HAKODATE]['receipt_no']}",
+                f"/t/{SAPPORO}/childcare/facilities/{ids[HAKODATE]['facility_id']}",
+                f"/api/v1/t/{SAPPORO}/childcare/facilities/{ids[HAKODATE]['facility_id']}"):
+        assert (await sapporo.client.get(url)).status_code == 404, url
+    assert (await sapporo.client.get(f"/t/{SAPPORO}/childcare/applications/{ids[SAPPORO]['receipt_no']}")).status_code == 200

@@ -338,6 +338,15 @@ async def register(body: FacilityCreate, session: DbSession, principal: CurrentB
     return _facility(facility, await _names(session, {facility.lg_code}))
 
 
+@business_router.get("/facilities/{lg_code}/{facility_id}", summary="運営する施設の情報（編集画面と同じ内容）",
+                     response_model=FacilityRead)
+async def operator_facility(lg_code: str, facility_id: str, session: DbSession,
+                            principal: CurrentBusiness) -> FacilityRead:
+    number = await service.corporate_number_of(session, principal)
+    found = await service.operator_facility(session, number, lg_code, facility_id)
+    return _facility(found, await _names(session, {found.lg_code}))
+
+
 @business_router.put("/facilities/{lg_code}/{facility_id}", summary="施設の情報（定員・空き・時間）を更新する",
                      response_model=FacilityRead, responses=CONFLICT)
 async def update(lg_code: str, facility_id: str, body: FacilityUpdate, session: DbSession, principal: CurrentBusiness,
