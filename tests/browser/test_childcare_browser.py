@@ -3,7 +3,8 @@
 applies to two facilities in 世田谷区 and one in 目黒区; the employer certifies work online (GビズID);
 世田谷区's staff run the allocation with 世田谷区's rules and publish; the parent sees the result
 and the reason; 目黒区's staff see only what concerns 目黒区; an operator's monthly report reaches
-each municipality for its own residents only."""
+each municipality for its own residents only. The parent, the employer and 目黒区's staff use a
+390 px phone: no page of theirs scrolls sideways (wide tables scroll inside their own region)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from tests.browser.conftest import create_committed_staff, sign_in
 SETAGAYA = "131121"
 MEGURO = "131105"
 OPERATOR = corporate_check_digit("314159265358") + "314159265358"
+PHONE = {"width": 390, "height": 844}
 EMPLOYER = corporate_check_digit("271828182845") + "271828182845"
 
 
@@ -101,12 +103,16 @@ async def test_a_parent_applies_across_two_wards_and_sees_the_published_result(
     setagaya_staff = await create_committed_staff(test_database, SETAGAYA, "世田谷 保育課")
     meguro_staff = await create_committed_staff(test_database, MEGURO, "目黒 保育課")
 
-    async def tab():
-        context = await browser.new_context(base_url=live_server, locale="ja-JP")
+    async def tab(viewport=None):
+        context = await browser.new_context(base_url=live_server, locale="ja-JP", **({"viewport": viewport} if viewport else {}))
         return await context.new_page()
 
+    async def fits_a_phone(page, what: str) -> None:
+        width = await page.evaluate("document.scrollingElement.scrollWidth")
+        assert width <= PHONE["width"], f"{what}: {width} px wide"
+
     # 1. the parent: card sign-in, search across 世田谷区 and 目黒区, one application for three facilities
-    parent = await tab()
+    parent = await tab(PHONE)
     await parent.goto("/signin/card?next=/childcare")
     await parent.get_by_label("仮想カードのファイル").set_input_files(str(virtual_card))
     await expect(parent.locator("#card-status")).to_contain_text("仮想カードで署名しました")
@@ -116,10 +122,12 @@ async def test_a_parent_applies_across_two_wards_and_sees_the_published_result(
     await parent.get_by_label("年齢クラス").select_option("1")
     await parent.get_by_label("施設名の一部").fill(names[0][-3:])
     await parent.get_by_role("button", name="さがす").click()
+    await fits_a_phone(parent, "search results")
     for name in names:
         await parent.get_by_label(f"{name}を選ぶ").check()
     await parent.get_by_role("button", name="選んだ施設で申し込む").click()
     await expect(parent.get_by_role("heading", name="保育施設の利用申込み")).to_be_visible()
+    await fits_a_phone(parent, "application form")
     for rank, (name, ward) in enumerate(zip(names, ("世田谷区", "世田谷区", "目黒区")), start=1):
         await parent.get_by_label(f"{name}（{ward}）の希望順位").fill(str(rank))
     await parent.get_by_label("お住まいの市区町村").fill("世田谷区")
@@ -136,11 +144,20 @@ async def test_a_parent_applies_across_two_wards_and_sees_the_published_result(
     await expect(parent.get_by_role("heading", name="申込みの状況")).to_be_visible()
     receipt_no = (await parent.locator("#receipt-no").inner_text()).strip()
     await expect(parent.locator("#steps")).to_contain_text("就労証明書（勤務先から電子で提出）: 進行中")
+    await fits_a_phone(parent, "application status")
+    await parent.goto("/me")  # the resident's page leads to the application
+    await fits_a_phone(parent, "/me")
+    await parent.get_by_role("link", name="わたしの保活").click()
+    await expect(parent.get_by_text(receipt_no)).to_be_visible()
+    await fits_a_phone(parent, "/me/childcare")
 
     # 2. the employer certifies work online instead of on paper
-    employer = await tab()
+    employer = await tab(PHONE)
     await _business_sign_in(employer, "cc-employer")
-    await employer.goto("/business/childcare")
+    await fits_a_phone(employer, "/business")
+    await employer.get_by_role("link", name="就労証明書の提出").click()  # from the business page
+    await expect(employer).to_have_url(re.compile(r"/business/childcare#certificates$"))
+    await fits_a_phone(employer, "/business/childcare")
     for _ in range(2):
         card = employer.locator("section.card").filter(has=employer.get_by_role("button", name="就労証明書を提出する")).first
         await card.get_by_label("週の就労時間").fill("40")
@@ -148,7 +165,7 @@ async def test_a_parent_applies_across_two_wards_and_sees_the_published_result(
         await card.get_by_label("雇用の形態").select_option("regular")
         await card.get_by_role("button", name="就労証明書を提出する").click()
         await expect(employer.get_by_text("就労証明書を提出しました")).to_be_visible()
-    await parent.reload()
+    await parent.goto(f"/me/childcare/{receipt_no}")
     await expect(parent.locator("#steps")).to_contain_text("就労証明書（勤務先から電子で提出）: 済み")
 
     # 3. 世田谷区's staff: rules (an example as the first version), a trial run, then publication
@@ -168,10 +185,11 @@ async def test_a_parent_applies_across_two_wards_and_sees_the_published_result(
     await expect(setagaya.locator("#published")).to_contain_text("公開しました")
 
     # 4. the parent sees the placement and its reason, and was notified
-    await parent.reload()
+    await parent.goto(f"/me/childcare/{receipt_no}")
     await expect(parent.locator("#application-status")).to_contain_text("内定")
     await expect(parent.locator("#results")).to_contain_text(f"{names[0]}に内定（第1希望）")
     await expect(parent.locator("#results .reasons li").first).not_to_be_empty()
+    await fits_a_phone(parent, "result and reasons")
     await parent.goto("/me/notices")
     await expect(parent.get_by_text("利用調整の結果をお知らせします").first).to_be_visible()
 
@@ -199,9 +217,10 @@ async def test_a_parent_applies_across_two_wards_and_sees_the_published_result(
     await expect(parts.first.locator("td").nth(4)).to_have_text("2")  # 1歳児: its own residents only
 
     # 6. 目黒区's staff see the referral for their facility and their residents' part, nothing else
-    meguro = await tab()
+    meguro = await tab(PHONE)
     await sign_in(meguro, *meguro_staff)
     await meguro.goto(f"/t/{MEGURO}/childcare")
+    await fits_a_phone(meguro, "目黒区's overview")
     referrals = meguro.locator("#referral-table tbody tr")
     await expect(referrals).to_have_count(1)
     await expect(referrals.first).to_contain_text("世田谷区")
@@ -215,3 +234,14 @@ async def test_a_parent_applies_across_two_wards_and_sees_the_published_result(
     await expect(mine).to_have_count(1)
     await expect(mine.first.locator("td").nth(6)).to_have_text("7")  # 3歳児: 目黒区's residents
     await expect(mine.first.locator("td").nth(4)).to_have_text("0")
+    await fits_a_phone(meguro, "目黒区's reports")
+
+    # 7. 目黒区 sets how many places of its facility it offers to children of other municipalities
+    await meguro.goto(f"/t/{MEGURO}/childcare")
+    await meguro.locator("#facility-list summary").click()
+    await meguro.get_by_role("link", name=names[2]).click()
+    await fits_a_phone(meguro, "facility page")
+    await meguro.get_by_label(re.compile("^1歳児の管外受入枠")).fill("２")
+    await meguro.get_by_role("button", name="管外受入枠を保存する").click()
+    await expect(meguro.locator("#saved")).to_contain_text("管外受入枠を保存しました")
+    await expect(meguro.locator("#facility-places tbody tr").nth(1)).to_contain_text("2人")
