@@ -345,7 +345,48 @@ async def test_large_dashboards_are_counted_once_per_interval_and_per_area(sessi
     suzu = await service.dashboard(session, await _tenant(session, SUZU), disaster)
     assert suzu.total == 4  # another area is never served another's counts
     monkeypatch.setattr(service, "DASHBOARD_MAX_AGE", 0.0)
+    monkeypatch.setattr(service, "DASHBOARD_COST_SHARE", float("inf"))  # counts are stale at once
     assert (await service.dashboard(session, await _tenant(session, WAJIMA), disaster)).total == 7
+
+
+async def test_a_large_area_counted_by_one_process_is_not_counted_again_by_another(session, monkeypatch) -> None:
+    """The counts are stored for every server process (shared_snapshot): another process (here:
+    this one with its memory emptied) shows them without counting while they are fresh; once
+    stale it counts again, unless another process is doing so (then the previous counts)."""
+    disaster = await _disaster(session)
+    await _bulk(session, [_row(disaster, WAJIMA, n) for n in range(6)])
+    monkeypatch.setattr(service, "DASHBOARD_CACHE_FROM", 5)
+    counting = []
+    real_counts = service._counts
+
+    async def spied(session_, condition):
+        counting.append(1)
+        return await real_counts(session_, condition)
+
+    monkeypatch.setattr(service, "_counts", spied)
+    wajima = await _tenant(session, WAJIMA)
+    first = await service.dashboard(session, wajima, disaster)
+    assert first.total == 6 and len(counting) == 1
+    await _bulk(session, [_row(disaster, WAJIMA, 7)])
+    service._counted.clear()  # another process
+    other = await service.dashboard(session, wajima, disaster)
+    assert (other.total, other.counted_at, other.tables) == (6, first.counted_at, first.tables) and len(counting) == 1
+    service._counted.clear()
+    monkeypatch.setattr(service, "DASHBOARD_MAX_AGE", 0.0)
+    monkeypatch.setattr(service, "DASHBOARD_COST_SHARE", float("inf"))
+
+    async def busy(session_, name):
+        return False  # another process holds the turn
+
+    monkeypatch.setattr(service.shared, "claim_snapshot", busy)
+    assert (await service.dashboard(session, wajima, disaster)).total == 6 and len(counting) == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(service, "DASHBOARD_CACHE_FROM", 5)
+    monkeypatch.setattr(service, "DASHBOARD_MAX_AGE", 0.0)
+    monkeypatch.setattr(service, "DASHBOARD_COST_SHARE", float("inf"))
+    service._counted.clear()
+    assert (await service.dashboard(session, wajima, disaster)).total == 7
+    service._counted.clear()
 
 
 async def test_migration_0018_fills_the_keys_and_persons_of_existing_records(test_database, tmp_path) -> None:
@@ -410,12 +451,12 @@ async def test_people_opening_a_large_dashboard_at_once_count_it_once(monkeypatc
 
     calls = []
 
-    async def slow_counts(session, condition):
+    async def slow_counts(session, area, condition):
         calls.append(condition)
         await asyncio.sleep(0.05)
-        return {"total": {None: (25_000, 20_000)}}
+        return {"total": {None: (25_000, 20_000)}}, service.utcnow(), 0.05
 
-    monkeypatch.setattr(service, "_counts", slow_counts)
+    monkeypatch.setattr(service, "_shared_counts", slow_counts)
     area = (str(uuid.uuid4()), "national", "")
     results = await asyncio.gather(*(service._counts_of(None, area, "condition") for _ in range(5)))
     assert len(calls) == 1 and all(r == results[0] for r in results)

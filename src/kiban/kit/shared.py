@@ -1,4 +1,5 @@
-"""State every server process must share: counters for rate limits, and cache generations.
+"""State every server process must share: counters for rate limits, cache generations, and
+snapshots of costly results.
 
 With ``kiban serve --workers N`` each process has its own memory. What must not be counted
 per process (sign-in failures, an API key's requests: otherwise an attacker gets N times the
@@ -36,6 +37,13 @@ Generations: always in the database
     in the database whichever store counts. (The registry's own ``registry_revision`` is the
     same idea, older than this module.)
 
+Snapshots: always in the database
+    ``shared_snapshot`` holds a costly result under a name (a large disaster's dashboard
+    counts), with when it was taken and how long that took, so that one process computes it for
+    all. ``claim_snapshot`` takes the turn to compute it again, in the caller's transaction; on
+    PostgreSQL the turn is the row's lock, which a second claimer skips rather than waits for,
+    so it shows the previous result meanwhile. The caller decides when a snapshot is stale.
+
 kit must not import core or modules: callers pass their keys, sessions and clocks.
 """
 
@@ -48,9 +56,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import BigInteger, Boolean, Float, String, case, delete, literal, select
+from sqlalchemy import JSON, BigInteger, Boolean, Float, String, case, delete, literal, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kiban.kit.db import Base, UTCDateTime, utcnow
@@ -98,6 +106,19 @@ class SharedGeneration(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SharedSnapshot(Base):
+    """A costly result one process computes for all (a dashboard's counts over a million
+    records), with when it was taken and how long taking it took. Platform-wide like the
+    counters: the name says whose it is, and only the code that derived the name reads it."""
+
+    __tablename__ = "shared_snapshot"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[Any | None] = mapped_column(JSON, nullable=True)  # None: never taken yet
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)  # what taking it cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,3 +429,49 @@ def bump_generation(connection: Connection | Session, names: Iterable[str]) -> N
     for name in sorted(set(names)):  # one order everywhere: two bumpers never deadlock
         connection.execute(insert(table).values(name=name, value=1, changed_at=now).on_conflict_do_update(
             index_elements=[table.c.name], set_={"value": table.c.value + 1, "changed_at": now}))
+
+
+# -- snapshots (always the database, in the caller's transaction) ------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    value: Any
+    taken_at: datetime
+    seconds: float
+
+
+async def read_snapshot(session: AsyncSession, name: str) -> Snapshot | None:
+    """The snapshot last stored under ``name`` (one primary-key read), or None."""
+    row = (await session.execute(select(SharedSnapshot.value, SharedSnapshot.taken_at, SharedSnapshot.seconds)
+                                 .where(SharedSnapshot.name == name))).first()
+    if row is None or row.taken_at is None:
+        return None
+    return Snapshot(row.value, row.taken_at, float(row.seconds or 0.0))
+
+
+async def claim_snapshot(session: AsyncSession, name: str) -> Snapshot | None | bool:
+    """Take the turn to compute ``name`` again, in the caller's transaction: False when another
+    process holds it (it is computing now: use what there is); otherwise the snapshot as it is
+    once the turn is taken (None if there is none), which the caller checks again: another
+    process may have stored a fresh one while this one waited. On PostgreSQL the turn is the
+    row's lock (``FOR UPDATE SKIP LOCKED``), held until the caller commits or rolls back, so a
+    process that stops mid-count frees it. SQLite has one writer and no row locks: there the
+    turn is always taken (``kiban serve`` runs one process on SQLite; within a process the
+    caller makes concurrent requests wait for one computation)."""
+    insert = _insert_for(session)
+    await session.execute(insert(SharedSnapshot.__table__).values(name=name, value=None, taken_at=None, seconds=0.0)
+                          .on_conflict_do_nothing(index_elements=["name"]))
+    statement = select(SharedSnapshot.value, SharedSnapshot.taken_at, SharedSnapshot.seconds).where(
+        SharedSnapshot.name == name)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    row = (await session.execute(statement)).first()
+    if row is None:
+        return False
+    return None if row.taken_at is None else Snapshot(row.value, row.taken_at, float(row.seconds or 0.0))
+
+
+async def store_snapshot(session: AsyncSession, name: str, value: Any, *, taken_at: datetime, seconds: float) -> None:
+    """Store what the claimer computed (``claim_snapshot`` first); the caller commits."""
+    await session.execute(update(SharedSnapshot).where(SharedSnapshot.name == name)
+                          .values(value=value, taken_at=taken_at, seconds=float(seconds)))

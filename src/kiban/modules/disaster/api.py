@@ -96,6 +96,7 @@ async def dashboard(disaster_id: str, staff: Reader, session: DbSession, view: s
     """``view=national``: the whole disaster (prefectures and national bodies)."""
     disaster = await service.get_disaster(session, disaster_id)
     board = await service.dashboard(session, staff.tenant, disaster_id, national=view == "national")
+    await session.commit()  # a large area's recount, stored for every server process
     return DashboardRead(disaster_id=disaster.id, disaster_name=disaster.name, scope=board.scope,
                          registrations=board.total, people=board.people,
                          small_count_suppressed_below=None if board.exact else service.SMALL_COUNT,

@@ -32,6 +32,7 @@ from kiban.core.tenancy import settings_service
 from kiban.core.tenancy.context import Tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.core.tenancy.settings_definitions import SHELTER_WARNING_PERCENT
+from kiban.kit import shared
 from kiban.kit.db import utcnow
 from kiban.kit.errors import Conflict, InvalidInput, KibanError, NotFound
 from kiban.modules.disaster.models import (
@@ -936,32 +937,40 @@ async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, 
                      warning_percent=percent, crowded=crowded, counted_at=counted_at)
 
 
-# Counting an area costs a pass over its records per breakdown (about a second for a million on
-# PostgreSQL): an area this large is counted at most once per DASHBOARD_MAX_AGE seconds per
-# process, and views in between show those counts with the time they were taken. Smaller areas
-# are counted on every view. The key is the area (disaster, scope, viewer): never one viewer's
-# counts shown to another.
+# Counting an area costs a pass over its records (on PostgreSQL about 6 s for a prefecture's
+# million, 3 s for a city's 165,000): an area this large is counted by one server process for
+# all (the snapshot ``dashboard:<area>`` in ``shared_snapshot``), again once its counts are
+# older than DASHBOARD_MAX_AGE seconds, or older than the count took divided by
+# DASHBOARD_COST_SHARE when that is longer (so recounting one area keeps at most a tenth of one
+# process busy, however large the disaster grows). While one process recounts, every other view
+# shows the counts before, with the time they were taken. Within a process, the counts are kept
+# in memory for as long as they are fresh. Smaller areas are counted on every view. The key is
+# the area (disaster, scope, viewer): never one viewer's counts shown to another.
 DASHBOARD_CACHE_FROM = 20_000
 DASHBOARD_MAX_AGE = 30.0
+DASHBOARD_COST_SHARE = 0.1
 _DASHBOARD_ENTRIES = 256
-_counted: dict[tuple, tuple[float, datetime, dict]] = {}
+_counted: dict[tuple, tuple[float, datetime, dict, float]] = {}  # area -> (monotonic, counted_at, counts, seconds)
 _counting: dict[tuple, asyncio.Future] = {}
 
 
+def _fresh_for(seconds: float) -> float:
+    return max(DASHBOARD_MAX_AGE, seconds / DASHBOARD_COST_SHARE)
+
+
 async def _counts_of(session: AsyncSession, area: tuple, condition) -> tuple[dict, datetime]:
-    """The area's counts: the cached ones while fresh; while another request counts the area
-    again, the previous counts, or (when there are none yet) that request's result, so that many
-    people opening a large dashboard at once count it once."""
+    """The area's counts: this process's while fresh; while another request of this process
+    counts the area again, the previous counts, or (when there are none yet) that request's
+    result, so that many people opening a large dashboard at once count it once."""
     cached = _counted.get(area)
-    if cached is not None and (time.monotonic() - cached[0] < DASHBOARD_MAX_AGE or area in _counting):
+    if cached is not None and (time.monotonic() - cached[0] < _fresh_for(cached[3]) or area in _counting):
         return cached[2], cached[1]
     if area in _counting:
         return await asyncio.shield(_counting[area])
     done: asyncio.Future = asyncio.get_running_loop().create_future()
     _counting[area] = done
     try:
-        counted_at = utcnow()
-        counted = await _counts(session, condition)
+        counted, counted_at, seconds = await _shared_counts(session, area, condition)
     except BaseException as exc:
         done.set_exception(exc)
         done.exception()  # retrieved here, so an unawaited failure is not reported as lost
@@ -971,11 +980,49 @@ async def _counts_of(session: AsyncSession, area: tuple, condition) -> tuple[dic
     if counted["total"][None][0] >= DASHBOARD_CACHE_FROM:
         if len(_counted) >= _DASHBOARD_ENTRIES:
             _counted.pop(min(_counted, key=lambda k: _counted[k][0]))
-        _counted[area] = (time.monotonic(), counted_at, counted)
+        age = max(0.0, (utcnow() - counted_at).total_seconds())
+        _counted[area] = (time.monotonic() - age, counted_at, counted, seconds)
     else:
         _counted.pop(area, None)
     done.set_result((counted, counted_at))
     return counted, counted_at
+
+
+async def _shared_counts(session: AsyncSession, area: tuple, condition) -> tuple[dict, datetime, float]:
+    """The area's counts as every process shares them: the stored snapshot while fresh, or while
+    another process recounts it; otherwise counted here (and stored when the area is large: the
+    caller commits). (counts, when counted, seconds counting took)."""
+    name = "dashboard:" + "|".join(area)
+    snapshot = await shared.read_snapshot(session, name)
+    if snapshot is not None and not _stale(snapshot):
+        return _decoded(snapshot.value), snapshot.taken_at, snapshot.seconds
+    if snapshot is not None:  # large, and stale: take the turn to recount it
+        claimed = await shared.claim_snapshot(session, name)
+        if claimed is False:  # another process is recounting it now
+            return _decoded(snapshot.value), snapshot.taken_at, snapshot.seconds
+        if claimed is not None and not _stale(claimed):  # it stored fresh counts while this one waited
+            return _decoded(claimed.value), claimed.taken_at, claimed.seconds
+    counted_at, started = utcnow(), time.perf_counter()
+    counted = await _counts(session, condition)
+    seconds = time.perf_counter() - started
+    if counted["total"][None][0] >= DASHBOARD_CACHE_FROM:
+        if snapshot is None and await shared.claim_snapshot(session, name) is False:
+            return counted, counted_at, seconds  # another process is storing its own count
+        await shared.store_snapshot(session, name, _encoded(counted), taken_at=counted_at, seconds=seconds)
+    return counted, counted_at, seconds
+
+
+def _stale(snapshot: shared.Snapshot) -> bool:
+    return (utcnow() - snapshot.taken_at).total_seconds() >= _fresh_for(snapshot.seconds)
+
+
+def _encoded(counted: dict) -> dict:
+    """As JSON: each breakdown a list of [key, registrations, persons] (keys may be None)."""
+    return {dimension: [[key, n, p] for key, (n, p) in rows.items()] for dimension, rows in counted.items()}
+
+
+def _decoded(value: dict) -> dict:
+    return {dimension: {key: (n, p) for key, n, p in rows} for dimension, rows in value.items()}
 
 
 def _care_needs_table(dialect: str):
@@ -997,22 +1044,45 @@ async def _counts(session: AsyncSession, condition) -> dict[str, dict]:
                + func.count(func.distinct(record.person_id)))
     plain_registrations = func.count()
     plain_persons = func.count() - func.count(record.person_id) + func.count(func.distinct(record.person_id))
-    out: dict[str, dict] = {}
-    for dimension, column in (("total", None), ("current", record.current_lg_code), ("registered", record.lg_code),
-                              ("shelter", record.shelter_id), ("whereabouts", record.whereabouts),
-                              ("damage", record.damage_level)):
-        if column is None:
-            row = (await session.execute(select(plain_registrations, plain_persons).where(condition))).one()
-            out[dimension] = {None: (row[0], row[1])}
-            continue
-        statement = select(column, plain_registrations, plain_persons).where(condition)
-        if dimension == "shelter":
-            statement = statement.where(column.is_not(None))
-        out[dimension] = {key: (n, p) for key, n, p in (await session.execute(statement.group_by(column))).all()}
-    needs = _care_needs_table((await session.connection()).dialect.name)
+    dialect = (await session.connection()).dialect.name
+    breakdowns = (("current", record.current_lg_code), ("registered", record.lg_code), ("shelter", record.shelter_id),
+                  ("whereabouts", record.whereabouts), ("damage", record.damage_level))
+    if dialect == "postgresql":
+        out = await _counts_in_one_pass(session, condition, breakdowns, (plain_registrations, plain_persons))
+    else:
+        row = (await session.execute(select(plain_registrations, plain_persons).where(condition))).one()
+        out = {"total": {None: (row[0], row[1])}}
+        for dimension, column in breakdowns:
+            statement = select(column, plain_registrations, plain_persons).where(condition)
+            if dimension == "shelter":
+                statement = statement.where(column.is_not(None))
+            out[dimension] = {key: (n, p) for key, n, p in (await session.execute(statement.group_by(column))).all()}
+    needs = _care_needs_table(dialect)
     statement = select(needs.c.value, registrations, persons).select_from(record).join(needs, true()).where(
         condition).group_by(needs.c.value)
     out["care_needs"] = {key: (n, p) for key, n, p in (await session.execute(statement)).all() if key is not None}
+    return out
+
+
+async def _counts_in_one_pass(session: AsyncSession, condition, breakdowns, aggregates) -> dict[str, dict]:
+    """PostgreSQL: the total and every breakdown in one pass over the area (GROUPING SETS), not
+    one pass each; a row's ``grouping()`` flags say which breakdown it belongs to (all set: the
+    total). As ``_counts``, a shelter breakdown leaves out records with no shelter."""
+    columns = [column for _, column in breakdowns]
+    statement = select(*columns, *(func.grouping(column) for column in columns), *aggregates).where(
+        condition).group_by(func.grouping_sets(sql_text("()"), *columns))
+    out: dict[str, dict] = {"total": {None: (0, 0)}, **{dimension: {} for dimension, _ in breakdowns}}
+    width = len(columns)
+    for row in (await session.execute(statement)).all():
+        keys, grouped, counts = row[:width], row[width:2 * width], tuple(row[2 * width:])
+        if all(grouped):
+            out["total"] = {None: counts}
+            continue
+        i = list(grouped).index(0)
+        dimension = breakdowns[i][0]
+        if dimension == "shelter" and keys[i] is None:
+            continue
+        out[dimension][keys[i]] = counts
     return out
 
 

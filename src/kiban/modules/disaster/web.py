@@ -466,6 +466,7 @@ async def dashboard_page(disaster_id: str, request: Request, session: DbSession,
                          view: str = "") -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
     board = await service.dashboard(session, staff.tenant, disaster_id, national=view == "national")
+    await session.commit()  # a large area's recount, stored for every server process
     template = "disaster/_dashboard.html" if request.headers.get("HX-Request") else "disaster/dashboard.html"
     return templates.TemplateResponse(request, template, {
         "tenant": staff.tenant, "disaster": disaster, "board": board, "small": service.SMALL_COUNT, "view": view,
@@ -476,6 +477,7 @@ async def dashboard_page(disaster_id: str, request: Request, session: DbSession,
 async def dashboard_csv(disaster_id: str, session: DbSession, staff: Reader, view: str = "") -> Response:
     disaster = await service.get_disaster(session, disaster_id)
     board = await service.dashboard(session, staff.tenant, disaster_id, national=view == "national")
+    await session.commit()  # a large area's recount, stored for every server process
 
     def shown(count):
         return count if count is not None else f"{service.SMALL_COUNT}未満"
