@@ -195,6 +195,22 @@ def process_cpu(pid: int) -> float:
     return total
 
 
+def postgres_cpu() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL: every ``postgres`` process, and what
+    its exited backends left in their parent's account."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+            if not head.endswith("(postgres"):
+                continue
+            fields = rest.split()
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 async def pg_admin(sql: str) -> None:
     engine = create_engine(PG.format(user="postgres", db="postgres"), pool=False)
     try:
@@ -837,8 +853,15 @@ def run_backend(name: str, args) -> None:
                     plans = [staff_plan(backend, "staff city", seed + n) for n in range(clients - half)]
                     plans += [staff_plan(backend, "staff pref", seed + 500 + n) for n in range(half)]
                     STAFF_RUNS[(backend.label, clients, len(ROWS))] = pause
-                    report(backend, scenario, clients, measured(backend, plans, args),
+                    cpu = process_cpu(backend.server.pid), postgres_cpu()
+                    stats = measured(backend, plans, args)
+                    report(backend, scenario, clients, stats,
                            note=f"each reads a page {pause:g} s" if pause else "closed loop", always_note=True)
+                    served = max(1, stats["all"].requests)
+                    server_ms = (process_cpu(backend.server.pid) - cpu[0]) * 1000 / served
+                    database_ms = (postgres_cpu() - cpu[1]) * 1000 / served
+                    note_line(f"CPU per request (warm-up included): server {server_ms:.0f} ms, "
+                              f"PostgreSQL {database_ms:.0f} ms" + ("" if backend.name == "postgresql" else " (not used)"))
                 STAFF_PAUSE = args.staff_pauses[-1]  # (e) and (f): people at work
             elif scenario == "b":
                 report(backend, scenario, clients,
@@ -938,6 +961,7 @@ def main() -> None:
         verdicts()
         options = [f"--backend {args.backend}"] + (["--quick"] if args.quick else [])
         options += [f"--from-database {args.from_database}"] if args.from_database else [f"--records {args.records}"]
+        options += [f"--secret-key {args.secret_key}"] if args.secret_key else []
         options += [f"--clients {','.join(map(str, args.clients))}", f"--duration {args.duration:g}",
                     f"--warmup {args.warmup:g}", f"--scenarios {','.join(args.scenarios)}"]
         options += [f"--workers {args.workers}"] if args.workers else []

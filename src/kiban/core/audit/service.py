@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal_column, select, tuple_, update
+from sqlalchemy import delete, func, insert, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,7 +115,7 @@ class Target:
 async def record_many(session: AsyncSession, actor: Actor, action: str, targets: Sequence[Target], *,
                       purpose: str | None = None, legal_basis: str | None = None, outcome: str = "success",
                       details: dict[str, Any] | None = None, tenant: Tenant | None = None,
-                      deferred: bool = False) -> list[AuditEntry] | list[AuditPending]:
+                      deferred: bool = False) -> list[AuditEntry] | list[PendingRead]:
     """One action by one actor on several targets, one entry each, appended to one chain in the
     order given, as ``record`` would one by one, but moving the chain head once: one UPDATE to
     lock and advance it, one INSERT of all the rows, one UPDATE of its hash (``record`` costs
@@ -169,18 +169,24 @@ async def _lock_head(session: AsyncSession, lg_code: str, by: int) -> tuple[int,
 async def _link(session: AsyncSession, lg_code: str, unchained: Sequence[dict[str, Any]]) -> list[AuditEntry]:
     """Give entries (their fields without ``seq`` and ``prev_hash``) the next places in
     ``lg_code``'s chain, in the order given. The head stays locked until the caller commits."""
-    last_seq, prev_hash = await _lock_head(session, lg_code, len(unchained))
-    made: list[AuditEntry] = []
-    for seq, fields in enumerate(unchained, start=last_seq - len(unchained) + 1):
-        fields = {**fields, "seq": seq, "prev_hash": prev_hash}
-        entry = AuditEntry(**fields, hash=entry_hash(fields))
-        made.append(entry)
-        prev_hash = entry.hash
+    made = [AuditEntry(**fields) for fields in await _linked_rows(session, lg_code, unchained)]
     session.add_all(made)
-    await session.execute(update(AuditChainHead).where(AuditChainHead.lg_code == lg_code)
-                          .values(hash=prev_hash))
     await session.flush()
     return made
+
+
+async def _linked_rows(session: AsyncSession, lg_code: str, unchained: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``_link``'s chaining, as the rows' values (``seq``, ``prev_hash``, ``hash`` added), for
+    the caller to insert; the head is advanced and its hash set."""
+    last_seq, prev_hash = await _lock_head(session, lg_code, len(unchained))
+    rows: list[dict[str, Any]] = []
+    for seq, fields in enumerate(unchained, start=last_seq - len(unchained) + 1):
+        fields = {**fields, "seq": seq, "prev_hash": prev_hash}
+        fields["hash"] = prev_hash = entry_hash(fields)
+        rows.append(fields)
+    await session.execute(update(AuditChainHead).where(AuditChainHead.lg_code == lg_code)
+                          .values(hash=prev_hash))
+    return rows
 
 
 async def _append_many(session, owner: Tenant, actor: Actor, action: str, targets: Sequence[Target], purpose,
@@ -191,6 +197,27 @@ async def _append_many(session, owner: Tenant, actor: Actor, action: str, target
         for target in targets])
 
 
+@dataclass(frozen=True, slots=True)
+class PendingRead:
+    """An entry ``record_pending`` wrote, as written (its place in the chain comes later)."""
+
+    lg_code: str
+    entry_id: str
+    occurred_at: datetime
+    actor_id: str | None
+    actor_kind: str
+    actor_label: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    subject_id: str | None
+    purpose: str | None
+    legal_basis: str | None
+    outcome: str
+    request_id: str | None
+    details: dict[str, Any]
+
+
 PENDING_REASON = "監査記録: 他団体の記録を読んだことを、その団体の監査ログ（連結待ち）に書く"
 CHAIN_REASON = "監査ログの連結: 連結待ちの記録に各団体のチェーン上の位置とハッシュを付ける（内容は変えない）"
 CHAIN_BATCH = 5_000
@@ -199,18 +226,19 @@ CHAIN_EVERY_SECONDS = 1.0
 
 async def record_pending(session: AsyncSession, actor: Actor, action: str, owned: Sequence[tuple[Tenant, Target]], *,
                          purpose: str | None = None, legal_basis: str | None = None, outcome: str = "success",
-                         details: dict[str, Any] | None = None) -> list[AuditPending]:
+                         details: dict[str, Any] | None = None) -> list[PendingRead]:
     """``record_many(deferred=True)`` over several owners at once: one entry per (owner, target),
     each in its owner's log, chained moments later; one INSERT for all, no chain head touched."""
     request_id = current_request_id()
-    pending = [AuditPending(**_unchained_fields(owner, actor, action, target, purpose, legal_basis, outcome,
-                                                details, request_id)) for owner, target in owned]
+    pending = [_unchained_fields(owner, actor, action, target, purpose, legal_basis, outcome, details, request_id)
+               for owner, target in owned]
     if not pending:
         return []
+    # One INSERT of plain rows, not ORM objects: a prefecture's page of a hundred records read
+    # writes a hundred entries, and building and flushing them as objects cost more than the page.
     async with unscoped(session, PENDING_REASON):  # the owner's log, written by the reader's request
-        session.add_all(pending)
-        await session.flush()
-    return pending
+        await session.execute(insert(AuditPending.__table__), pending)
+    return [PendingRead(**fields) for fields in pending]
 
 
 async def chain_pending(session: AsyncSession, lg_code: str | None = None, *, limit: int = CHAIN_BATCH) -> int:
@@ -227,17 +255,16 @@ async def chain_pending(session: AsyncSession, lg_code: str | None = None, *, li
             codes = [lg_code]
         for code in sorted(codes):  # one lock order for chain heads: no deadlocks
             await _lock_head(session, code, 0)
-            rows = (await session.scalars(
-                select(AuditPending).where(AuditPending.lg_code == code)
-                .order_by(AuditPending.occurred_at, AuditPending.entry_id).limit(limit))).all()
+            columns = [getattr(AuditPending, name) for name in _PENDING_FIELDS]
+            rows = [dict(row._mapping) for row in (await session.execute(
+                select(*columns).where(AuditPending.lg_code == code)
+                .order_by(AuditPending.occurred_at, AuditPending.entry_id).limit(limit))).all()]
             if not rows:
                 continue
-            await _link(session, code, [{name: getattr(row, name) for name in _PENDING_FIELDS} for row in rows])
+            await session.execute(insert(AuditEntry.__table__), await _linked_rows(session, code, rows))
             await session.execute(delete(AuditPending).where(AuditPending.lg_code == code,
-                                                             AuditPending.entry_id.in_([r.entry_id for r in rows]))
+                                                             AuditPending.entry_id.in_([r["entry_id"] for r in rows]))
                                   .execution_options(synchronize_session=False))
-            for row in rows:
-                session.expunge(row)
             chained += len(rows)
     return chained
 
