@@ -155,6 +155,24 @@ async def test_the_count_stops_and_says_there_are_more(session, monkeypatch, lis
     assert (listed.total, listed.more) == (11, False)  # 佐藤2, 佐藤20 … 佐藤29
 
 
+async def test_the_count_known_from_own_records_agrees_with_the_full_count(session, monkeypatch, listing) -> None:
+    """A list with more than COUNT_LIMIT records of the viewer's own (a municipality's
+    registrations, a prefecture's residents) is not counted by the whole sharing rule; a viewer
+    that sees many records but owns few still is. Either way the same totals."""
+    disaster = await _disaster(session)
+    await _bulk(session, [_row(disaster, WAJIMA, n) for n in range(3)]
+                + [_row(disaster, KANAZAWA, n, home=WAJIMA) for n in range(30)]  # 輪島市's residents, 金沢市's records
+                + [_row(disaster, SAPPORO, n) for n in range(40)])  # nobody here sees them but 北海道
+    monkeypatch.setattr(service, "COUNT_LIMIT", 25)
+    for code, first, all_of_them in ((WAJIMA, (25, True), 33), (KANAZAWA, (25, True), 30),
+                                      (ISHIKAWA, (25, True), 33), (SUZU, (0, False), 0)):
+        tenant = await _tenant(session, code)
+        listed = await service.records_page(session, tenant, ACTOR, disaster, page_size=10)
+        assert (listed.total, listed.more) == first, code
+        further = await service.records_page(session, tenant, ACTOR, disaster, page=4, page_size=10)
+        assert (further.total, further.more) == (all_of_them, False), code  # asked past the limit: counted
+
+
 async def test_every_write_path_stores_the_search_keys(staff, session) -> None:
     disaster = await _disaster(session)
     wajima = await staff(WAJIMA, "staff")

@@ -12,6 +12,7 @@ linked to a signed-in resident.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections import defaultdict
@@ -424,7 +425,21 @@ def visible_condition(viewer: Tenant, disaster_id: str, record=VictimRecord):
     viewer itself (``_visible_to``), or a registration of the same person (``person_id``) as a
     record that is; a 支援措置対象 record only to its owner and its prefectures. ``person_id`` is
     written only from match decisions in force (``sync_persons``), so what a user types never
-    widens it. Evaluate it under ``unscoped`` (it reads other municipalities' rows)."""
+    widens it. Evaluate it under ``unscoped`` (it reads other municipalities' rows).
+
+    The condition on VictimRecord itself is built once per viewer and disaster and kept (an
+    expression is immutable, and building this one cost ~3 ms, several times per page)."""
+    if record is VictimRecord:
+        return _visible_condition_of(viewer, disaster_id)
+    return _build_visible_condition(viewer, disaster_id, record)
+
+
+@functools.lru_cache(maxsize=4096)
+def _visible_condition_of(viewer: Tenant, disaster_id: str):
+    return _build_visible_condition(viewer, disaster_id, VictimRecord)
+
+
+def _build_visible_condition(viewer: Tenant, disaster_id: str, record):
     seed = aliased(VictimRecord, name="seed")
     # ``seed.id != record.id`` (true anyway: a record visible itself needs no seed) keeps the
     # test a probe of the person's few registrations per row (ix_victim_record_person); without
@@ -1431,6 +1446,19 @@ async def _sees_few(session: AsyncSession, viewer: Tenant, disaster_id: str) -> 
     return few
 
 
+async def _owns_more_than(session: AsyncSession, viewer: Tenant, disaster_id: str, limit: int) -> bool:
+    """Whether more than ``limit`` records of the disaster are the viewer's by the plainest way
+    of seeing them: a municipality's own registrations, a prefecture's residents (home in the
+    prefecture). Every such record is visible to it (``visible_condition``, 支援措置対象 included),
+    so the list has more than ``limit`` too. One index range stopped at ``limit`` + 1 rows, where
+    counting by the whole sharing rule made PostgreSQL gather every candidate row first (金沢市
+    on 1,000,000 records: 280,000 rows, 60-75 ms, on every page of its list)."""
+    R = VictimRecord
+    mine = R.home_pref_code == viewer.lg_code if viewer.is_prefecture else R.lg_code == viewer.lg_code
+    upto = select(R.id).where(R.disaster_id == disaster_id, mine).limit(limit + 1).subquery()
+    return (await session.scalar(select(func.count()).select_from(upto)) or 0) > limit
+
+
 async def records_page(session: AsyncSession, viewer: Tenant, actor: audit.Actor, disaster_id: str, *, q: str = "",
                        page: int = 1, page_size: int = PAGE_SIZE) -> RecordsPage:
     """The workspace's list: the records the viewer may see, searched by name or kana, one page of
@@ -1452,9 +1480,12 @@ async def records_page(session: AsyncSession, viewer: Tenant, actor: audit.Actor
         searched = search_condition(q, disaster_id, (await session.connection()).dialect.name)
         if searched is not None:
             condition = and_(condition, searched)
-        # Counting stops at ``limit`` + 1: the database need not find every visible record first.
-        upto = select(VictimRecord.id).where(condition).limit(limit + 1).subquery()
-        counted = await session.scalar(select(func.count()).select_from(upto)) or 0
+        if searched is None and not few and await _owns_more_than(session, viewer, disaster_id, limit):
+            counted = limit + 1  # more than ``limit`` of its own: the count is known without the rule
+        else:
+            # Counting stops at ``limit`` + 1: the database need not find every visible record first.
+            upto = select(VictimRecord.id).where(condition).limit(limit + 1).subquery()
+            counted = await session.scalar(select(func.count()).select_from(upto)) or 0
         total, more = min(counted, limit), counted > limit
         pages = max(1, -(-total // page_size))
         page = min(page, pages)
