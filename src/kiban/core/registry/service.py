@@ -194,6 +194,22 @@ async def organizations_by_code(session: AsyncSession, codes: list[str]) -> dict
 # Revalidated on the caller's session at every call (one small query; reloads only when the
 # registry changed), so code fields never answer from a stale registry.
 _INPUT_CACHE = RegistryCache(ttl=0)
+
+
+async def names_by_code(session: AsyncSession, codes) -> dict[str, str]:
+    """Organisations' names by code, from this process's registry snapshot (revalidated on the
+    caller's session: one small query), not by loading their rows: a page of a hundred
+    victim records names up to a hundred organisations, and loading them was a sixth of it."""
+    snapshot = await _INPUT_CACHE.get(session)
+    return {code: item.name for code in codes if code and (item := snapshot.get(code)) is not None}
+
+
+async def tenants_by_code(session: AsyncSession, codes) -> dict[str, Tenant]:
+    """``tenant_of`` each organisation by code, from the registry snapshot as ``names_by_code``."""
+    snapshot = await _INPUT_CACHE.get(session)
+    return {code: Tenant(lg_code=item.code, name=item.name, type=item.type,
+                         prefecture_code=prefecture_code(item.code) if item.prefecture else None)
+            for code in codes if code and (item := snapshot.get(code)) is not None}
 _MAX_LISTED = 8
 
 

@@ -130,7 +130,7 @@ def _base(staff: StaffContext, disaster_id: str) -> str:
 
 
 async def _names(session, codes: set[str]) -> dict[str, str]:
-    return {code: org.name for code, org in (await registry.organizations_by_code(session, {c for c in codes if c})).items()}
+    return await registry.names_by_code(session, {c for c in codes if c})
 
 
 def _may_close(staff: StaffContext, disaster) -> bool:

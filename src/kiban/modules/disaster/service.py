@@ -498,8 +498,7 @@ async def audit_reads(session: AsyncSession, viewer: Tenant, actor: audit.Actor,
     if not records:
         return
     # One query for every owner (a page of 50 names up to 50 of them), not one each.
-    found = await registry.organizations_by_code(session, sorted({r.lg_code for r in records}))
-    owners = {code: registry.tenant_of(org) for code, org in found.items()}
+    owners = await registry.tenants_by_code(session, sorted({r.lg_code for r in records}))
     await audit.record_pending(session, actor, what,
                                [(owners[r.lg_code], audit.Target("victim_record", r.id, r.resident_subject_id))
                                 for r in records],

@@ -122,15 +122,15 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
                                          page_size=PAGE_SIZE)
     records, total, page, pages = listed.records, listed.total, listed.page, listed.pages
     await session.commit()
-    names = {code: org.name for code, org in (await registry.organizations_by_code(
-        session, {r.lg_code for r in records} | {r.current_lg_code for r in records} | {r.home_lg_code for r in records})).items()}
+    names = await registry.names_by_code(
+        session, {r.lg_code for r in records} | {r.current_lg_code for r in records} | {r.home_lg_code for r in records})
     # Confirmations waiting for this organisation's answer, and (for a prefecture) the flags its
     # municipalities' staff raised by confirming unusually often.
     pending = await service.pending_for(session, staff.tenant, disaster_id)
     requests = [(d, d.record_a_id if d.record_a_code == d.awaiting_code else d.record_b_id) for d in pending]
     flags = await service.flags_of(session, staff.tenant, disaster_id) if staff.tenant.is_prefecture else []
-    names.update({code: org.name for code, org in (await registry.organizations_by_code(
-        session, {d.decided_by_code for d in pending} | {d.awaiting_code for d in pending})).items()})
+    names.update(await registry.names_by_code(
+        session, {d.decided_by_code for d in pending} | {d.awaiting_code for d in pending}))
     return templates.TemplateResponse(request, "disaster/workspace.html", {
         "tenant": staff.tenant, "staff": staff, "disaster": disaster, "records": records, "names": names, "q": q,
         "requests": requests, "flags": flags,
@@ -278,7 +278,7 @@ async def record_page(disaster_id: str, record_id: str, request: Request, sessio
     codes = {record.lg_code, record.home_lg_code, record.current_lg_code} | {c.record.lg_code for c in candidates} | {
         r.lg_code for r in linked} | {r.current_lg_code for r in linked} | {d.awaiting_code for d in waiting} | {
         r.lg_code for _, r in requests} | {service.prefecture_code(d.awaiting_code) for d in waiting}
-    names = {code: org.name for code, org in (await registry.organizations_by_code(session, codes)).items()}
+    names = await registry.names_by_code(session, codes)
     try:
         support = estimate(record.damage_level, household_size=record.household_size, rebuild_plan=record.rebuild_plan,
                            demolished=record.demolished, long_term_evacuation=record.long_term_evacuation,
@@ -424,8 +424,7 @@ async def linkage_page(disaster_id: str, batch_id: str, request: Request, sessio
         session, staff.tenant, disaster_id, actor=audit.Actor.of_staff(staff),
         record_ids=sorted({p["a"] for p in shown} | {p["b"] for p in shown}))} if shown else {}
     await session.commit()
-    names = {code: org.name for code, org in (await registry.organizations_by_code(
-        session, {p["a_code"] for p in shown} | {p["b_code"] for p in shown})).items()}
+    names = await registry.names_by_code(session, {p["a_code"] for p in shown} | {p["b_code"] for p in shown})
     counts = {action: sum(1 for p in batch.pairs if p["action"] == action) for action in ("link", "borderline", "kept")}
     return templates.TemplateResponse(request, "disaster/linkage.html", {
         "tenant": staff.tenant, "disaster": disaster, "batch": batch, "pairs": shown, "visible": visible, "names": names,
