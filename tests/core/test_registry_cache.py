@@ -63,3 +63,37 @@ async def test_the_latest_snapshot_is_at_hand_without_a_session_once_loaded(sess
     assert cache.latest is None
     await cache.get(session)
     assert resolve_lg_code_input_sync(cache.latest, "ｶﾅｻﾞﾜｼ") == "172014"
+
+
+async def test_a_request_waiting_on_its_session_does_not_hold_up_the_others(monkeypatch) -> None:
+    """Revalidating holds no lock while the caller's session works: the first request's session
+    here answers only after the second request has revalidated (as when the first waits for a
+    pool connection that the second holds). With a lock around the session's work, both wait."""
+    from kiban.core.registry.snapshot import RegistrySnapshot
+
+    second_done = asyncio.Event()
+    order: list[str] = []
+
+    async def revision(self) -> int:
+        if self.session == "first":
+            await second_done.wait()
+        order.append(self.session)
+        return 7
+
+    async def everything(self) -> list:
+        return []
+
+    monkeypatch.setattr(OrganizationRepository, "__init__", lambda self, session: setattr(self, "session", session))
+    monkeypatch.setattr(OrganizationRepository, "revision", revision)
+    monkeypatch.setattr(OrganizationRepository, "everything", everything)
+    cache = RegistryCache(ttl=0)
+
+    async def second() -> RegistrySnapshot:
+        await asyncio.sleep(0.01)  # after the first has begun
+        try:
+            return await cache.get("second")
+        finally:
+            second_done.set()
+
+    first, other = await asyncio.wait_for(asyncio.gather(cache.get("first"), second()), timeout=5)
+    assert order == ["second", "first"] and first.revision == other.revision == 7

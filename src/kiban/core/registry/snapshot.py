@@ -193,7 +193,6 @@ class RegistryCache:
         self._sessionmaker = sessionmaker
         self._snapshot: RegistrySnapshot | None = None
         self._checked_at = 0.0
-        self._lock = asyncio.Lock()
         self._refresh: asyncio.Task | None = None
 
     @property
@@ -212,17 +211,24 @@ class RegistryCache:
         return snapshot
 
     async def revalidate(self, session: AsyncSession) -> RegistrySnapshot:
-        """Compare revisions now and reload if another process changed the registry."""
-        async with self._lock:
-            repo = OrganizationRepository(session)
-            revision = await repo.revision()
-            if self._snapshot is None or self._snapshot.revision != revision:
-                self._snapshot = RegistrySnapshot(revision, await repo.everything())
-                # Long-lived objects out of the collector's way: without this, full
-                # collections over the snapshot stall the event loop for tens of ms.
-                gc.freeze()
-            self._checked_at = time.monotonic()
-            return self._snapshot
+        """Compare revisions now and reload if another process changed the registry.
+
+        No lock is held while the caller's session works: a request that took a lock and then
+        waited for a pool connection, while the requests holding every connection waited for
+        that lock, stopped a whole server process until the pool's 30 s timeout (bench/load.py,
+        50 staff, 2026-12-01). Two requests that find the registry changed at once both load it;
+        the later load wins, and both are the same revision or newer."""
+        repo = OrganizationRepository(session)
+        revision = await repo.revision()
+        snapshot = self._snapshot
+        if snapshot is None or snapshot.revision != revision:
+            snapshot = RegistrySnapshot(revision, await repo.everything())
+            self._snapshot = snapshot
+            # Long-lived objects out of the collector's way: without this, full
+            # collections over the snapshot stall the event loop for tens of ms.
+            gc.freeze()
+        self._checked_at = time.monotonic()
+        return snapshot
 
     async def _refresh_in_background(self) -> None:
         try:
