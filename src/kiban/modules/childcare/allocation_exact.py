@@ -87,18 +87,8 @@ class _Model:
         self.pos: list[dict[int, int]] = []
         self.P: list[list[Any]] = []
         for p, appl in enumerate(prep.applicants):
-            cap = prep.cap[p]
             self.pos.append({c: i for i, c in enumerate(appl)})
-            chain: list[Any] = [0]
-            for i, c in enumerate(appl):
-                terms = self.xterms.get((c, p), [])
-                if not terms:
-                    chain.append(chain[-1])
-                    continue
-                v = m.NewIntVar(0, min(i + 1, cap), f"P{p}_{i + 1}")
-                m.Add(v == chain[-1] + sum(terms))
-                chain.append(v)
-            self.P.append(chain)
+            self.P.append(self._prefix_counts(p, appl, prep.cap[p], "P"))
         # prefix counts over the applicants counted against an outside quota
         self.pos_out: list[dict[int, int]] = []
         self.Q: list[list[Any]] = []
@@ -106,16 +96,7 @@ class _Model:
             quota = prep.quota[p]
             outs = [c for c in appl if p // 6 in prep.counted[c]] if quota is not None else []
             self.pos_out.append({c: i for i, c in enumerate(outs)})
-            chain = [0]
-            for i, c in enumerate(outs):
-                terms = self.xterms.get((c, p), [])
-                if not terms:
-                    chain.append(chain[-1])
-                    continue
-                v = m.NewIntVar(0, min(i + 1, quota), f"Q{p}_{i + 1}")
-                m.Add(v == chain[-1] + sum(terms))
-                chain.append(v)
-            self.Q.append(chain)
+            self.Q.append(self._prefix_counts(p, outs, quota or 0, "Q"))
         # blocking indicators
         self.beta: dict[tuple[int, int], cp_model.IntVar] = {}
         self.e: dict[tuple[int, int, int, str], cp_model.IntVar] = {}
@@ -168,6 +149,20 @@ class _Model:
                     m.Add(alpha + b + sum(lits) >= 1)
         self.blocking = sum(self.beta.values())
         self.placed = sum(self.size[key] * v for key, v in self.y.items())
+
+    def _prefix_counts(self, p: int, applicants: Sequence[int], bound: int, prefix: str) -> list[Any]:
+        """For program ``p``: chain[i] = how many of ``applicants[:i]`` are placed there, each a
+        variable bounded by ``bound`` (an applicant with no assignment variable repeats the last)."""
+        chain: list[Any] = [0]
+        for i, c in enumerate(applicants):
+            terms = self.xterms.get((c, p), [])
+            if not terms:
+                chain.append(chain[-1])
+                continue
+            v = self.m.NewIntVar(0, min(i + 1, bound), f"{prefix}{p}_{i + 1}")
+            self.m.Add(v == chain[-1] + sum(terms))
+            chain.append(v)
+        return chain
 
     def hint(self, assign: Sequence[int]) -> None:
         from kiban.modules.childcare.allocation import Board
