@@ -39,7 +39,7 @@ async def _pending_reads(sessions, n: int, subject: str | None = None) -> list[s
                                           [(owner, audit.Target("victim_record", f"r{i}", subject)) for i in range(n)],
                                           purpose="テスト", legal_basis="災害対策基本法")
         await session.commit()
-        return [p.entry_id for p in made]
+        return made
 
 
 async def _chain_state(sessions, entry_ids: list[str]) -> tuple[int, int, list]:

@@ -115,7 +115,7 @@ class Target:
 async def record_many(session: AsyncSession, actor: Actor, action: str, targets: Sequence[Target], *,
                       purpose: str | None = None, legal_basis: str | None = None, outcome: str = "success",
                       details: dict[str, Any] | None = None, tenant: Tenant | None = None,
-                      deferred: bool = False) -> list[AuditEntry] | list[PendingRead]:
+                      deferred: bool = False) -> list[AuditEntry] | list[str]:
     """One action by one actor on several targets, one entry each, appended to one chain in the
     order given, as ``record`` would one by one, but moving the chain head once: one UPDATE to
     lock and advance it, one INSERT of all the rows, one UPDATE of its hash (``record`` costs
@@ -197,27 +197,6 @@ async def _append_many(session, owner: Tenant, actor: Actor, action: str, target
         for target in targets])
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRead:
-    """An entry ``record_pending`` wrote, as written (its place in the chain comes later)."""
-
-    lg_code: str
-    entry_id: str
-    occurred_at: datetime
-    actor_id: str | None
-    actor_kind: str
-    actor_label: str
-    action: str
-    target_type: str | None
-    target_id: str | None
-    subject_id: str | None
-    purpose: str | None
-    legal_basis: str | None
-    outcome: str
-    request_id: str | None
-    details: dict[str, Any]
-
-
 PENDING_REASON = "監査記録: 他団体の記録を読んだことを、その団体の監査ログ（連結待ち）に書く"
 CHAIN_REASON = "監査ログの連結: 連結待ちの記録に各団体のチェーン上の位置とハッシュを付ける（内容は変えない）"
 CHAIN_BATCH = 5_000
@@ -226,9 +205,10 @@ CHAIN_EVERY_SECONDS = 1.0
 
 async def record_pending(session: AsyncSession, actor: Actor, action: str, owned: Sequence[tuple[Tenant, Target]], *,
                          purpose: str | None = None, legal_basis: str | None = None, outcome: str = "success",
-                         details: dict[str, Any] | None = None) -> list[PendingRead]:
+                         details: dict[str, Any] | None = None) -> list[str]:
     """``record_many(deferred=True)`` over several owners at once: one entry per (owner, target),
-    each in its owner's log, chained moments later; one INSERT for all, no chain head touched."""
+    each in its owner's log, chained moments later; one INSERT for all, no chain head touched.
+    Returns the entries' ids."""
     request_id = current_request_id()
     pending = [_unchained_fields(owner, actor, action, target, purpose, legal_basis, outcome, details, request_id)
                for owner, target in owned]
@@ -238,7 +218,7 @@ async def record_pending(session: AsyncSession, actor: Actor, action: str, owned
     # writes a hundred entries, and building and flushing them as objects cost more than the page.
     async with unscoped(session, PENDING_REASON):  # the owner's log, written by the reader's request
         await session.execute(insert(AuditPending.__table__), pending)
-    return [PendingRead(**fields) for fields in pending]
+    return [fields["entry_id"] for fields in pending]
 
 
 async def chain_pending(session: AsyncSession, lg_code: str | None = None, *, limit: int = CHAIN_BATCH) -> int:
