@@ -9,7 +9,7 @@ import re
 
 from sqlalchemy import func, select
 
-from kiban.core.audit.models import AuditEntry
+from kiban.core.audit.models import AuditEntry, AuditPending
 from kiban.core.audit.service import chain_pending
 from kiban.core.tenancy.context import unscoped
 from kiban.modules.disaster import matching
@@ -261,6 +261,19 @@ async def test_a_resident_registers_at_a_shelter_and_sees_who_read_it(staff, ca,
     assert (await ishikawa.client.get(f"/t/{ISHIKAWA}/disasters/{disaster}/records/{records[0].id}")).status_code == 200
     me = await resident.get("/me")
     assert "disaster.record.read" in me.text and "災害対策基本法" in me.text
+    # Registering is in 輪島市's log: listed at once to the resident, pending (no chain head held
+    # by the request), then chained in order.
+    assert "disaster.record.self_registered" in me.text
+    async with unscoped(session, "test"):
+        assert await session.scalar(select(func.count()).select_from(AuditPending).where(
+            AuditPending.lg_code == WAJIMA, AuditPending.action == "disaster.record.self_registered",
+            AuditPending.target_id == records[0].id)) == 2
+        await chain_pending(session, WAJIMA)
+        entries = (await session.scalars(select(AuditEntry).where(
+            AuditEntry.lg_code == WAJIMA, AuditEntry.action == "disaster.record.self_registered",
+            AuditEntry.target_id == records[0].id))).all()
+    assert len(entries) == 2 and {e.subject_id for e in entries} == {records[0].resident_subject_id}
+    assert [e.actor_kind for e in entries] == ["resident", "resident"]
 
     staff_only = await wajima.client.get(url)
     assert staff_only.status_code in (401, 303, 404)

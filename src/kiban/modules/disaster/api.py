@@ -295,8 +295,7 @@ async def create_record(disaster_id: str, body: RecordWrite, staff: Writer, _jso
     disaster = await service.get_disaster(session, disaster_id)
     record = await service.register(session, staff.tenant, disaster, await service.record_input(session, _form(body)),
                                     actor=staff.label)
-    await audit.record(session, audit.Actor.of_staff(staff), "disaster.record.registered", target_type="victim_record",
-                       target_id=record.id, subject_id=record.resident_subject_id)
+    await service.record_registration(session, audit.Actor.of_staff(staff), "disaster.record.registered", record)
     await session.commit()
     return _record(staff, disaster_id, record, await _names(session, _codes(record)))
 

@@ -45,6 +45,8 @@ from kiban.modules.disaster.service import LEGAL_BASIS, record_mapping
 OVERLAP = timedelta(seconds=60)
 #: Rows read per chunk when a matcher is first built.
 BUILD_CHUNK = 20_000
+#: Ids per query when a catch-up reads the records that changed.
+CATCH_UP_CHUNK = 1_000
 #: Catching up on more rows than this happens in a worker thread; fewer are indexed at once
 #: (a handful of rows costs less than handing them to a thread). Scoring always uses a thread.
 THREAD_THRESHOLD = 200
@@ -122,16 +124,21 @@ async def _build(session: AsyncSession, entry: _Entry, disaster_id: str) -> None
 
 
 async def _catch_up(session: AsyncSession, entry: _Entry, disaster_id: str) -> None:
-    statement = select(*_COLUMNS, VictimRecord.updated_at).where(
-        VictimRecord.disaster_id == disaster_id, VictimRecord.updated_at >= entry.seen_until - OVERLAP)
-    mappings, stamps = [], {}
-    for row in (await session.execute(statement)).all():
-        mapping = row._asdict()
-        stamp = mapping.pop("updated_at")
-        if entry.recent.get(mapping["record_id"]) == stamp:
-            continue  # indexed already, as it is now
-        stamps[mapping["record_id"]] = stamp
-        mappings.append(mapping)
+    """Index what changed since the matcher last looked. First which ids changed (from the index
+    ``ix_victim_record_changes`` alone: while residents register, the overlap holds a minute of
+    registrations, thousands, nearly all indexed already), then the compared fields of those not
+    yet indexed as they are now."""
+    changed = (await session.execute(select(VictimRecord.id, VictimRecord.updated_at).where(
+        VictimRecord.disaster_id == disaster_id, VictimRecord.updated_at >= entry.seen_until - OVERLAP))).all()
+    stamps = {record_id: stamp for record_id, stamp in changed if entry.recent.get(record_id) != stamp}
+    mappings = []
+    ids = sorted(stamps)
+    for start in range(0, len(ids), CATCH_UP_CHUNK):
+        for row in (await session.execute(select(*_COLUMNS, VictimRecord.updated_at).where(
+                VictimRecord.disaster_id == disaster_id, VictimRecord.id.in_(ids[start:start + CATCH_UP_CHUNK])))).all():
+            mapping = row._asdict()
+            stamps[mapping["record_id"]] = mapping.pop("updated_at")  # as read now, if changed again meanwhile
+            mappings.append(mapping)
     await _index(entry, mappings)
     _remember(entry, stamps)
 
@@ -145,10 +152,13 @@ async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
     # lock: a request holding the lock while it waits for a database connection would make every
     # record page of the process queue behind it (bench/load.py, 50 clients: 30-55 s pages).
     current = await generations(session, (generation_name(disaster_id), ALL_DISASTERS))
-    if entry.generation == current:
+    if _caught_up(entry, current):
         return entry
     async with entry.lock:
-        if entry.generation == current:  # another request caught up while this one waited
+        # Another request caught up while this one waited, to this generation or a later one
+        # (while residents register, the generation moves every few milliseconds: requesting
+        # exactly the one read above, each waiting request would catch up again in turn).
+        if _caught_up(entry, current):
             return entry
         async with unscoped(session, f"{LEGAL_BASIS}: 名寄せ（同じ人の重複登録の照合）"):
             if entry.seen_until is None and not entry.recent:
@@ -157,6 +167,12 @@ async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
                 await _catch_up(session, entry, disaster_id)
         entry.generation = current
     return entry
+
+
+def _caught_up(entry: _Entry, current: tuple[int, int]) -> bool:
+    """Whether the matcher has seen at least what generation ``current`` announces (generations
+    only grow)."""
+    return entry.generation is not None and all(seen >= wanted for seen, wanted in zip(entry.generation, current))
 
 
 async def warm(session_factory) -> int:

@@ -112,6 +112,8 @@ class VictimRecord(TenantScoped, Base):
         Index("ix_victim_record_given_key", "disaster_id", "given_key"),
         Index("ix_victim_record_kana_key", "disaster_id", "kana_key"),
         Index("ix_victim_record_given_kana_key", "disaster_id", "given_kana_key"),
+        # What changed since a 名寄せ matcher last looked (``matching._catch_up``), from the index alone.
+        Index("ix_victim_record_changes", "disaster_id", "updated_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

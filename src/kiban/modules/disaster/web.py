@@ -233,8 +233,7 @@ async def create_record(disaster_id: str, request: Request, session: DbSession, 
         return templates.TemplateResponse(request, "disaster/record_form.html", {
             "tenant": staff.tenant, "disaster": disaster, "form": form, "error": exc.detail, "errors": exc.errors,
             "shelters": await service.shelters_of_tenant(session, disaster_id), **CHOICES}, status_code=exc.status)
-    await audit.record(session, audit.Actor.of_staff(staff), "disaster.record.registered", target_type="victim_record",
-                       target_id=record.id, subject_id=record.resident_subject_id)
+    await service.record_registration(session, audit.Actor.of_staff(staff), "disaster.record.registered", record)
     await session.commit()
     return RedirectResponse(f"/t/{staff.tenant.lg_code}/disasters/{disaster_id}/records/{record.id}", status_code=303)
 
@@ -625,8 +624,8 @@ async def self_register(disaster_id: str, shelter_id: str, tenant: CurrentTenant
         return templates.TemplateResponse(request, "disaster/self_register.html", {
             "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": form, "error": exc.detail, "errors": exc.errors, "done": None,
             **CHOICES}, status_code=exc.status)
-    await audit.record(session, audit.Actor("resident", "本人", resident.principal.id), "disaster.record.self_registered",
-                       target_type="victim_record", target_id=record.id, subject_id=resident.principal.id)
+    await service.record_registration(session, audit.Actor("resident", "本人", resident.principal.id),
+                                      "disaster.record.self_registered", record)
     await session.commit()
     return templates.TemplateResponse(request, "disaster/self_register.html", {
         "tenant": tenant, "disaster": disaster, "shelter": shelter, "form": {}, "error": None, "done": record, **CHOICES})
