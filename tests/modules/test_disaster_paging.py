@@ -365,6 +365,8 @@ async def test_large_dashboards_are_counted_once_per_interval_and_per_area(sessi
     monkeypatch.setattr(service, "DASHBOARD_MAX_AGE", 0.0)
     monkeypatch.setattr(service, "DASHBOARD_COST_SHARE", float("inf"))  # counts are stale at once
     assert (await service.dashboard(session, await _tenant(session, WAJIMA), disaster)).total == 7
+    service._counted.clear()  # nothing of this rolled-back disaster left for a job runner's tick
+    service._viewed.clear()
 
 
 async def test_a_large_area_counted_by_one_process_is_not_counted_again_by_another(session, monkeypatch) -> None:
@@ -405,6 +407,47 @@ async def test_a_large_area_counted_by_one_process_is_not_counted_again_by_anoth
     service._counted.clear()
     assert (await service.dashboard(session, wajima, disaster)).total == 7
     service._counted.clear()
+    service._viewed.clear()
+
+
+async def test_a_large_area_viewed_lately_is_counted_ahead_so_no_view_waits_for_a_count(session, monkeypatch) -> None:
+    """The job runner's tick counts a large area again before its counts go stale, while people
+    look at it; a view then shows the new counts without counting. An area nobody looked at
+    lately is left alone, and a small area is never kept."""
+    disaster = await _disaster(session)
+    await _bulk(session, [_row(disaster, WAJIMA, n) for n in range(6)] + [_row(disaster, SUZU, n) for n in range(2)])
+    monkeypatch.setattr(service, "DASHBOARD_CACHE_FROM", 5)
+    service._counted.clear()
+    service._viewed.clear()
+    counting = []
+    real_counts = service._counts
+
+    async def spied(session_, condition):
+        counting.append(1)
+        return await real_counts(session_, condition)
+
+    monkeypatch.setattr(service, "_counts", spied)
+    wajima = await _tenant(session, WAJIMA)
+    first = await service.dashboard(session, wajima, disaster)
+    await service.dashboard(session, await _tenant(session, SUZU), disaster)  # small: counted at each view, not kept
+    assert first.total == 6 and len(counting) == 2 and len(service._viewed) == 1
+    assert await service.refresh_dashboards(session) == 0  # fresh: nothing to do yet
+    await _bulk(session, [_row(disaster, WAJIMA, 7)])
+
+    monkeypatch.setattr(service, "DASHBOARD_REFRESH_AHEAD", 0.0)  # as if the counts neared their end
+    assert await service.refresh_dashboards(session) == 1 and len(counting) == 3
+    monkeypatch.setattr(service, "DASHBOARD_REFRESH_AHEAD", 0.7)
+    later = await service.dashboard(session, await _tenant(session, WAJIMA), disaster)
+    assert later.total == 7 and later.counted_at > first.counted_at and len(counting) == 3  # the view counted nothing
+    service._counted.clear()  # another process adopts the stored counts, without counting
+    assert (await service.dashboard(session, await _tenant(session, WAJIMA), disaster)).total == 7 and len(counting) == 3
+
+    # Nobody has looked for longer than DASHBOARD_KEEP_WARM: no more counting ahead.
+    monkeypatch.setattr(service, "DASHBOARD_REFRESH_AHEAD", 0.0)
+    monkeypatch.setattr(service, "DASHBOARD_KEEP_WARM", -1.0)
+    assert await service.refresh_dashboards(session) == 0 and len(counting) == 3 and service._viewed == {}
+    service._counted.clear()
+    service._viewed.clear()
 
 
 async def test_migration_0018_fills_the_keys_and_persons_of_existing_records(test_database, tmp_path) -> None:
