@@ -48,6 +48,9 @@ class MixResult:
     classes: list[str] = field(default_factory=list)
     samples: list[tuple[int, float, float, int]] = field(default_factory=list)
     broken: dict[str, int] = field(default_factory=dict)  # connection errors by class
+    # the requests slower than SLOW_MS: (latency ms, started at, class, request line), for finding
+    # what makes a p99 (bench/load.py prints them by page)
+    slow: list[tuple[float, float, str, str]] = field(default_factory=list)
     started_at: float = 0.0  # epoch s when recording began
     elapsed_s: float = 0.0
 
@@ -78,6 +81,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
         await reader.readexactly(size + 2)
 
 
+SLOW_MS, SLOW_KEPT = 300.0, 5000
 TIMEOUT = -1  # the status recorded for a request that got no answer within ``timeout_s``
 BROKEN = 0  # ... and for one whose connection broke
 
@@ -116,6 +120,9 @@ async def _client(host: str, port: int, plan: ClientPlan, cls_index: int, offset
             done = time.perf_counter()
             if started >= record_from:
                 result.samples.append((cls_index, started, (done - started) * 1000, status))
+                if (done - started) * 1000 >= SLOW_MS and len(result.slow) < SLOW_KEPT:
+                    result.slow.append(((done - started) * 1000, started, plan.cls,
+                                        raw.split(b"\r\n", 1)[0].decode("utf-8", "replace")))
             if close:
                 writer.close()
                 reader = writer = None
@@ -143,6 +150,7 @@ async def run_mix(base_url: str, plans: list[ClientPlan], warmup_s: float, durat
                                    timeout_s) for n, plan in enumerate(plans)))
     result.elapsed_s = time.perf_counter() - record_from
     result.samples = [(c, s + epoch_offset, ms, st) for c, s, ms, st in result.samples]
+    result.slow = [(ms, s + epoch_offset, c, line) for ms, s, c, line in result.slow]
     return result
 
 
@@ -157,5 +165,5 @@ def run_mix_sync(base_url: str, plans: list[ClientPlan], warmup_s: float, durati
         pass
     result = asyncio.run(run_mix(base_url, plans, warmup_s, duration_s, timeout_s))
     return {"classes": result.classes, "samples": result.samples, "broken": result.broken,
-            "started_at": result.started_at, "elapsed_s": result.elapsed_s,
+            "started_at": result.started_at, "elapsed_s": result.elapsed_s, "slow": result.slow,
             "expect": {p.cls: p.expect for p in plans}}

@@ -108,3 +108,22 @@ async def test_a_request_that_waited_while_another_caught_up_further_does_not_ca
     assert matching._caught_up(entry, read_before)
     assert not matching._caught_up(entry, (entry.generation[0] + 1, entry.generation[1]))
     assert not matching._caught_up(matching._Entry(), read_before)
+
+
+async def test_a_built_matcher_is_kept_out_of_the_garbage_collectors_walk(staff, session) -> None:
+    """A million-registration matcher is millions of objects: each full collection walking them
+    stopped the process for 2 s. Once built, they are frozen out of the collections."""
+    import gc
+
+    matching.forget()
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    await _register(wajima, WAJIMA, disaster, whereabouts="home")
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    entry = await matching.matcher_for(session, disaster)
+    try:
+        assert gc.get_freeze_count() > 0
+        assert all(obj is not entry.matcher for obj in gc.get_objects())  # frozen: in no generation collected
+    finally:
+        gc.unfreeze()

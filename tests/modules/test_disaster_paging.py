@@ -364,6 +364,9 @@ async def test_large_dashboards_are_counted_once_per_interval_and_per_area(sessi
     assert suzu.total == 4  # another area is never served another's counts
     monkeypatch.setattr(service, "DASHBOARD_MAX_AGE", 0.0)
     monkeypatch.setattr(service, "DASHBOARD_COST_SHARE", float("inf"))  # counts are stale at once
+    stale = await service.dashboard(session, await _tenant(session, WAJIMA), disaster)
+    assert (stale.total, stale.counted_at) == (6, first.counted_at)  # shown with their time, counted ahead soon
+    monkeypatch.setattr(service, "DASHBOARD_SERVE_STALE_FOR", 0.0)  # too old to show: counted while waiting
     assert (await service.dashboard(session, await _tenant(session, WAJIMA), disaster)).total == 7
     service._counted.clear()  # nothing of this rolled-back disaster left for a job runner's tick
     service._viewed.clear()
@@ -394,6 +397,7 @@ async def test_a_large_area_counted_by_one_process_is_not_counted_again_by_anoth
     service._counted.clear()
     monkeypatch.setattr(service, "DASHBOARD_MAX_AGE", 0.0)
     monkeypatch.setattr(service, "DASHBOARD_COST_SHARE", float("inf"))
+    monkeypatch.setattr(service, "DASHBOARD_SERVE_STALE_FOR", 0.0)
 
     async def busy(session_, name):
         return False  # another process holds the turn
@@ -404,6 +408,7 @@ async def test_a_large_area_counted_by_one_process_is_not_counted_again_by_anoth
     monkeypatch.setattr(service, "DASHBOARD_CACHE_FROM", 5)
     monkeypatch.setattr(service, "DASHBOARD_MAX_AGE", 0.0)
     monkeypatch.setattr(service, "DASHBOARD_COST_SHARE", float("inf"))
+    monkeypatch.setattr(service, "DASHBOARD_SERVE_STALE_FOR", 0.0)
     service._counted.clear()
     assert (await service.dashboard(session, wajima, disaster)).total == 7
     service._counted.clear()

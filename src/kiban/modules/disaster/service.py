@@ -976,12 +976,16 @@ async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, 
 # Counted ahead: the counts of a large area viewed in the last DASHBOARD_KEEP_WARM seconds are
 # counted again by the job runner's ticker (``refresh_dashboards``) once they reach
 # DASHBOARD_REFRESH_AHEAD of their freshness, before any view finds them stale; so nobody waits
-# seconds for a recount (bench/load.py: those waits were the staff pages' p99). A view that
-# finds them stale all the same (no runner, or the area not viewed lately) counts as before.
+# seconds for a recount (bench/load.py: those waits were the staff pages' p99). (Counting without
+# PostgreSQL's parallel workers, one core for longer, made the pages served meanwhile slower, not
+# faster: p50 190-290 ms against 68 ms in bench/load.py (a).) A view that finds the counts stale all the same (the area not viewed lately) shows them with
+# their time if they are less than DASHBOARD_SERVE_STALE_FOR seconds old, and the ticker counts
+# the area within seconds; older ones (or none) are counted while the person waits.
 DASHBOARD_CACHE_FROM = 20_000
 DASHBOARD_MAX_AGE = 30.0
 DASHBOARD_COST_SHARE = 0.1
 DASHBOARD_REFRESH_AHEAD = 0.7
+DASHBOARD_SERVE_STALE_FOR = 300.0
 DASHBOARD_KEEP_WARM = 120.0
 DASHBOARD_TICK_SECONDS = 2.0
 _DASHBOARD_ENTRIES = 256
@@ -1094,11 +1098,13 @@ register_ticker(refresh_dashboards, DASHBOARD_TICK_SECONDS)
 
 async def _shared_counts(session: AsyncSession, area: tuple, condition) -> tuple[dict, datetime, float]:
     """The area's counts as every process shares them: the stored snapshot while fresh, or while
-    another process recounts it; otherwise counted here (and stored when the area is large: the
-    caller commits). (counts, when counted, seconds counting took)."""
+    another process recounts it, or while stale by less than DASHBOARD_SERVE_STALE_FOR seconds
+    (shown with their time; the view makes the job runner count the area within seconds);
+    otherwise counted here (and stored when the area is large: the caller commits). (counts,
+    when counted, seconds counting took)."""
     name = "dashboard:" + "|".join(area)
     snapshot = await shared.read_snapshot(session, name)
-    if snapshot is not None and not _stale(snapshot):
+    if snapshot is not None and (not _stale(snapshot) or _age(snapshot) < DASHBOARD_SERVE_STALE_FOR):
         return _decoded(snapshot.value), snapshot.taken_at, snapshot.seconds
     if snapshot is not None:  # large, and stale: take the turn to recount it
         claimed = await shared.claim_snapshot(session, name)
@@ -1116,8 +1122,12 @@ async def _shared_counts(session: AsyncSession, area: tuple, condition) -> tuple
     return counted, counted_at, seconds
 
 
+def _age(snapshot: shared.Snapshot) -> float:
+    return (utcnow() - snapshot.taken_at).total_seconds()
+
+
 def _stale(snapshot: shared.Snapshot) -> bool:
-    return (utcnow() - snapshot.taken_at).total_seconds() >= _fresh_for(snapshot.seconds)
+    return _age(snapshot) >= _fresh_for(snapshot.seconds)
 
 
 def _encoded(counted: dict) -> dict:
