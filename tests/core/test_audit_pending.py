@@ -159,3 +159,22 @@ async def test_a_pending_read_does_not_wait_for_a_locked_chain_head(sessions, ap
         await audit.chain_pending(session, OWNER)
         await session.commit()
     assert (await _chain_state(sessions, ids))[:2] == (0, 5)
+
+
+async def test_a_tick_ends_while_entries_keep_arriving(monkeypatch) -> None:
+    """While a prefecture reads its municipalities' records, pending entries keep arriving; the
+    tick must still end (its job runner claims no job meanwhile), leaving the rest for the next."""
+    passes = []
+
+    async def always_more(session, lg_code=None, *, limit=audit.CHAIN_BATCH) -> int:
+        passes.append(1)
+        await asyncio.sleep(0.01)
+        return 3  # every pass finds new entries
+
+    class Session:
+        async def commit(self) -> None:
+            pass
+
+    monkeypatch.setattr(audit, "chain_pending", always_more)
+    chained = await asyncio.wait_for(audit.chain_all_pending(Session(), budget_seconds=0.1), timeout=5)
+    assert chained == 3 * len(passes) and 2 <= len(passes) < 50

@@ -976,9 +976,10 @@ async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, 
 # Counted ahead: the counts of a large area viewed in the last DASHBOARD_KEEP_WARM seconds are
 # counted again by the job runner's ticker (``refresh_dashboards``) once they reach
 # DASHBOARD_REFRESH_AHEAD of their freshness, before any view finds them stale; so nobody waits
-# seconds for a recount (bench/load.py: those waits were the staff pages' p99). (Counting without
-# PostgreSQL's parallel workers, one core for longer, made the pages served meanwhile slower, not
-# faster: p50 190-290 ms against 68 ms in bench/load.py (a).) A view that finds the counts stale all the same (the area not viewed lately) shows them with
+# seconds for a recount (bench/load.py: those waits were the staff pages' p99). The count itself
+# still loads the machine while it runs: on 2 cores, pages served during a prefecture's count
+# wait seconds, with PostgreSQL's parallel workers or without (bench/load.py (a) names them).
+# A view that finds the counts stale all the same (the area not viewed lately) shows them with
 # their time if they are less than DASHBOARD_SERVE_STALE_FOR seconds old, and the ticker counts
 # the area within seconds; older ones (or none) are counted while the person waits.
 DASHBOARD_CACHE_FROM = 20_000
@@ -1058,7 +1059,8 @@ async def refresh_dashboards(session: AsyncSession) -> int:
             counted_here += await _count_ahead(session, area, condition)
         finally:
             _counting.pop(area, None)
-            done.set_result(None)
+            latest = _counted.get(area, cached)  # a view waiting on it gets the new counts, or else the old
+            done.set_result((latest[2], latest[1]))
     return counted_here
 
 
