@@ -46,6 +46,9 @@ from kiban.modules.disaster.service import LEGAL_BASIS, record_mapping
 OVERLAP = timedelta(seconds=60)
 #: Rows read per chunk when a matcher is first built.
 BUILD_CHUNK = 20_000
+#: A chunk of a build at least this large is frozen out of the garbage collector's walks
+#: (``_out_of_the_collectors_way``); a smaller matcher costs the collector little.
+FREEZE_FROM = 5_000
 #: Ids per query when a catch-up reads the records that changed.
 CATCH_UP_CHUNK = 1_000
 #: Catching up on more rows than this happens in a worker thread; fewer are indexed at once
@@ -121,7 +124,8 @@ async def _build(session: AsyncSession, entry: _Entry, disaster_id: str) -> None
             stamps[mapping["record_id"]] = mapping.pop("updated_at")
             mappings.append(mapping)
         await _index(entry, mappings)
-        _out_of_the_collectors_way()
+        if len(mappings) >= FREEZE_FROM:
+            _out_of_the_collectors_way()
     _remember(entry, stamps)
 
 
