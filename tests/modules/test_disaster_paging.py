@@ -372,13 +372,8 @@ async def test_large_dashboards_are_counted_once_per_interval_and_per_area(sessi
     service._viewed.clear()
 
 
-async def test_a_large_area_counted_by_one_process_is_not_counted_again_by_another(session, monkeypatch) -> None:
-    """The counts are stored for every server process (shared_snapshot): another process (here:
-    this one with its memory emptied) shows them without counting while they are fresh; once
-    stale it counts again, unless another process is doing so (then the previous counts)."""
-    disaster = await _disaster(session)
-    await _bulk(session, [_row(disaster, WAJIMA, n) for n in range(6)])
-    monkeypatch.setattr(service, "DASHBOARD_CACHE_FROM", 5)
+def _count_the_counts(monkeypatch) -> list:
+    """A list that grows by one each time an area is counted."""
     counting = []
     real_counts = service._counts
 
@@ -387,6 +382,17 @@ async def test_a_large_area_counted_by_one_process_is_not_counted_again_by_anoth
         return await real_counts(session_, condition)
 
     monkeypatch.setattr(service, "_counts", spied)
+    return counting
+
+
+async def test_a_large_area_counted_by_one_process_is_not_counted_again_by_another(session, monkeypatch) -> None:
+    """The counts are stored for every server process (shared_snapshot): another process (here:
+    this one with its memory emptied) shows them without counting while they are fresh; once
+    stale it counts again, unless another process is doing so (then the previous counts)."""
+    disaster = await _disaster(session)
+    await _bulk(session, [_row(disaster, WAJIMA, n) for n in range(6)])
+    monkeypatch.setattr(service, "DASHBOARD_CACHE_FROM", 5)
+    counting = _count_the_counts(monkeypatch)
     wajima = await _tenant(session, WAJIMA)
     first = await service.dashboard(session, wajima, disaster)
     assert first.total == 6 and len(counting) == 1
@@ -424,14 +430,7 @@ async def test_a_large_area_viewed_lately_is_counted_ahead_so_no_view_waits_for_
     monkeypatch.setattr(service, "DASHBOARD_CACHE_FROM", 5)
     service._counted.clear()
     service._viewed.clear()
-    counting = []
-    real_counts = service._counts
-
-    async def spied(session_, condition):
-        counting.append(1)
-        return await real_counts(session_, condition)
-
-    monkeypatch.setattr(service, "_counts", spied)
+    counting = _count_the_counts(monkeypatch)
     wajima = await _tenant(session, WAJIMA)
     first = await service.dashboard(session, wajima, disaster)
     await service.dashboard(session, await _tenant(session, SUZU), disaster)  # small: counted at each view, not kept

@@ -1141,10 +1141,8 @@ def _decoded(value: dict) -> dict:
     return {dimension: {key: (n, p) for key, n, p in rows} for dimension, rows in value.items()}
 
 
-def _care_needs_table(dialect: str):
-    """The care needs of a record, one row each (the column holds a JSON list)."""
-    if dialect == "postgresql":
-        return func.json_array_elements_text(VictimRecord.care_needs).table_valued("value").render_derived()
+def _care_needs_table():
+    """SQLite: the care needs of a record, one row each (the column holds a JSON list)."""
     return func.json_each(VictimRecord.care_needs).table_valued("value")
 
 
@@ -1155,25 +1153,23 @@ async def _counts(session: AsyncSession, condition) -> dict[str, dict]:
     record's id is never another record's ``person_id`` (that is always the id of a linked
     registration), so persons = unlinked records + distinct ``person_id`` among the linked."""
     record = VictimRecord
+    breakdowns = (("current", record.current_lg_code), ("registered", record.lg_code), ("shelter", record.shelter_id),
+                  ("whereabouts", record.whereabouts), ("damage", record.damage_level))
+    if (await session.connection()).dialect.name == "postgresql":
+        return await _counts_on_postgresql(session, condition, breakdowns)
     registrations = func.count(func.distinct(record.id))
     persons = (func.count(func.distinct(case((record.person_id.is_(None), record.id))))
                + func.count(func.distinct(record.person_id)))
     plain_registrations = func.count()
     plain_persons = func.count() - func.count(record.person_id) + func.count(func.distinct(record.person_id))
-    dialect = (await session.connection()).dialect.name
-    breakdowns = (("current", record.current_lg_code), ("registered", record.lg_code), ("shelter", record.shelter_id),
-                  ("whereabouts", record.whereabouts), ("damage", record.damage_level))
-    if dialect == "postgresql":
-        return await _counts_on_postgresql(session, condition, breakdowns)
-    else:
-        row = (await session.execute(select(plain_registrations, plain_persons).where(condition))).one()
-        out = {"total": {None: (row[0], row[1])}}
-        for dimension, column in breakdowns:
-            statement = select(column, plain_registrations, plain_persons).where(condition)
-            if dimension == "shelter":
-                statement = statement.where(column.is_not(None))
-            out[dimension] = {key: (n, p) for key, n, p in (await session.execute(statement.group_by(column))).all()}
-    needs = _care_needs_table(dialect)
+    row = (await session.execute(select(plain_registrations, plain_persons).where(condition))).one()
+    out = {"total": {None: (row[0], row[1])}}
+    for dimension, column in breakdowns:
+        statement = select(column, plain_registrations, plain_persons).where(condition)
+        if dimension == "shelter":
+            statement = statement.where(column.is_not(None))
+        out[dimension] = {key: (n, p) for key, n, p in (await session.execute(statement.group_by(column))).all()}
+    needs = _care_needs_table()
     statement = select(needs.c.value, registrations, persons).select_from(record).join(needs, true()).where(
         condition).group_by(needs.c.value)
     out["care_needs"] = {key: (n, p) for key, n, p in (await session.execute(statement)).all() if key is not None}
