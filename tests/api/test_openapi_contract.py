@@ -27,6 +27,7 @@ from kiban.core.identity.apikeys import RateLimiter
 from kiban.core.identity.permissions import API_KEY_GRANTABLE
 from kiban.kit.openapi import route_access
 from kiban.kit.shared import MemoryState
+from kiban.main import create_app
 from tests.conftest import BACKEND
 from tests.factories import SAPPORO
 
@@ -59,9 +60,11 @@ def _operations(document: dict):
                 yield path, method, operation
 
 
-@pytest.fixture
-def document(app) -> dict:
-    return app.openapi()
+@pytest.fixture(scope="module")
+def document() -> dict:
+    # The document follows from the routes alone, not from a test's database or settings: built
+    # once for the module (about 2 s each time) and never changed by the tests that read it.
+    return create_app().openapi()
 
 
 # -- the document, read statically ----------------------------------------------------------
