@@ -914,7 +914,9 @@ def slow_pages(raw: dict) -> None:
     kinds = Counter(page_kind(line) for _, _, _, line in slow)
     note_line("requests of 300 ms or more by page: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common())
               + "; slowest: " + ", ".join(f"{ms:.0f} ms {page_kind(line)} at +{at - raw['started_at']:.1f} s"
-                                         for ms, at, _, line in slow[:6]))
+                                         for ms, at, _, line in slow[:6])
+              + f" (the window began at {time.strftime('%H:%M:%S', time.localtime(raw['started_at']))}"
+              + f".{int(raw['started_at'] % 1 * 10)}, for the server's log)")
 
 
 def verdicts() -> None:

@@ -74,10 +74,17 @@ async def test_a_request_waiting_on_its_session_does_not_hold_up_the_others(monk
     second_done = asyncio.Event()
     order: list[str] = []
 
+    class Session:  # as much of a session as the cache uses (no transaction: revalidated every time)
+        def __init__(self, name: str) -> None:
+            self.name, self.info, self.sync_session = name, {}, self
+
+        def get_transaction(self) -> None:
+            return None
+
     async def revision(self) -> int:
-        if self.session == "first":
+        if self.session.name == "first":
             await second_done.wait()
-        order.append(self.session)
+        order.append(self.session.name)
         return 7
 
     async def everything(self) -> list:
@@ -91,9 +98,30 @@ async def test_a_request_waiting_on_its_session_does_not_hold_up_the_others(monk
     async def second() -> RegistrySnapshot:
         await asyncio.sleep(0.01)  # after the first has begun
         try:
-            return await cache.get("second")
+            return await cache.get(Session("second"))
         finally:
             second_done.set()
 
-    first, other = await asyncio.wait_for(asyncio.gather(cache.get("first"), second()), timeout=5)
+    first, other = await asyncio.wait_for(asyncio.gather(cache.get(Session("first")), second()), timeout=5)
     assert order == ["second", "first"] and first.revision == other.revision == 7
+
+
+async def test_the_revision_is_asked_once_per_transaction(session, monkeypatch) -> None:
+    """A page names organisations two or three times; the registry's revision is asked once per
+    transaction of its session, and again in the next (a change committed meanwhile is seen)."""
+    from kiban.core.registry import service as registry_service
+
+    asked = []
+    original = OrganizationRepository.revision
+
+    async def revision(self) -> int:
+        asked.append(1)
+        return await original(self)
+
+    monkeypatch.setattr(OrganizationRepository, "revision", revision)
+    first = await registry_service.names_by_code(session, {"011002"})
+    second = await registry_service.names_by_code(session, {"131016"})
+    assert (first, second) == ({"011002": "札幌市"}, {"131016": "千代田区"}) and len(asked) == 1
+    await session.commit()
+    assert await registry_service.names_by_code(session, {"011002"}) == {"011002": "札幌市"}
+    assert len(asked) == 2

@@ -66,6 +66,9 @@ async def _viewer(request: Request, session) -> Viewer | None:
     if web_session.acting_lg_code is None:
         return Viewer(principal.display_name, None, "/signin/organization", "団体を選ぶ", "")
     org = await session.get(Organization, web_session.acting_lg_code)
+    # Held for the rest of the request: the session's identity map holds objects weakly, and the
+    # route's own checks (the staff member, the URL's organisation) asked the database again.
+    request.state.signed_in = (principal, org)
     org_name = org.name if org is not None else web_session.acting_lg_code
     return Viewer(principal.display_name, org_name, f"/t/{web_session.acting_lg_code}/",
                   f"{org_name}のページ", "")

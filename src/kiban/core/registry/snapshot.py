@@ -60,6 +60,9 @@ def _without_suffix(key: str, suffixes: tuple[str, ...]) -> str | None:
     return None
 
 
+_CHECKED_KEY = "kiban.registry_checked"  # session.info: id(cache) -> (the transaction, the snapshot checked in it)
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     item: OrganizationRead
@@ -204,10 +207,24 @@ class RegistryCache:
     async def get(self, session: AsyncSession) -> RegistrySnapshot:
         snapshot = self._snapshot
         if snapshot is None or self.ttl <= 0 or self._sessionmaker is None:
-            return await self.revalidate(session)
+            return await self._revalidated_in_transaction(session)
         if time.monotonic() - self._checked_at >= self.ttl and self._refresh is None:
             self._checked_at = time.monotonic()
             self._refresh = asyncio.create_task(self._refresh_in_background())
+        return snapshot
+
+    async def _revalidated_in_transaction(self, session: AsyncSession) -> RegistrySnapshot:
+        """``revalidate`` once per transaction of the caller's session: a page names
+        organisations two or three times (its records, its requests, its header), and each asked
+        the database for the revision again."""
+        transaction = session.sync_session.get_transaction()
+        checked = session.info.get(_CHECKED_KEY, {}).get(id(self))
+        if checked is not None and transaction is not None and checked[0] is transaction:
+            return checked[1]
+        snapshot = await self.revalidate(session)
+        transaction = session.sync_session.get_transaction()  # begun by the revalidation's query
+        if transaction is not None:
+            session.info.setdefault(_CHECKED_KEY, {})[id(self)] = (transaction, snapshot)
         return snapshot
 
     async def revalidate(self, session: AsyncSession) -> RegistrySnapshot:

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -63,17 +64,64 @@ def is_unscoped(session: AsyncSession | Session) -> bool:
     return bool(_sync(session).info.get(UNSCOPED_KEY))
 
 
+# -- the context in the database (PostgreSQL) ------------------------------------------------------
+#
+# ``set_config(..., true)`` lasts until the transaction ends. The context wanted is noted on the
+# connection whenever it changes (a transaction begins, a tenant is bound, ``as_tenant`` or
+# ``unscoped`` is entered or left) and set just before the transaction's next statement, only if
+# it differs from what the database has: a context entered and left with no statement between, or
+# left just before the commit, costs no round trip. Setting it at once cost six of a workspace
+# page's 25 statements (bench/load.py). Every statement on the connection passes the hook below
+# (ORM queries, flushes, Core and text statements alike), so none runs under a stale context.
+_WANTED = "kiban.db_context_wanted"    # connection.info: (root transaction, (lg_code, unscoped))
+_APPLIED = "kiban.db_context_applied"  # connection.info: (root transaction, (lg_code, unscoped)) as set
+_SET_CONTEXT_SQL = "SELECT set_config($1, $2, true), set_config($3, $4, true)"
+# Not statements that run under the context (and a failed transaction accepts only these).
+_TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT", "BEGIN")
+
+
+def note_database_context(session: Session, connection: Connection) -> None:
+    """Note the session's context as the one its transaction on ``connection`` must run under."""
+    if connection.dialect.name != "postgresql":
+        return
+    tenant = session.info.get(TENANT_KEY)
+    values = (tenant.lg_code if tenant else "", "on" if session.info.get(UNSCOPED_KEY) else "")
+    connection.info[_WANTED] = (connection.get_transaction(), values)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _set_noted_context(connection: Connection, _cursor, statement, _parameters, _context, _executemany) -> None:
+    wanted = connection.info.get(_WANTED)
+    if wanted is None or statement.startswith(_TRANSACTION_CONTROL):
+        return
+    transaction = connection.get_transaction()
+    if wanted[0] is not transaction:  # noted for a transaction that has ended
+        connection.info.pop(_WANTED, None)
+        return
+    applied = connection.info.get(_APPLIED)
+    if applied is not None and applied[0] is transaction and applied[1] == wanted[1]:
+        return
+    cursor = connection.connection.cursor()  # its own cursor: the statement's is about to be used
+    try:
+        cursor.execute(_SET_CONTEXT_SQL, (PG_TENANT_SETTING, wanted[1][0], PG_UNSCOPED_SETTING, wanted[1][1]))
+    finally:
+        cursor.close()
+    connection.info[_APPLIED] = wanted
+
+
+@event.listens_for(Engine, "rollback_savepoint")
+def _context_after_savepoint_rollback(connection: Connection, _name, _context) -> None:
+    # The settings are back to what they were at the savepoint: set the wanted ones again.
+    connection.info.pop(_APPLIED, None)
+
+
 async def _apply_to_open_transaction(session: AsyncSession) -> None:
-    """Repeat the context in the database now if a transaction is already open (the
-    ``after_begin`` hook covers transactions that start later)."""
+    """Note the changed context for an open transaction (the ``after_begin`` hook notes it for
+    transactions that start later)."""
     if session.bind.dialect.name != "postgresql" or not session.in_transaction():
         return
-    tenant = current_tenant(session)
-    await session.execute(
-        text("SELECT set_config(:tk, :tv, true), set_config(:uk, :uv, true)"),
-        {"tk": PG_TENANT_SETTING, "tv": tenant.lg_code if tenant else "",
-         "uk": PG_UNSCOPED_SETTING, "uv": "on" if is_unscoped(session) else ""},
-    )
+    connection = await session.connection()
+    note_database_context(session.sync_session, connection.sync_connection)
 
 
 async def bind_tenant(session: AsyncSession, tenant: Tenant) -> None:

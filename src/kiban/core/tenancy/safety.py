@@ -4,27 +4,24 @@ Every ORM statement that touches a tenant-owned model gets ``lg_code = <bound te
 added (``with_loader_criteria``, also on lazy loads and ORM updates/deletes). With no tenant
 bound and no ``unscoped()`` in force, the statement is refused with ``TenantContextMissing``
 instead of running across every tenant. Flushes refuse new or changed rows for a tenant other
-than the bound one. On PostgreSQL every transaction begins by setting ``kiban.lg_code`` for RLS.
+than the bound one. On PostgreSQL every transaction sets ``kiban.lg_code`` for RLS before its first
+statement (``context.note_database_context``).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Table, event, text
+from sqlalchemy import Table, event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql.util import find_tables
 
 from kiban.core.tenancy.context import (
-    PG_TENANT_SETTING,
-    PG_UNSCOPED_SETTING,
     TENANT_KEY,
     UNSCOPED_KEY,
     TenantContextMissing,
     TenantMismatch,
+    note_database_context,
 )
 from kiban.core.tenancy.models import TenantScoped, tenant_owned_tables
-
-
-_SET_CONTEXT = text("SELECT set_config(:tk, :tv, true), set_config(:uk, :uv, true)")
 
 
 def _tenant_tables() -> frozenset[str]:
@@ -107,11 +104,4 @@ def _check_writes(session: Session, _flush_context, _instances) -> None:
 
 @event.listens_for(Session, "after_begin")
 def _set_database_context(session: Session, _transaction, connection) -> None:
-    if connection.dialect.name != "postgresql":
-        return
-    tenant = session.info.get(TENANT_KEY)
-    connection.execute(
-        _SET_CONTEXT,
-        {"tk": PG_TENANT_SETTING, "tv": tenant.lg_code if tenant else "",
-         "uk": PG_UNSCOPED_SETTING, "uv": "on" if session.info.get(UNSCOPED_KEY) else ""},
-    )
+    note_database_context(session, connection)  # set before the transaction's first statement

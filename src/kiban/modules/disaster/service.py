@@ -476,6 +476,15 @@ async def _without_jit(session: AsyncSession) -> None:
         await session.execute(sql_text("SELECT set_config('jit', 'off', true)"))
 
 
+async def _on_one_core(session: AsyncSession) -> None:
+    """For the rest of this transaction, no parallel workers: a count made ahead of its viewers
+    in the background may take one core for longer, but must not take every core at once (a
+    prefecture's count took both of bench/load.py's for seconds, and every page served then
+    waited). Counts a viewer waits for keep them."""
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(sql_text("SELECT set_config('max_parallel_workers_per_gather', '0', true)"))
+
+
 async def visible_records(session: AsyncSession, viewer: Tenant, disaster_id: str, *,
                           actor: audit.Actor | None = None, record_ids: list[str] | None = None) -> list[VictimRecord]:
     """Records the viewer may see under the sharing rules (``visible_condition``): its own,
@@ -963,28 +972,30 @@ async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, 
                      warning_percent=percent, crowded=crowded, counted_at=counted_at)
 
 
-# Counting an area costs a pass over its records (on PostgreSQL about 6 s for a prefecture's
-# million, 3 s for a city's 165,000): an area this large is counted by one server process for
-# all (the snapshot ``dashboard:<area>`` in ``shared_snapshot``), again once its counts are
-# older than DASHBOARD_MAX_AGE seconds, or older than the count took divided by
-# DASHBOARD_COST_SHARE when that is longer (so recounting one area keeps at most a tenth of one
-# process busy, however large the disaster grows). While one process recounts, every other view
-# shows the counts before, with the time they were taken. Within a process, the counts are kept
-# in memory for as long as they are fresh. Smaller areas are counted on every view. The key is
-# the area (disaster, scope, viewer): never one viewer's counts shown to another.
+# Counting an area costs a pass over its records (on PostgreSQL about 3 s for a prefecture's
+# 300,000 of a million, 2 s for a city's 165,000, on one core): an area this large is counted by
+# one server process for all (the snapshot ``dashboard:<area>`` in ``shared_snapshot``), again
+# once its counts are older than DASHBOARD_MAX_AGE seconds, or older than the count took divided
+# by DASHBOARD_COST_SHARE when that is longer: recounting one area keeps at most a fiftieth of one
+# core busy, however large the disaster grows (a prefecture's counts are then about 3 minutes
+# old at most, and shown with their time). With a tenth, the three areas of bench/load.py (a)
+# took a third of a core on a 2-core server, and pages served during each count waited seconds.
+# While one process recounts, every other view shows the counts before, with the time they were
+# taken. Within a process, the counts are kept in memory for as long as they are fresh. Smaller
+# areas are counted on every view. The key is the area (disaster, scope, viewer): never one
+# viewer's counts shown to another.
 #
 # Counted ahead: the counts of a large area viewed in the last DASHBOARD_KEEP_WARM seconds are
 # counted again by the job runner's ticker (``refresh_dashboards``) once they reach
 # DASHBOARD_REFRESH_AHEAD of their freshness, before any view finds them stale; so nobody waits
-# seconds for a recount (bench/load.py: those waits were the staff pages' p99). The count itself
-# still loads the machine while it runs: on 2 cores, pages served during a prefecture's count
-# wait seconds, with PostgreSQL's parallel workers or without (bench/load.py (a) names them).
+# seconds for a recount (bench/load.py: those waits were the staff pages' p99). Counted ahead,
+# on one core (``_on_one_core``): PostgreSQL's parallel workers took every core for the count.
 # A view that finds the counts stale all the same (the area not viewed lately) shows them with
 # their time if they are less than DASHBOARD_SERVE_STALE_FOR seconds old, and the ticker counts
 # the area within seconds; older ones (or none) are counted while the person waits.
 DASHBOARD_CACHE_FROM = 20_000
 DASHBOARD_MAX_AGE = 30.0
-DASHBOARD_COST_SHARE = 0.1
+DASHBOARD_COST_SHARE = 0.02
 DASHBOARD_REFRESH_AHEAD = 0.7
 DASHBOARD_SERVE_STALE_FOR = 300.0
 DASHBOARD_KEEP_WARM = 120.0
@@ -1083,6 +1094,7 @@ async def _count_ahead(session: AsyncSession, area: tuple, condition) -> int:
                 _keep(area, _decoded(claimed.value), claimed.taken_at, claimed.seconds)
                 return 0
             await _without_jit(session)
+            await _on_one_core(session)
             counted_at, started = utcnow(), time.perf_counter()
             counted = await _counts(session, condition)
             seconds = time.perf_counter() - started
