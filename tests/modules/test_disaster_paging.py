@@ -171,6 +171,9 @@ async def test_the_count_known_from_own_records_agrees_with_the_full_count(sessi
         assert (listed.total, listed.more) == first, code
         further = await service.records_page(session, tenant, ACTOR, disaster, page=4, page_size=10)
         assert (further.total, further.more) == (all_of_them, False), code  # asked past the limit: counted
+    if listing == "walking the disaster":  # known once per process (registrations are never deleted)
+        assert service._owned_beyond[(disaster, KANAZAWA)] >= 25 and service._owned_beyond[(disaster, ISHIKAWA)] >= 25
+        assert (disaster, WAJIMA) not in service._owned_beyond and (disaster, SUZU) not in service._owned_beyond
 
 
 async def test_every_write_path_stores_the_search_keys(staff, session) -> None:

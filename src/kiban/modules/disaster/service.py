@@ -1394,6 +1394,7 @@ MAX_PAGE = 1_000
 # outwards, one that sees more by walking the disaster in フリガナ order (``records_page``).
 SMALL_AREA = 2_000
 _large_areas: set[tuple[str, str]] = set()
+_owned_beyond: dict[tuple[str, str], int] = {}  # (disaster, viewer) -> a number of its own records it has more than
 
 
 def parse_date(value: str, what: str) -> date | None:
@@ -1586,11 +1587,22 @@ async def _owns_more_than(session: AsyncSession, viewer: Tenant, disaster_id: st
     prefecture). Every such record is visible to it (``visible_condition``, 支援措置対象 included),
     so the list has more than ``limit`` too. One index range stopped at ``limit`` + 1 rows, where
     counting by the whole sharing rule made PostgreSQL gather every candidate row first (金沢市
-    on 1,000,000 records: 280,000 rows, 60-75 ms, on every page of its list)."""
+    on 1,000,000 records: 280,000 rows, 60-75 ms, on every page of its list). Registrations are
+    never deleted, so once it has more than a number it always will: asked once per process and
+    number (``_owned_beyond``). Asked on every page, it was 20 ms of PostgreSQL's time on each,
+    the planner's estimate choosing a scan of the table (bench/load.py (a))."""
+    area = (disaster_id, viewer.lg_code)
+    if _owned_beyond.get(area, -1) >= limit:
+        return True
     R = VictimRecord
     mine = R.home_pref_code == viewer.lg_code if viewer.is_prefecture else R.lg_code == viewer.lg_code
     upto = select(R.id).where(R.disaster_id == disaster_id, mine).limit(limit + 1).subquery()
-    return (await session.scalar(select(func.count()).select_from(upto)) or 0) > limit
+    more = (await session.scalar(select(func.count()).select_from(upto)) or 0) > limit
+    if more:
+        if len(_owned_beyond) > 10_000:
+            _owned_beyond.clear()
+        _owned_beyond[area] = max(limit, _owned_beyond.get(area, -1))
+    return more
 
 
 async def records_page(session: AsyncSession, viewer: Tenant, actor: audit.Actor, disaster_id: str, *, q: str = "",
