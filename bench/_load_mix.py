@@ -9,6 +9,7 @@ its latency. Loopback only; run in its own process so the server, not the client
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,10 @@ STOP = threading.Event()
 class ClientPlan:
     """One client: its class and the raw requests it cycles through (``expect`` is the status
     every one of them must get; anything else, or a broken connection, is an error), waiting
-    ``pause_s`` after each answer (a person reading; 0: the next request at once)."""
+    about ``pause_s`` after each answer (a person reading; 0: the next request at once). People
+    do not read in step: each pause is drawn between half and one and a half ``pause_s``, and
+    each such client begins somewhere within its first pause. With the same pause for all, the
+    clients that started together kept clicking together, and every wave queued at once."""
 
     cls: str
     requests: list[bytes]
@@ -90,7 +94,10 @@ async def _client(host: str, port: int, plan: ClientPlan, cls_index: int, offset
                   record_from: float, result: MixResult, timeout_s: float) -> None:
     requests = plan.requests
     i = offset
+    reading = random.Random(offset)  # the same pauses in every run
     reader = writer = None
+    if plan.pause_s:
+        await asyncio.sleep(reading.uniform(0, plan.pause_s))
     reused = False  # whether the connection has answered before (a closed keep-alive one is retried)
     try:
         while time.perf_counter() < stop_at and not STOP.is_set():
@@ -127,7 +134,7 @@ async def _client(host: str, port: int, plan: ClientPlan, cls_index: int, offset
                 writer.close()
                 reader = writer = None
             if plan.pause_s:
-                await asyncio.sleep(plan.pause_s)
+                await asyncio.sleep(reading.uniform(0.5 * plan.pause_s, 1.5 * plan.pause_s))
     finally:
         if writer is not None:
             writer.close()

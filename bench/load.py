@@ -91,8 +91,9 @@ REGISTRY_QUERIES = ["さっぽろ", "札幌", "サッポロ", "横浜", "ｻｯ�
 # Who is in the mix, as shares of the clients (at least one each).
 MIX = (("staff city", 0.30), ("staff pref", 0.10), ("resident", 0.30), ("national", 0.04), ("registry", 0.26))
 MIX_REGISTRY_PAUSE = 0.1  # s between a registry client's searches in the mix (<= 10/s each)
-# s a member of staff reads a page before the next click (--staff-pause; 0 = the next at once,
-# which measures the machine's capacity rather than 50 people at work)
+# s a member of staff reads a page before the next click, on average (--staff-pause; each pause
+# between half and one and a half of it, _load_mix.ClientPlan; 0 = the next at once, which
+# measures the machine's capacity rather than 50 people at work)
 STAFF_PAUSE = 0.0
 STAFF_RUNS: dict = {}  # (backend, clients, first row) -> the pause of that (a) run
 TENANT_CLASSES = ("staff city", "staff pref", "resident", "national")
@@ -867,7 +868,7 @@ def run_backend(name: str, args) -> None:
                     raw = run_plans(backend.base, plans, args.warmup, args.duration)
                     stats = summarise(raw)
                     report(backend, scenario, clients, stats,
-                           note=f"each reads a page {pause:g} s" if pause else "closed loop", always_note=True)
+                           note=f"each reads a page {pause:g} s on average" if pause else "closed loop", always_note=True)
                     slow_pages(raw)
                     served = max(1, stats["all"].requests)
                     server_ms = (process_cpu(backend.server.pid) - cpu[0]) * 1000 / served
@@ -958,7 +959,7 @@ def main() -> None:
                                              "(default national_data.NATIONAL_SECRET_KEY)")
     parser.add_argument("--clients", default="50,200")
     parser.add_argument("--staff-pause", default="0",
-                        help="seconds each member of staff reads a page before the next click; a list (e.g. 0,2) "
+                        help="seconds each member of staff reads a page before the next click, on average; a list (e.g. 0,2) "
                              "runs (a) once per value, and (e), (f) use the last (default 0: closed loop, every "
                              "answer followed at once by the next request)")
     parser.add_argument("--duration", type=float, default=None, help="seconds measured per run (default 15; --quick 8)")
