@@ -105,3 +105,18 @@ def _check_writes(session: Session, _flush_context, _instances) -> None:
 @event.listens_for(Session, "after_begin")
 def _set_database_context(session: Session, _transaction, connection) -> None:
     note_database_context(session, connection)  # set before the transaction's first statement
+
+
+# Noted again before each of the session's statements and flushes: sessions can share one
+# connection (the tests' sessions over one outer transaction), and each statement must run under
+# its own session's context, not the one another session noted last.
+@event.listens_for(Session, "do_orm_execute")
+def _context_before_statement(state: ORMExecuteState) -> None:
+    if state.session.get_bind().dialect.name == "postgresql":  # (SQLite's transactions begin as they do)
+        note_database_context(state.session, state.session.connection())
+
+
+@event.listens_for(Session, "before_flush")
+def _context_before_flush(session: Session, _flush_context, _instances) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        note_database_context(session, session.connection())
