@@ -28,7 +28,7 @@ from kiban.core.identity import credentials
 from kiban.kit.db import create_engine, get_session
 from kiban.ops.provision import build_database
 from kiban.kit.settings import Settings
-from kiban.main import create_app
+from kiban.main import configure, create_app
 
 # Real argon2id, with the cheapest parameters it allows: the suite signs staff in a few thousand
 # times, and production's 0.1 s each cost CI several minutes. Production's parameters are checked
@@ -134,12 +134,18 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
         yield s
 
 
+_shared_app: list = []  # one application per run: FastAPI builds its routes' handlers once, not per test
+
+
 @pytest.fixture
 def app(test_database: TestDatabase, app_engine: AsyncEngine, connection: AsyncConnection):
     # The registry cache revalidates on every request here, so tests see their own changes.
-    application = create_app(Settings(database_url=test_database.app_url, registry_cache_seconds=0,
-                                      shared_state="database"),
-                             engine=app_engine)
+    settings = Settings(database_url=test_database.app_url, registry_cache_seconds=0, shared_state="database")
+    if not _shared_app:
+        _shared_app.append(create_app(settings, engine=app_engine))
+    application = _shared_app[0]
+    # Each test starts from new state (settings, caches, counters, middleware), none overridden.
+    configure(application, settings, engine=app_engine)
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         async with session_on(connection) as s:

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import kiban
@@ -104,31 +105,53 @@ async def _warm_matchers(app: FastAPI) -> None:
                                            exc_info=True)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    from kiban.core.jobs.runner import Runner
+
+    settings: Settings = app.state.settings
+    # FastAPI builds each route's handler on its first match (a mistyped URL: every route's).
+    # Building them all here, while the worker is not yet serving, spares its first requests a
+    # stall of a second or more; the OpenAPI document is built from the same handlers.
+    app.openapi()
+    await _warm_registry(app)
+    # Background jobs (core/jobs): every serve process claims and runs its share.
+    kinds = [k.strip() for k in settings.jobs_kinds.split(",") if k.strip()] or None
+    app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers, kinds=kinds)
+    if settings.jobs_workers > 0:
+        app.state.job_runner.start()
+    warming = asyncio.create_task(_warm_matchers(app)) if settings.matcher_warm else None
+    yield
+    if warming is not None and not warming.done():
+        warming.cancel()
+    await app.state.job_runner.stop()
+    await app.state.shared.close()
+    if app.state.own_engine:
+        await app.state.engine.dispose()
+
+
+def configure(app: FastAPI, settings: Settings, *, engine: AsyncEngine | None = None) -> None:
+    """Give ``app`` its settings, database and per-process state, all new: ``create_app`` calls it
+    once; the test suite calls it again before each test on one app per run, whose routes'
+    handlers are then built once rather than per test (each test starts from new state, the
+    middleware rebuilt and no dependency overridden)."""
+    app.state = State()
+    app.state.settings = settings
+    app.state.own_engine = engine is None
+    app.state.engine = engine or create_engine(settings.database_url, echo=settings.sql_echo,
+                                               pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    # Counters every worker process shares (sign-in throttle, API key rate limits): kit/shared.py.
+    app.state.shared = open_shared_state(settings)
+    app.state.rate_limiter = RateLimiter(app.state.shared)
+    app.state.registry_cache = RegistryCache(app.state.sessionmaker, ttl=settings.registry_cache_seconds)
+    app.middleware_stack = None
+    app.dependency_overrides.clear()
+
+
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    own_engine = engine is None
-    engine = engine or create_engine(settings.database_url, echo=settings.sql_echo,
-                                    pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        from kiban.core.jobs.runner import Runner
-
-        await _warm_registry(app)
-        # Background jobs (core/jobs): every serve process claims and runs its share.
-        kinds = [k.strip() for k in settings.jobs_kinds.split(",") if k.strip()] or None
-        app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers, kinds=kinds)
-        if settings.jobs_workers > 0:
-            app.state.job_runner.start()
-        warming = asyncio.create_task(_warm_matchers(app)) if settings.matcher_warm else None
-        yield
-        if warming is not None and not warming.done():
-            warming.cancel()
-        await app.state.job_runner.stop()
-        await app.state.shared.close()
-        if own_engine:
-            await engine.dispose()
 
     app = FastAPI(
         title="Kiban 国・地方デジタル共通基盤 API",
@@ -137,17 +160,11 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
-        lifespan=lifespan,
+        lifespan=_lifespan,
         # Every page's header says who is signed in; loaded once, on the request's own session.
         dependencies=[Depends(load_viewer)],
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
-    # Counters every worker process shares (sign-in throttle, API key rate limits): kit/shared.py.
-    app.state.shared = open_shared_state(settings)
-    app.state.rate_limiter = RateLimiter(app.state.shared)
-    app.state.registry_cache = RegistryCache(app.state.sessionmaker, ttl=settings.registry_cache_seconds)
+    configure(app, settings, engine=engine)
     # Innermost: GET/HEAD on SQLite read a WAL snapshot without the write lock, and are run once
     # more with it if they must write while another connection writes (kit/db.py).
     app.add_middleware(ReadRetryMiddleware)
