@@ -25,6 +25,7 @@ from kiban.core.tenancy.context import bind_tenant, unscoped
 from kiban.modules.disaster import service
 from kiban.modules.disaster.models import LinkageBatch, MatchDecision, VictimRecord
 from kiban.modules.disaster.names import prefix_upper_bound, search_keys
+from kiban.modules.disaster.roster import WHEREABOUTS
 from tests.modules.test_disaster_web import ISHIKAWA, KANAZAWA, SUZU, WAJIMA, _person
 
 ACTOR = audit.Actor("staff", "試験")
@@ -380,9 +381,9 @@ def _count_the_counts(monkeypatch) -> list:
     counting = []
     real_counts = service._counts
 
-    async def spied(session_, condition):
+    async def spied(session_, condition, pace=None):
         counting.append(1)
-        return await real_counts(session_, condition)
+        return await real_counts(session_, condition, pace)
 
     monkeypatch.setattr(service, "_counts", spied)
     return counting
@@ -455,6 +456,52 @@ async def test_a_large_area_viewed_lately_is_counted_ahead_so_no_view_waits_for_
     assert await service.refresh_dashboards(session) == 0 and len(counting) == 3 and service._viewed == {}
     service._counted.clear()
     service._viewed.clear()
+
+
+async def test_a_count_made_ahead_in_slices_adds_up_to_the_count_made_at_once(session, test_database, monkeypatch) -> None:
+    """Counted ahead (``service.Pace``), an area is read in slices of the table and of the person
+    ids, resting between them: the slices' sums must be the counts of one statement over the area,
+    persons after 名寄せ and repeated care needs included."""
+    if not test_database.is_postgres:
+        pytest.skip("the slices are PostgreSQL's (ctid ranges); SQLite counts in one statement")
+    disaster = await _disaster(session)
+    rng = random.Random(11)
+    rows = []
+    for n in range(400):
+        owner = rng.choice([WAJIMA, SUZU, KANAZAWA])
+        rows.append(_row(disaster, owner, n, home=rng.choice([WAJIMA, SUZU, KANAZAWA, SAPPORO]),
+                         whereabouts=rng.choice(list(WHEREABOUTS)),
+                         care_needs=rng.choice([[], ["高齢者"], ["乳幼児", "高齢者", "高齢者"], ["障害者"]])))
+    for a, b in zip(rows[0:120:2], rows[1:120:2]):  # 60 persons registered twice (名寄せ linked them)
+        a["person_id"] = b["person_id"] = a["id"]
+    await _bulk(session, rows)
+    ishikawa = await _tenant(session, ISHIKAWA)
+    condition = service.and_(VictimRecord.disaster_id == disaster, service._visible_to(ishikawa))
+    async with unscoped(session, "試験"):
+        at_once = await service._counts(session, condition)
+        monkeypatch.setattr(service, "COUNT_SLICE_PAGES", 2)
+        monkeypatch.setattr(service, "COUNT_REST", 0.0)
+        assert len(await service._table_slices(session)) > 5  # really read in many slices
+        pace = service.Pace()
+        sliced = await service._counts(session, condition, pace)
+    assert sliced == at_once and pace.busy > 0
+    total, persons = at_once["total"][None]
+    assert total == sum(1 for r in rows if r["home_lg_code"] != SAPPORO)  # 石川県's area: home or current in 石川県
+    assert persons < total and at_once["care_needs"]["高齢者"][0] > 0
+
+
+async def test_a_count_made_ahead_on_a_server_reads_one_snapshot(app_engine, test_database) -> None:
+    """On a server (a session bound to the engine) the slices are read in one REPEATABLE READ
+    transaction of their own, so they add up to the area at one moment."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    if not test_database.is_postgres:
+        pytest.skip("PostgreSQL's counts only are read in slices")
+    async with AsyncSession(bind=app_engine) as session:
+        async with service._counting_session(session) as counting:
+            assert counting is not session
+            assert await counting.scalar(text("SHOW transaction_isolation")) == "repeatable read"
 
 
 async def test_migration_0018_fills_the_keys_and_persons_of_existing_records(test_database, tmp_path) -> None:

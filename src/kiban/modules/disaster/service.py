@@ -12,12 +12,14 @@ linked to a signed-in resident.
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 import functools
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, true, union, union_all, update
@@ -1093,11 +1095,10 @@ async def _count_ahead(session: AsyncSession, area: tuple, condition) -> int:
             if claimed is not None and ahead(claimed):
                 _keep(area, _decoded(claimed.value), claimed.taken_at, claimed.seconds)
                 return 0
-            await _without_jit(session)
-            await _on_one_core(session)
-            counted_at, started = utcnow(), time.perf_counter()
-            counted = await _counts(session, condition)
-            seconds = time.perf_counter() - started
+            counted_at, pace = utcnow(), Pace()
+            async with _counting_session(session) as counting:
+                counted = await _counts(counting, condition, pace)
+            seconds = pace.busy
             await shared.store_snapshot(session, name, _encoded(counted), taken_at=counted_at, seconds=seconds)
         await session.commit()
     finally:
@@ -1158,17 +1159,67 @@ def _care_needs_table():
     return func.json_each(VictimRecord.care_needs).table_valued("value")
 
 
-async def _counts(session: AsyncSession, condition) -> dict[str, dict]:
+class Pace:
+    """A count made ahead of its viewers, in slices with a rest after each (``COUNT_REST`` times
+    the slice's time): it never holds a core for longer than one slice (about 20 ms), where one
+    statement over a prefecture's million records held one for 2.5 s, and every page served
+    meanwhile queued behind it (bench/load.py (a): the staff pages' p99 went from under 300 ms
+    to 1.4 s whenever a recount fell in the window). ``busy``: the seconds spent counting, rests
+    excluded (what DASHBOARD_COST_SHARE is a share of)."""
+
+    def __init__(self) -> None:
+        self.busy = 0.0
+
+    async def timed(self, awaitable):
+        started = time.perf_counter()
+        try:
+            return await awaitable
+        finally:
+            spent = time.perf_counter() - started
+            self.busy += spent
+            await asyncio.sleep(spent * COUNT_REST)
+
+
+COUNT_SLICE_PAGES = 1024  # 8 MB of the table per slice: about 18,000 records, 20 ms
+COUNT_REST = 2.0
+_PERSON_RANGES = "0123456789abcdef"  # person ids are UUIDs: slices by their first hex digit
+
+
+@asynccontextmanager
+async def _counting_session(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Where a paced count reads: its slices are read over several seconds, and must add up to
+    the area as it was at one moment (a record edited meanwhile moves to another place in the
+    table, and would be counted twice or not at all). On a server (a session bound to the
+    engine), its own connection in one REPEATABLE READ transaction: every slice reads the same
+    snapshot. A session bound to one connection (the tests' transaction) is already in a
+    transaction of its own, and counts in it."""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    bind = session.bind
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
+        yield session
+        return
+    async with AsyncSession(bind=bind.execution_options(isolation_level="REPEATABLE READ")) as counting:
+        async with unscoped(counting, f"{LEGAL_BASIS}: 状況把握のための集計（閲覧中の集計の更新）"):
+            yield counting
+        await counting.rollback()
+
+
+async def _counts(session: AsyncSession, condition, pace: Pace | None = None) -> dict[str, dict]:
     """Registrations and persons after 名寄せ per key of each breakdown, counted by the database:
     ``{dimension: {key: (registrations, persons)}}`` (``"total"`` has the one key None). A person
     is their ``person_id``, or the record itself while it is linked to nothing; an unlinked
     record's id is never another record's ``person_id`` (that is always the id of a linked
-    registration), so persons = unlinked records + distinct ``person_id`` among the linked."""
+    registration), so persons = unlinked records + distinct ``person_id`` among the linked.
+    With ``pace`` (counted ahead, on PostgreSQL): in slices, resting between them."""
     record = VictimRecord
     breakdowns = (("current", record.current_lg_code), ("registered", record.lg_code), ("shelter", record.shelter_id),
                   ("whereabouts", record.whereabouts), ("damage", record.damage_level))
     if (await session.connection()).dialect.name == "postgresql":
-        return await _counts_on_postgresql(session, condition, breakdowns)
+        if pace is not None:
+            await _without_jit(session)
+            await _on_one_core(session)
+        return await _counts_on_postgresql(session, condition, breakdowns, pace)
     registrations = func.count(func.distinct(record.id))
     persons = (func.count(func.distinct(case((record.person_id.is_(None), record.id))))
                + func.count(func.distinct(record.person_id)))
@@ -1188,29 +1239,88 @@ async def _counts(session: AsyncSession, condition) -> dict[str, dict]:
     return out
 
 
-async def _counts_on_postgresql(session: AsyncSession, condition, breakdowns) -> dict[str, dict]:
+async def _counts_on_postgresql(session: AsyncSession, condition, breakdowns, pace: Pace | None = None) -> dict[str, dict]:
     """``_counts`` in passes that need no sort: COUNT(DISTINCT ...) in a GROUPING SETS query made
     PostgreSQL sort the area once per breakdown (石川県's million records: 3.7-5.3 s, a count that
     stalled every page served meanwhile on 2 cores), where plain counts are hashed in one pass
     (1.0 s). So: registrations and linked registrations per key over the area, then the distinct
     persons per key over its linked registrations only (the ``person_id`` index; few, where
     名寄せ has linked few); persons = registrations - linked + distinct persons among the linked.
-    Care needs likewise, each record's list made distinct first (a list may repeat a need)."""
+    Care needs likewise, each record's list made distinct first (a list may repeat a need).
+    Paced: the plain passes over slices of the table (``ctid`` ranges, read by a TID range scan
+    each), the distinct passes over ranges of ``person_id`` (a person is in one range only, so
+    the distinct counts of the ranges add up)."""
     record = VictimRecord
     linked = record.person_id.is_not(None)
-    plain = await _counts_in_one_pass(session, condition, breakdowns, (func.count(), func.count(record.person_id)))
-    persons = await _counts_in_one_pass(session, and_(condition, linked), breakdowns,
-                                        (func.count(func.distinct(record.person_id)),))
     needs = select(func.json_array_elements_text(record.care_needs).column_valued("value")).distinct().lateral("needs")
-    plain["care_needs"] = {value: (n, n_linked) for value, n, n_linked in (await session.execute(
-        select(needs.c.value, func.count(), func.count(record.person_id)).select_from(record).join(needs, true())
-        .where(condition).group_by(needs.c.value))).all() if value is not None}
-    persons["care_needs"] = {value: (n,) for value, n in (await session.execute(
-        select(needs.c.value, func.count(func.distinct(record.person_id))).select_from(record).join(needs, true())
-        .where(condition, linked).group_by(needs.c.value))).all()}
+
+    def plain_needs(where):
+        return select(needs.c.value, func.count(), func.count(record.person_id)).select_from(record).join(
+            needs, true()).where(where).group_by(needs.c.value)
+
+    def linked_needs(where):
+        return select(needs.c.value, func.count(func.distinct(record.person_id))).select_from(record).join(
+            needs, true()).where(where, linked).group_by(needs.c.value)
+
+    async def passes(where, timed) -> tuple[dict, dict]:
+        plain = await timed(_counts_in_one_pass(session, where, breakdowns, (func.count(), func.count(record.person_id))))
+        plain["care_needs"] = {value: (n, n_linked) for value, n, n_linked
+                               in (await timed(session.execute(plain_needs(where)))).all() if value is not None}
+        return plain
+
+    async def persons_of(where, timed) -> dict:
+        persons = await timed(_counts_in_one_pass(session, and_(where, linked), breakdowns,
+                                                  (func.count(func.distinct(record.person_id)),)))
+        persons["care_needs"] = {value: (n,) for value, n in (await timed(session.execute(linked_needs(where)))).all()}
+        return persons
+
+    if pace is None:
+        async def at_once(awaitable):
+            return await awaitable
+
+        plain, persons = await passes(condition, at_once), await persons_of(condition, at_once)
+    else:
+        plain, persons = {}, {}
+        # Each slice by a TID range scan: an index over the area would be read whole once per slice.
+        await session.execute(sql_text("SELECT set_config('enable_bitmapscan', 'off', true), "
+                                       "set_config('enable_indexscan', 'off', true)"))
+        for lo, hi in await _table_slices(session):
+            _add_counts(plain, await passes(and_(condition, _in_slice(lo, hi)), pace.timed))
+        await session.execute(sql_text("SELECT set_config('enable_bitmapscan', 'on', true), "
+                                       "set_config('enable_indexscan', 'on', true)"))
+        for i, first in enumerate(_PERSON_RANGES):
+            upto = _PERSON_RANGES[i + 1] if i + 1 < len(_PERSON_RANGES) else None
+            persons_range = record.person_id >= first if upto is None else and_(record.person_id >= first,
+                                                                              record.person_id < upto)
+            _add_counts(persons, await persons_of(and_(condition, persons_range), pace.timed))
     return {dimension: {key: (n, n - n_linked + persons.get(dimension, {}).get(key, (0,))[0])
                         for key, (n, n_linked) in rows.items()}
             for dimension, rows in plain.items()}
+
+
+async def _table_slices(session: AsyncSession) -> list[tuple[int, int | None]]:
+    """Page ranges of ``victim_record`` of COUNT_SLICE_PAGES each; the last one open-ended (a
+    record visible to the count's snapshot is on a page the table had when it was taken)."""
+    pages = await session.scalar(sql_text(
+        "SELECT pg_relation_size('victim_record') / current_setting('block_size')::int")) or 0
+    starts = list(range(0, max(pages, 1), COUNT_SLICE_PAGES))
+    return [(lo, starts[i + 1] if i + 1 < len(starts) else None) for i, lo in enumerate(starts)]
+
+
+def _in_slice(lo: int, hi: int | None):
+    if hi is None:
+        return sql_text("victim_record.ctid >= CAST(:slice_lo AS tid)").bindparams(slice_lo=f"({lo},0)")
+    return sql_text("victim_record.ctid >= CAST(:slice_lo AS tid) AND victim_record.ctid < CAST(:slice_hi AS tid)"
+                    ).bindparams(slice_lo=f"({lo},0)", slice_hi=f"({hi},0)")
+
+
+def _add_counts(into: dict, part: dict) -> None:
+    """Add one slice's ``{dimension: {key: counts}}`` into the sum so far."""
+    for dimension, rows in part.items():
+        kept = into.setdefault(dimension, {})
+        for key, counts in rows.items():
+            before = kept.get(key)
+            kept[key] = counts if before is None else tuple(a + b for a, b in zip(before, counts))
 
 
 async def _counts_in_one_pass(session: AsyncSession, condition, breakdowns, aggregates) -> dict[str, dict]:
