@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import time
@@ -45,6 +46,7 @@ from kiban.kit.db import ReadRetryMiddleware, create_engine, make_sessionmaker
 from kiban.kit.csrf import CsrfCookieMiddleware
 from kiban.kit.errors import install_handlers
 from kiban.kit import openapi as openapi_contract
+from kiban.kit import templating
 from kiban.kit.requestid import RequestIdMiddleware, configure_logging
 from kiban.kit.security import BodyLimitMiddleware, NulGuardMiddleware, SecurityHeadersMiddleware, policy_with_scripts, script_hash
 from kiban.kit.settings import Settings, get_settings
@@ -114,7 +116,12 @@ async def _lifespan(app: FastAPI):
     # Building them all here, while the worker is not yet serving, spares its first requests a
     # stall of a second or more; the OpenAPI document is built from the same handlers.
     app.openapi()
+    templating.compile_all()
     await _warm_registry(app)
+    # What start-up made (routes, templates, the registry) lives as long as the process: out of
+    # the cyclic collector's sight, each full collection has only the requests' objects to walk.
+    gc.collect()
+    gc.freeze()
     # Background jobs (core/jobs): every serve process claims and runs its share.
     kinds = [k.strip() for k in settings.jobs_kinds.split(",") if k.strip()] or None
     app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers, kinds=kinds)
