@@ -42,7 +42,7 @@ from kiban.core.tenancy import api as tenancy_api
 from kiban.core.tenancy import safety  # noqa: F401 - installs the tenant safety net
 from kiban.core.tenancy import web as tenancy_web
 from kiban.kit import health
-from kiban.kit.db import ReadRetryMiddleware, create_engine, make_sessionmaker
+from kiban.kit.db import ReadRetryMiddleware, create_engine, deferred, make_sessionmaker
 from kiban.kit.csrf import CsrfCookieMiddleware
 from kiban.kit.errors import install_handlers
 from kiban.kit import openapi as openapi_contract
@@ -96,7 +96,10 @@ async def _warm_matchers(app: FastAPI) -> None:
 
     try:
         started = time.monotonic()
-        built = await matching.warm(app.state.sessionmaker)
+        # It only reads: on SQLite a deferred transaction reads a snapshot beside the writers. With
+        # the write lock (every transaction's default) the build of a million registrations held
+        # it for a minute, and every sign-in meanwhile failed after the 30 s busy timeout.
+        built = await matching.warm(make_sessionmaker(deferred(app.state.engine)))
         if built:
             logging.getLogger("kiban").info("名寄せ: %d 件の災害の照合の準備ができました（%.1f 秒）", built,
                                             time.monotonic() - started)

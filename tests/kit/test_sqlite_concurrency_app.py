@@ -115,3 +115,31 @@ async def test_reading_pages_keeps_the_session_alive(file_app) -> None:
         assert str(seen) > str(stale.replace(tzinfo=None))
     finally:
         await client.aclose()
+
+
+async def test_building_the_matchers_at_start_leaves_the_write_lock_to_others(file_app, monkeypatch) -> None:
+    """The start-up build of the 名寄せ matchers reads for a minute on a million registrations: it
+    must read a snapshot, not hold the write lock, or every sign-in meanwhile fails after the busy
+    timeout (bench/load.py on SQLite: POST /signin 500 after 30 s)."""
+    from kiban import main
+    from kiban.modules.disaster import matching
+
+    app, engine = file_app
+    reading, written = asyncio.Event(), asyncio.Event()
+
+    async def warm(session_factory) -> int:
+        async with session_factory() as session:
+            await session.execute(text("SELECT count(*) FROM organization"))  # in a transaction, as the build
+            reading.set()
+            await asyncio.wait_for(written.wait(), timeout=10)
+        return 1
+
+    monkeypatch.setattr(matching, "warm", warm)
+    warming = asyncio.create_task(main._warm_matchers(app))
+    await reading.wait()
+    try:
+        async with engine.begin() as conn:  # a sign-in's write, while the build reads
+            await conn.execute(update(WebSession).where(WebSession.id == "none").values(last_seen_at=utcnow()))
+    finally:
+        written.set()
+        await warming
