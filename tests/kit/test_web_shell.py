@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from tests.factories import SAPPORO
+
 
 async def test_top_page_explains_the_platform_and_links_to_what_exists(client) -> None:
     page = await client.get("/")
@@ -207,3 +209,22 @@ async def test_a_stale_or_forged_session_cookie_leaves_the_page_working_and_sign
     response = await client.get("/")
     assert response.status_code == 200
     assert 'href="/signin"' in _header(response.text)
+
+
+async def test_a_header_that_fails_after_the_web_session_was_read_leaves_the_page_working(staff, monkeypatch) -> None:
+    """The signed-in header fails (on SQLite: the write lock not had within the busy timeout)
+    after it read the web session: it rolls back, which expires what it loaded. The page's own
+    check of who is signed in then reads the web session again (it used the expired one: I/O
+    outside an await, MissingGreenlet, 500)."""
+    from kiban.web import viewer
+
+    real = viewer._viewer
+
+    async def header_fails_late(request, session):
+        await real(request, session)  # the web session is read and kept for the request
+        raise RuntimeError("database is locked")
+
+    member = await staff(SAPPORO, "admin")
+    monkeypatch.setattr(viewer, "_viewer", header_fails_late)
+    response = await member.client.get(f"/t/{SAPPORO}/settings")
+    assert response.status_code == 200, response.text[:300]

@@ -46,6 +46,10 @@ async def load_viewer(request: Request, session: DbSession) -> None:
         request.state.viewer = await _viewer(request, session)
     except Exception:  # noqa: BLE001 - the header must never take the page down with it
         log.warning("signed-in header not loaded", exc_info=True)
+        # The rollback expires what this session loaded: the web session kept for the request
+        # (``current_web_session``) must be read again by the route, not used expired (reading an
+        # expired attribute here is I/O outside the session's await: MissingGreenlet, a 500).
+        request.state.web_session = False
         try:
             await session.rollback()  # a failed statement must not poison the route's queries
         except Exception:  # noqa: BLE001
