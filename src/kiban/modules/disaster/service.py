@@ -12,21 +12,21 @@ linked to a signed-in resident.
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 import functools
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, true, union, union_all, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kiban.core.audit import service as audit
 from kiban.core.jobs.runner import register_ticker
@@ -38,7 +38,7 @@ from kiban.core.tenancy.context import Tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.core.tenancy.settings_definitions import SHELTER_WARNING_PERCENT
 from kiban.kit import shared
-from kiban.kit.db import utcnow
+from kiban.kit.db import deferred, utcnow
 from kiban.kit.errors import Conflict, InvalidInput, KibanError, NotFound
 from kiban.modules.disaster.models import (
     DISASTER_KINDS,
@@ -1077,6 +1077,9 @@ async def refresh_dashboards(session: AsyncSession) -> int:
     return counted_here
 
 
+_COUNTING_AHEAD = f"{LEGAL_BASIS}: 状況把握のための集計（閲覧中の集計の更新）"
+
+
 async def _count_ahead(session: AsyncSession, area: tuple, condition) -> int:
     name = "dashboard:" + "|".join(area)
 
@@ -1084,7 +1087,7 @@ async def _count_ahead(session: AsyncSession, area: tuple, condition) -> int:
         return (utcnow() - snapshot.taken_at).total_seconds() < DASHBOARD_REFRESH_AHEAD * _fresh_for(snapshot.seconds)
 
     try:
-        async with unscoped(session, f"{LEGAL_BASIS}: 状況把握のための集計（閲覧中の集計の更新）"):
+        async with unscoped(session, _COUNTING_AHEAD):
             snapshot = await shared.read_snapshot(session, name)
             if snapshot is not None and ahead(snapshot):  # another process counted it lately
                 _keep(area, _decoded(snapshot.value), snapshot.taken_at, snapshot.seconds)
@@ -1198,17 +1201,13 @@ async def _counting_session(session: AsyncSession) -> AsyncIterator[AsyncSession
     same snapshot. On SQLite, a deferred transaction: a snapshot read beside the writers, without
     the write lock every other transaction takes. A session bound to one connection (the tests'
     transaction) is already in a transaction of its own, and counts in it."""
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    from kiban.kit.db import deferred
-
     bind = session.bind
     if not isinstance(bind, AsyncEngine):
         yield session
         return
     reader = deferred(bind) if bind.dialect.name == "sqlite" else bind.execution_options(isolation_level="REPEATABLE READ")
     async with AsyncSession(bind=reader) as counting:
-        async with unscoped(counting, f"{LEGAL_BASIS}: 状況把握のための集計（閲覧中の集計の更新）"):
+        async with unscoped(counting, _COUNTING_AHEAD):
             yield counting
         await counting.rollback()
 
@@ -1270,37 +1269,35 @@ async def _counts_on_postgresql(session: AsyncSession, condition, breakdowns, pa
         return select(needs.c.value, func.count(func.distinct(record.person_id))).select_from(record).join(
             needs, true()).where(where, linked).group_by(needs.c.value)
 
-    async def passes(where, timed) -> tuple[dict, dict]:
+    timed = pace.timed if pace is not None else _at_once
+
+    async def plain_of(where) -> dict:
         plain = await timed(_counts_in_one_pass(session, where, breakdowns, (func.count(), func.count(record.person_id))))
         plain["care_needs"] = {value: (n, n_linked) for value, n, n_linked
                                in (await timed(session.execute(plain_needs(where)))).all() if value is not None}
         return plain
 
-    async def persons_of(where, timed) -> dict:
+    async def persons_of(where) -> dict:
         persons = await timed(_counts_in_one_pass(session, and_(where, linked), breakdowns,
                                                   (func.count(func.distinct(record.person_id)),)))
         persons["care_needs"] = {value: (n,) for value, n in (await timed(session.execute(linked_needs(where)))).all()}
         return persons
 
     if pace is None:
-        async def at_once(awaitable):
-            return await awaitable
-
-        plain, persons = await passes(condition, at_once), await persons_of(condition, at_once)
+        plain, persons = await plain_of(condition), await persons_of(condition)
     else:
         plain, persons = {}, {}
         # Each slice by a TID range scan: an index over the area would be read whole once per slice.
         await session.execute(sql_text("SELECT set_config('enable_bitmapscan', 'off', true), "
                                        "set_config('enable_indexscan', 'off', true)"))
         for lo, hi in await _table_slices(session):
-            _add_counts(plain, await passes(and_(condition, _in_slice(lo, hi)), pace.timed))
+            _add_counts(plain, await plain_of(and_(condition, _in_slice(lo, hi))))
         await session.execute(sql_text("SELECT set_config('enable_bitmapscan', 'on', true), "
                                        "set_config('enable_indexscan', 'on', true)"))
-        for i, first in enumerate(_PERSON_RANGES):
-            upto = _PERSON_RANGES[i + 1] if i + 1 < len(_PERSON_RANGES) else None
+        for first, upto in zip(_PERSON_RANGES, [*_PERSON_RANGES[1:], None]):
             persons_range = record.person_id >= first if upto is None else and_(record.person_id >= first,
                                                                               record.person_id < upto)
-            _add_counts(persons, await persons_of(and_(condition, persons_range), pace.timed))
+            _add_counts(persons, await persons_of(and_(condition, persons_range)))
     return {dimension: {key: (n, n - n_linked + persons.get(dimension, {}).get(key, (0,))[0])
                         for key, (n, n_linked) in rows.items()}
             for dimension, rows in plain.items()}
@@ -1312,7 +1309,11 @@ async def _table_slices(session: AsyncSession) -> list[tuple[int, int | None]]:
     pages = await session.scalar(sql_text(
         "SELECT pg_relation_size('victim_record') / current_setting('block_size')::int")) or 0
     starts = list(range(0, max(pages, 1), COUNT_SLICE_PAGES))
-    return [(lo, starts[i + 1] if i + 1 < len(starts) else None) for i, lo in enumerate(starts)]
+    return list(zip(starts, [*starts[1:], None]))
+
+
+async def _at_once(awaitable):
+    return await awaitable
 
 
 def _in_slice(lo: int, hi: int | None):
