@@ -52,7 +52,7 @@ async def _earlier_survey(test_database) -> str:
     from kiban.kit.db import create_engine
     from kiban.modules.surveys import service
 
-    title = f"情報化の現況調査 {uuid.uuid4().hex[:4]}"
+    title = f"情報化の現況調査 {uuid.uuid4().int % 10000:04d}"  # digits: it stays in the database other tests read
     engine = create_engine(test_database.owner_url, pool=False)
     try:
         async with AsyncSession(engine) as session:
