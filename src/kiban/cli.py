@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
+import signal
 import socket
 import sys
 from datetime import date
@@ -453,15 +455,22 @@ app.add_typer(jobs_app, name="jobs")
 def jobs_run(
     once: Annotated[bool, typer.Option("--once", help="いま進められる処理を終えたら止まる")] = False,
     workers: Annotated[int, typer.Option(help="同時に進める処理の数")] = 1,
+    parent: Annotated[int | None, typer.Option(
+        help="このプロセス番号の親（kiban serve）がいなくなったら止まる（kiban serve が付ける）")] = None,
 ) -> None:
-    """背景の処理（名簿の取り込みなど）をこのプロセスで進める。serve の各プロセスも進めるので、
-    KIBAN_JOBS_WORKERS=0 で serve から外したときや、別のマシンで進めたいときに使う
-    （KIBAN_JOBS_KINDS で進める種類を絞れる）。"""
+    """背景の処理（名簿の取り込みなど）をこのプロセスで進める。kiban serve は自分の横でこれを
+    起動する（KIBAN_JOBS_PROCESS）。別のマシンで進めたいときや、serve の各プロセスに進めさせない
+    ときに使う（KIBAN_JOBS_KINDS で進める種類を絞れる）。SIGTERM / Ctrl+C では、進めている
+    まとまりを終えてから、途中の処理を次に動くプロセスに引き渡して止まる。"""
+
     import kiban.main  # noqa: F401 - imports every module, so every kind of job is registered
     from kiban.core.jobs.runner import Runner
     from kiban.kit.db import create_engine, make_sessionmaker
+    from kiban.ops.jobs_process import parent_gone
 
     settings = get_settings()
+    if workers < 1:
+        _fail("同時に進める処理の数（--workers）は1以上で指定してください。")
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
@@ -472,19 +481,26 @@ def jobs_run(
                 ran = await runner.run_until_idle()
                 await runner.tick()  # e.g. chain the audit entries recorded as pending
                 return ran
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
             runner.start()
             console.print("背景の処理を待っています（終了は Ctrl+C。途中の処理は次に動くプロセスが続けます）")
-            await asyncio.Event().wait()
+            while not stop.is_set():
+                if parent is not None and parent_gone(parent):
+                    console.print("起動した kiban serve が終了したため、止まります。")
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2.0)
             return 0
         finally:
             await runner.stop()
             await engine.dispose()
 
-    try:
-        ran = asyncio.run(run())
-    except KeyboardInterrupt:
-        return
-    console.print(f"{ran} 件の処理を終えました。")
+    ran = asyncio.run(run())
+    if once:
+        console.print(f"{ran} 件の処理を終えました。")
 
 
 @app.command()
@@ -508,12 +524,37 @@ def serve(
     console.print(f"[bold green]Kiban を起動しました: http://{host}:{port}/[/]  （終了は Ctrl+C）")
     if workers > 1:
         console.print(f"ワーカー {workers} プロセス。共有状態: {shared}。X-Forwarded-For を信じる相手: {proxies}")
-    uvicorn.run("kiban.main:create_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, forwarded_allow_ips=proxies,
-                # A worker answers the supervisor's ping only once started; a busy machine can
-                # take longer than uvicorn's 5 s to import Kiban, and the worker was killed.
-                timeout_worker_healthcheck=30,
-                log_level=settings.log_level.lower(), access_log=False)
+    jobs = _start_jobs_process(settings)
+    try:
+        uvicorn.run("kiban.main:create_app", factory=True, host=host, port=port, workers=workers,
+                    proxy_headers=True, forwarded_allow_ips=proxies,
+                    # A worker answers the supervisor's ping only once started; a busy machine can
+                    # take longer than uvicorn's 5 s to import Kiban, and the worker was killed.
+                    timeout_worker_healthcheck=30,
+                    log_level=settings.log_level.lower(), access_log=False)
+    finally:
+        if jobs is not None:
+            jobs.stop()
+
+
+def _start_jobs_process(settings):
+    """With KIBAN_JOBS_PROCESS (the default), the background jobs run in a process of their own
+    (ops/jobs_process.py) and the web workers claim none; None when the web workers run them."""
+    from kiban.ops.jobs_process import JobsProcess
+
+    if not settings.jobs_process or settings.jobs_workers < 1:
+        return None
+    jobs = JobsProcess(settings.jobs_workers)
+    jobs.start()
+    # uvicorn hands a SIGTERM it caught back to the handler before it, once it has shut down:
+    # by default that ends this process at once, leaving the jobs process to notice alone.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # The web workers (this process with --workers 1, spawned ones otherwise) read their
+    # settings from the environment: they keep their tickers and claim no job.
+    os.environ["KIBAN_JOBS_WORKERS"] = "0"
+    get_settings.cache_clear()
+    console.print(f"背景の処理（名簿の取り込みなど）は別のプロセス（{jobs.process.pid}）で進めます。")
+    return jobs
 
 
 def _serve_shared_state(settings, workers: int) -> str:

@@ -125,11 +125,12 @@ async def _lifespan(app: FastAPI):
     # the cyclic collector's sight, each full collection has only the requests' objects to walk.
     gc.collect()
     gc.freeze()
-    # Background jobs (core/jobs): every serve process claims and runs its share.
+    # Background jobs (core/jobs): a serve process claims and runs its share, unless they run in
+    # a process of their own (KIBAN_JOBS_WORKERS=0: ``kiban serve`` starts one, see cli.py); the
+    # tickers run here either way (they look after this process's memory).
     kinds = [k.strip() for k in settings.jobs_kinds.split(",") if k.strip()] or None
     app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers, kinds=kinds)
-    if settings.jobs_workers > 0:
-        app.state.job_runner.start()
+    app.state.job_runner.start()
     warming = asyncio.create_task(_warm_matchers(app)) if settings.matcher_warm else None
     yield
     if warming is not None and not warming.done():

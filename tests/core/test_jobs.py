@@ -319,3 +319,31 @@ async def test_finished_jobs_are_pruned_after_their_keeping_time(session, connec
     async with unscoped(session, "test: what is left"):
         left = set((await session.scalars(select(Job.id).where(Job.id.in_([j.id for j in (old, recent, old_failure, waiting)])))).all())
     assert left == {recent.id, old_failure.id, waiting.id}  # a failure is kept 30 days; queued work is never pruned
+
+
+async def test_a_runner_with_no_workers_runs_its_tickers_and_claims_no_job(connection, session, monkeypatch) -> None:
+    """A web process whose jobs run in a process of their own (``kiban serve``) keeps its tickers
+    (they look after its own memory) and leaves every job to that process."""
+    from kiban.core.jobs import runner as runner_module
+
+    ticked = asyncio.Event()
+
+    async def ticker(_session) -> int:
+        ticked.set()
+        return 0
+
+    monkeypatch.setattr(runner_module, "TICKERS", {ticker: 0.0})
+    job = await _enqueue(session)
+    runner = Runner(lambda: session_on(connection), worker="web", kinds=[KIND.name], concurrency=0, poll_seconds=0.01,
+                    pause_ratio=0)
+    runner.start()
+    try:
+        await asyncio.wait_for(ticked.wait(), 5)
+        runner.wake()
+        await asyncio.sleep(0.2)  # many passes of the loop
+    finally:
+        await runner.stop()
+    job = await _job(session, job)
+    assert (job.state, job.attempts, RAN) == ("queued", 0, [])
+    with_workers = _runner(connection, Clock(), "jobs")
+    assert await with_workers.run_until_idle() == 1  # the same job, for a runner that claims

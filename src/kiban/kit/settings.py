@@ -41,9 +41,13 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     registry_cache_seconds: float = 1.0
-    # Background jobs (core/jobs: roster imports, ...) each server process runs at once; 0 = this
-    # process runs none (then run `kiban jobs run` somewhere, or imports wait in the queue).
+    # Background jobs (core/jobs: roster imports, ...) run at once: by the process `kiban serve`
+    # starts for them beside its web workers (jobs_process), or else by each server process;
+    # 0 = none here (then run `kiban jobs run` somewhere, or imports wait in the queue).
     jobs_workers: int = 1
+    # `kiban serve` runs the jobs in a process of their own (ops/jobs_process.py): in a web
+    # worker a job waits behind every request at each await, and under load barely moves.
+    jobs_process: bool = True
     # Which kinds of job this process runs (comma-separated, e.g. "disaster.roster_import" for a
     # process kept for imports); empty = every kind the code registers.
     jobs_kinds: str = ""

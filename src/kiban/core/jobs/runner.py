@@ -104,6 +104,9 @@ class Runner:
 
     ``start()`` runs ``concurrency`` loops as asyncio tasks (the server's lifespan does this);
     ``run_until_idle()`` runs what is due now and returns (tests, ``kiban jobs run --once``).
+    With ``concurrency`` 0 it claims no job: one loop only runs the tickers, the housekeeping
+    of this process's own memory (the dashboards viewed here are counted ahead here), which a
+    web process keeps when its jobs run in a process of their own (``kiban serve``).
     After each chunk the loop pauses for ``pause_ratio`` of the chunk's time, so a long job
     leaves the event loop and SQLite's single write lock to requests in between.
     """
@@ -113,7 +116,7 @@ class Runner:
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.session_factory = session_factory
         self.worker = (worker or default_worker_name())[:80]
-        self.concurrency = max(1, concurrency)
+        self.concurrency = max(0, concurrency)
         self.poll_seconds = poll_seconds
         self.kinds = tuple(kinds) if kinds is not None else None
         self.pause_ratio = pause_ratio
@@ -370,13 +373,13 @@ class Runner:
                 log.exception("job runner: %s failed", getattr(ticker, "__qualname__", ticker))
         return handled
 
-    async def _loop(self) -> None:
+    async def _loop(self, claims: bool = True) -> None:
         while not self._stopping:
             try:
-                if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                if claims and time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
                     await self.prune()
                 await self.tick()
-                if await self.run_once():
+                if claims and await self.run_once():
                     continue
             except asyncio.CancelledError:
                 raise
@@ -394,6 +397,9 @@ class Runner:
 
     def start(self) -> None:
         self._stopping = False
+        if not self.concurrency:
+            self._tasks = [asyncio.create_task(self._loop(claims=False), name="kiban-jobs-tickers")]
+            return
         self._tasks = [asyncio.create_task(self._loop(), name=f"kiban-jobs-{i}") for i in range(self.concurrency)]
 
     async def stop(self, timeout: float = 10.0) -> None:
