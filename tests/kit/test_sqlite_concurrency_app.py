@@ -40,14 +40,17 @@ async def file_app(test_database, tmp_path):
     await engine.dispose()
 
 
-async def _signed_in(app, engine) -> httpx.AsyncClient:
+async def _signed_in(app, engine, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
     secret = credentials.new_totp_secret()
     async with make_sessionmaker(engine)() as session:
         await identity_service.create_staff(session, username="sqlite-reader", display_name="札幌 読む人",
                                             password=PASSWORD, lg_code=SAPPORO, role="admin", granted_by="test",
                                             totp_secret=secret)
         await session.commit()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    # An unexpected error is answered (a page) and raised again for the server's log: a test that
+    # reads the answer asks httpx not to raise it.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
     await client.get("/signin")
     await client.post("/signin", data={"username": "sqlite-reader", "password": PASSWORD,
                                        "csrf_token": client.cookies.get("kiban_csrf")})
@@ -143,3 +146,38 @@ async def test_building_the_matchers_at_start_leaves_the_write_lock_to_others(fi
     finally:
         written.set()
         await warming
+
+
+async def test_a_write_that_does_not_get_the_lock_in_time_answers_503_and_changes_nothing(file_app) -> None:
+    """A request that waits out the busy timeout for the write lock (another connection writing
+    for longer) says so in Japanese, as 503 with Retry-After (problem+json on the API), not as
+    an unexplained 500; nothing it asked for is saved."""
+    from kiban.core.tenancy.settings_definitions import CONTACT_DESK
+
+    app, engine = file_app
+    client = await _signed_in(app, engine, raise_app_exceptions=False)
+    token = client.cookies.get("kiban_csrf")
+    writer = await engine.connect()
+    await writer.begin()
+    await writer.execute(text("UPDATE organization SET name = name WHERE code = '011002'"))
+    try:
+        api = await client.put(f"/api/v1/t/{SAPPORO}/settings/{CONTACT_DESK.key}",
+                               json={"value": "混雑時の窓口", "expected_version": 0},
+                               headers={"X-CSRF-Token": token, "Accept": "application/json"})
+        assert api.status_code == 503, api.text[:300]
+        assert api.headers["content-type"].startswith("application/problem+json")
+        assert api.headers["retry-after"] == "5"
+        body = api.json()
+        assert body["title"] == "混み合っています" and "保存されていません" in body["detail"]
+        page = await client.post(f"/t/{SAPPORO}/settings/{CONTACT_DESK.key}",
+                                 data={"value": "混雑時の窓口", "csrf_token": token})
+        assert page.status_code == 503 and page.headers["retry-after"] == "5"
+        assert "混み合っています" in page.text and "text/html" in page.headers["content-type"]
+    finally:
+        await writer.rollback()
+        await writer.close()
+    try:
+        shown = await client.get(f"/api/v1/t/{SAPPORO}/settings", headers={"Accept": "application/json"})
+        assert shown.status_code == 200 and "混雑時の窓口" not in shown.text
+    finally:
+        await client.aclose()

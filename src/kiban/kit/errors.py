@@ -14,8 +14,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kiban.kit.db import is_sqlite_lock_error
 from kiban.kit.requestid import current_request_id
 
 log = logging.getLogger("kiban.errors")
@@ -201,6 +203,20 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(by_template[specific])
 
 
+BUSY_TITLE = "混み合っています"
+BUSY_DETAIL = ("ただいま処理が混み合っているため、完了できませんでした。内容は保存されていません。"
+               "しばらくしてから、もう一度お試しください。")
+BUSY_RETRY_AFTER = 5
+
+
+def database_busy(exc: BaseException) -> bool:
+    """The database did not give the request its turn in time: SQLite's write lock held by
+    another connection past the busy timeout (``database is locked``), or no connection free in
+    the pool within its timeout. The request changed nothing (its transaction was rolled back)
+    and may be tried again: 503 with Retry-After, not an unexplained 500."""
+    return isinstance(exc, sa_exc.TimeoutError) or is_sqlite_lock_error(exc)
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(KibanError)
     async def _kiban_error(request: Request, exc: KibanError) -> Response:
@@ -241,6 +257,10 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if database_busy(exc):
+            log.warning("database busy: %s %s answered 503 (%s)", request.method, request.url.path, exc)
+            return problem(request, 503, BUSY_TITLE, BUSY_DETAIL, type_slug="busy",
+                           headers={"Retry-After": str(BUSY_RETRY_AFTER)})
         log.exception("unhandled error", exc_info=exc)
         return problem(request, 500, _STATUS_TITLES[500],
                        "申し訳ありません。時間をおいてもう一度お試しください。問題が続く場合は、"

@@ -11,7 +11,8 @@ declarations the app enforces, so the document cannot drift from the code:
 - **Errors**: every error answer is ``application/problem+json`` (RFC 9457) with one shared
   ``Problem`` schema, including FastAPI's 422 (the app never answers ``HTTPValidationError``).
   Which statuses apply follows from the route: 401/403/429 where credentials are checked, 404
-  and 422 where the URL names something, 413 and 422 where a body is read. What only the route
+  and 422 where the URL names something, 413 and 422 where a body is read, 503 everywhere (the
+  database busy past its timeout: nothing changed, try again). What only the route
   knows (a 409 on a stale ``expected_version``) it declares with ``problem_responses(409)``.
 
 ``install(app)`` wraps ``app.openapi``; the document is still built once and cached by FastAPI.
@@ -90,10 +91,13 @@ STATUS_DESCRIPTIONS: dict[int, str] = {
     415: "送信の形式（Content-Type）が受け付けられません",
     422: "入力内容に誤りがあります（errors に項目ごとの理由）",
     429: "リクエストが多すぎます（Retry-After 秒後にもう一度）",
+    503: "混み合っているか、使えない状態です（何も変わっていません。Retry-After があればその秒数の後にもう一度）",
 }
 
 _RESPONSE_HEADERS: dict[int, dict[str, Any]] = {
     429: {"Retry-After": {"description": "再試行までの秒数", "required": True,
+                          "schema": {"type": "integer", "minimum": 0}}},
+    503: {"Retry-After": {"description": "再試行までの秒数（データベースが混み合っているとき）",
                           "schema": {"type": "integer", "minimum": 0}}},
     401: {"WWW-Authenticate": {"description": "API キーで呼んだとき `Bearer`", "schema": {"type": "string"}}},
 }
@@ -212,7 +216,8 @@ def _ensure_path_parameters(path: str, operation: dict[str, Any]) -> list[str]:
 
 
 def _error_statuses(route: APIRoute, operation: dict[str, Any], access: str, path_names: list[str]) -> set[int]:
-    statuses = set(_AUTH_STATUSES.get(access, ()))
+    # 503: any operation may find the database busy past its timeout (kit/errors.database_busy)
+    statuses = set(_AUTH_STATUSES.get(access, ())) | {503}
     if path_names:
         statuses |= {404, 422}
     if operation.get("parameters"):
