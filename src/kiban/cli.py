@@ -473,7 +473,9 @@ def jobs_run(
         _fail("同時に進める処理の数（--workers）は1以上で指定してください。")
 
     async def run() -> int:
-        engine = create_engine(settings.database_url)
+        # A connection per loop and one for the tickers, a few more at peaks: what it adds to a
+        # server's PostgreSQL connections is small (docs/production.md, max_connections).
+        engine = create_engine(settings.database_url, pool_size=workers + 1, max_overflow=4)
         kinds = [k.strip() for k in settings.jobs_kinds.split(",") if k.strip()] or None
         runner = Runner(make_sessionmaker(engine), concurrency=workers, kinds=kinds)
         try:

@@ -26,6 +26,7 @@ from kiban.core.tenancy.context import bind_tenant
 from kiban.kit.db import create_engine, make_sessionmaker
 from kiban.kit.settings import get_settings
 from kiban.ops.jobs_process import JobsProcess
+from tests.conftest import BACKEND
 from tests.factories import SAPPORO
 
 STOPPING = """
@@ -110,6 +111,7 @@ async def _job_state(url: str, job_id: str) -> str:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc")
+@pytest.mark.skipif(BACKEND != "sqlite", reason="the processes are the same on either database: run once, on a SQLite file")
 def test_kiban_serve_runs_the_jobs_in_their_own_process_and_stops_it_with_itself(tmp_path, monkeypatch) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'serve.sqlite3'}"
     monkeypatch.setenv("KIBAN_DATABASE_URL", url)

@@ -73,7 +73,15 @@ def create_engine(url: str, *, echo: bool = False, pool: bool = True, busy_timeo
             conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
-    kwargs: dict = {"echo": echo, "pool_pre_ping": True}
+    # No ping at each checkout: on asyncpg it is three round trips (BEGIN, a statement, ROLLBACK)
+    # before every request's first query. A connection the server dropped fails its statement
+    # instead; SQLAlchemy then discards the pool's connections, and the request is answered 503
+    # (kit/errors.database_busy: try again, nothing was changed).
+    # JIT off for every connection: PostgreSQL compiles a query whose estimated cost is high (the
+    # sharing rule's per-row test makes every estimate over a large disaster high) with LLVM
+    # first, 1.5 s of compiling for a query that runs in milliseconds. Set once per connection
+    # rather than by a statement in every transaction that might need it.
+    kwargs: dict = {"echo": echo, "connect_args": {"server_settings": {"jit": "off"}}}
     if not pool:
         kwargs["poolclass"] = NullPool
     else:

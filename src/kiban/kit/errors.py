@@ -211,9 +211,12 @@ BUSY_RETRY_AFTER = 5
 
 def database_busy(exc: BaseException) -> bool:
     """The database did not give the request its turn in time: SQLite's write lock held by
-    another connection past the busy timeout (``database is locked``), or no connection free in
-    the pool within its timeout. The request changed nothing (its transaction was rolled back)
+    another connection past the busy timeout (``database is locked``), no connection free in
+    the pool within its timeout, or a pooled connection the server had dropped (a restart; the
+    pool is then renewed). The request changed nothing (its transaction was rolled back)
     and may be tried again: 503 with Retry-After, not an unexplained 500."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:  # the server dropped it
+        return True
     return isinstance(exc, sa_exc.TimeoutError) or is_sqlite_lock_error(exc)
 
 

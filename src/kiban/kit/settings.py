@@ -37,9 +37,11 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     # PostgreSQL connections each server process keeps (and may open beyond that at peaks): a
     # request holds one from its first query to its end, so a process serving N requests at once
-    # needs about N; 2 processes x (10 + 20) stay under PostgreSQL's default max_connections 100.
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
+    # needs about N; 2 processes x (20 + 10) stay under PostgreSQL's default max_connections 100.
+    # A connection beyond the pool is closed when returned, and opening one costs PostgreSQL a
+    # new backend process: with 10 kept, 50 staff clients opened connections all the time.
+    db_pool_size: int = 20
+    db_max_overflow: int = 10
     registry_cache_seconds: float = 1.0
     # Background jobs (core/jobs: roster imports, ...) run at once: by the process `kiban serve`
     # starts for them beside its web workers (jobs_process), or else by each server process;

@@ -469,15 +469,6 @@ RECORD_ORDER = (VictimRecord.family_kana, VictimRecord.given_kana, VictimRecord.
 SHARED_READ = f"{LEGAL_BASIS}: 住所地・所在地の市町村とその都道府県への被災者情報の共有"
 
 
-async def _without_jit(session: AsyncSession) -> None:
-    """PostgreSQL compiles a query whose estimated cost is high (the sharing rule's per-row test
-    makes every estimate over a large disaster high) with LLVM first: 1.5 s of compiling for a
-    query that runs in milliseconds, on every request. Off for the rest of this transaction
-    (``jit = off`` for the application role does the same for every query; see the report)."""
-    if (await session.connection()).dialect.name == "postgresql":
-        await session.execute(sql_text("SELECT set_config('jit', 'off', true)"))
-
-
 async def _on_one_core(session: AsyncSession) -> None:
     """For the rest of this transaction, no parallel workers: a count made ahead of its viewers
     in the background may take one core for longer, but must not take every core at once (a
@@ -504,7 +495,6 @@ async def visible_records(session: AsyncSession, viewer: Tenant, disaster_id: st
     else:  # a few records by id, put in order here: asked to order, SQLite would walk the disaster
         statement = statement.where(VictimRecord.id.in_(sorted(set(record_ids))))
     await session.flush()  # pending writes are checked against the tenant before reading unscoped
-    await _without_jit(session)
     async with unscoped(session, SHARED_READ):
         chosen = list((await session.scalars(statement)).all())
     if record_ids is not None:
@@ -935,7 +925,6 @@ async def dashboard(session: AsyncSession, viewer: Tenant, disaster_id: str, *, 
         scope, condition = "municipality", and_(VictimRecord.disaster_id == disaster_id, _visible_to(viewer))
     exact = scope != "national"
     await session.flush()
-    await _without_jit(session)
     async with unscoped(session, f"{LEGAL_BASIS}: 状況把握のための集計"):
         area = (disaster_id, scope, "" if scope == "national" else viewer.lg_code)
         counted, counted_at = await _counts_of(session, area, condition)
@@ -1232,8 +1221,7 @@ async def _counts(session: AsyncSession, condition, pace: Pace | None = None) ->
                   ("whereabouts", record.whereabouts), ("damage", record.damage_level))
     if (await session.connection()).dialect.name == "postgresql":
         if pace is not None:
-            await _without_jit(session)
-            await _on_one_core(session)
+                    await _on_one_core(session)
         return await _counts_on_postgresql(session, condition, breakdowns, pace)
     registrations = func.count(func.distinct(record.id))
     persons = (func.count(func.distinct(case((record.person_id.is_(None), record.id))))
@@ -1511,7 +1499,7 @@ async def support_act_applies(session: AsyncSession, disaster_id: str, home_lg_c
 # decision and the roster import live here so that the pages (web.py) and their JSON twins
 # (api.py) apply exactly the same rules.
 
-PAGE_SIZE = 100
+PAGE_SIZE = 50  # as the other lists (audit log, forms, notifications)
 # The list counts this many records (or up to the page asked for, when further) and no more:
 # beyond, it says 「1,000 件以上」 and offers the next page, rather than counting a prefecture's
 # million on every view. Paging stops at MAX_PAGE (100,000 records in): search instead.
@@ -1746,7 +1734,6 @@ async def records_page(session: AsyncSession, viewer: Tenant, actor: audit.Actor
     page = min(max(page, 1), MAX_PAGE)
     limit = max(COUNT_LIMIT, page * page_size)
     await session.flush()
-    await _without_jit(session)
     async with unscoped(session, SHARED_READ):
         few = await _sees_few(session, viewer, disaster_id)
         condition = _visible_in_small_area(viewer, disaster_id) if few else visible_condition(viewer, disaster_id)
