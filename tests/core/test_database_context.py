@@ -59,3 +59,81 @@ async def test_every_connection_runs_without_jit(app_engine) -> None:
         pytest.skip("JIT is PostgreSQL's")
     async with app_engine.connect() as connection:
         assert (await connection.execute(text("SHOW jit"))).scalar_one() == "off"
+
+
+def _context_statements(monkeypatch) -> list[tuple]:
+    """The values of every set_config the hook sends (on a cursor of its own, which passes no
+    engine event: the driver's cursor is watched instead)."""
+    from sqlalchemy.dialects.postgresql import asyncpg as dialect
+
+    from kiban.core.tenancy import context
+
+    sent: list[tuple] = []
+    execute = dialect.AsyncAdapt_asyncpg_cursor.execute
+
+    def counting(self, operation, parameters=None):
+        if operation == context._SET_CONTEXT_SQL:
+            sent.append((parameters[1], parameters[3]))
+        return execute(self, operation, parameters)
+
+    monkeypatch.setattr(dialect.AsyncAdapt_asyncpg_cursor, "execute", counting)
+    return sent
+
+
+async def test_statements_on_shared_tables_set_no_context_and_tenant_tables_still_get_theirs(
+        app_engine, monkeypatch) -> None:
+    """A statement that names no tenant-owned table (the registry, here) runs without a
+    set_config, whatever context is wanted; the next statement on a tenant-owned table runs under
+    the context in force, so row-level security shows it the bound tenant's rows only, not those of
+    the tenant whose context the database had last."""
+    if app_engine.dialect.name != "postgresql":
+        pytest.skip("the context in the database is PostgreSQL's (row-level security)")
+    from sqlalchemy import func, select
+
+    from kiban.core.registry.models import Organization
+    from kiban.core.tenancy.settings_service import TenantSetting
+    from kiban.kit.db import utcnow
+
+    sent = _context_statements(monkeypatch)
+    async with make_sessionmaker(app_engine)() as session:
+        # A transaction that wants no tenant sets nothing: it begins with the context empty.
+        assert await session.scalar(select(func.count()).select_from(Organization)) > 1000
+        sapporo = await registry_service.tenant_for(session, SAPPORO)
+        chiyoda = await registry_service.tenant_for(session, CHIYODA)
+        assert sent == []
+        await bind_tenant(session, sapporo)
+        session.add(TenantSetting(lg_code=SAPPORO, key="disaster.shelter_warning_percent", value=70, version=1,
+                                  updated_by="テスト", updated_at=utcnow()))
+        await session.flush()
+        async with as_tenant(session, chiyoda):
+            session.add(TenantSetting(lg_code=CHIYODA, key="disaster.shelter_warning_percent", value=80, version=1,
+                                      updated_by="テスト", updated_at=utcnow()))
+            await session.flush()
+        assert sent == [(SAPPORO, ""), (CHIYODA, "")]
+        # The database has 千代田区's context; a registry read does not change it ...
+        assert (await session.get(Organization, SAPPORO)).name == "札幌市"
+        assert await session.scalar(select(Organization.name).where(Organization.code == CHIYODA)) == "千代田区"
+        assert len(sent) == 2
+        # ... and the next read of a tenant-owned table sets 札幌市's first: RLS and the ORM agree.
+        assert set(await session.scalars(select(TenantSetting.lg_code))) == {SAPPORO}
+        assert sent[-1] == (SAPPORO, "")
+        assert set(await session.scalars(text("SELECT lg_code FROM tenant_setting"))) == {SAPPORO}
+        assert len(sent) == 3
+        await session.rollback()
+
+
+async def test_after_a_savepoint_rolled_back_an_empty_context_is_set_again(app_engine) -> None:
+    """The settings at a savepoint are not known to the hook: after rolling back to it, even the
+    empty context is sent again before the next statement (else it would run under the tenant the
+    savepoint had)."""
+    if app_engine.dialect.name != "postgresql":
+        pytest.skip("the context in the database is PostgreSQL's (row-level security)")
+    async with make_sessionmaker(app_engine)() as session:
+        chiyoda = await registry_service.tenant_for(session, CHIYODA)
+        async with as_tenant(session, chiyoda):
+            assert await _in_database(session) == (CHIYODA, "")
+            nested = await session.begin_nested()
+        assert await _in_database(session) == ("", "")
+        await nested.rollback()  # back to the savepoint: the database has 千代田区 again
+        assert await _in_database(session) == ("", "")
+        await session.rollback()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
@@ -91,6 +91,36 @@ def create_engine(url: str, *, echo: bool = False, pool: bool = True, busy_timeo
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# -- commit only what was written ----------------------------------------------------------------
+
+_WROTE = "kiban.wrote_in"  # connection.info: the transaction in which a statement last wrote
+_NOT_WRITES = ("SELECT", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT")
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _note_write(connection, _cursor, statement: str, _parameters, _context, _executemany) -> None:
+    # Anything but a plain SELECT counts as a write (INSERT, UPDATE, DELETE, WITH ... INSERT, a
+    # PRAGMA): a statement taken for a write costs a commit, a write taken for a read would be lost.
+    if not statement.lstrip()[:9].upper().startswith(_NOT_WRITES):
+        connection.info[_WROTE] = connection.get_transaction()
+
+
+async def commit_if_written(session: AsyncSession) -> None:
+    """Commit now if this transaction wrote anything (a page that only reads still records, e.g.
+    the audited reads of other organisations' records, and what it recorded must outlive a failure
+    later in the page); otherwise carry on in the same transaction: a commit with nothing to
+    commit and the BEGIN after it were two round trips, and the tenant context set again a third."""
+    sync = session.sync_session
+    if sync.new or sync.dirty or sync.deleted:
+        await session.commit()
+        return
+    if not session.in_transaction():
+        return
+    connection = (await session.connection()).sync_connection
+    if connection.info.get(_WROTE) is connection.get_transaction():
+        await session.commit()
 
 
 # -- SQLite: safe requests read without the write lock ----------------------------------------

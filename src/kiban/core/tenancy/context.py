@@ -8,6 +8,7 @@ on a tenant-owned model to that tenant, and on PostgreSQL each transaction sets
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,11 +74,28 @@ def is_unscoped(session: AsyncSession | Session) -> bool:
 # left just before the commit, costs no round trip. Setting it at once cost six of a workspace
 # page's 25 statements (bench/load.py). Every statement on the connection passes the hook below
 # (ORM queries, flushes, Core and text statements alike), so none runs under a stale context.
+#
+# Two more round trips are saved, each by a fact rather than a guess:
+# - A transaction begins with the context empty: the settings are only ever set with ``true``
+#   (for the transaction), so they go back to unset when it ends, and unset reads as empty to the
+#   policy (``current_setting(..., true)`` is NULL, which admits no row). A transaction that wants
+#   no tenant sets nothing.
+# - Only the tenant-owned tables have row-level security (the isolation tests check that the two
+#   lists are the same), so a statement that reads or writes none of them (the web session, the
+#   registry, a disaster's header, the shared generations) returns the same rows under any
+#   context: it runs without setting it, and the context is set before the next statement that
+#   needs it. What counts as touching none is read from the compiled statement's SQL (no tenant
+#   table's name in it), once per compiled statement; SQL sent to the driver directly is always
+#   given the context. (No view or function of ours reads a tenant table behind its name.)
 _WANTED = "kiban.db_context_wanted"    # connection.info: (root transaction, (lg_code, unscoped))
 _APPLIED = "kiban.db_context_applied"  # connection.info: (root transaction, (lg_code, unscoped)) as set
 _SET_CONTEXT_SQL = "SELECT set_config($1, $2, true), set_config($3, $4, true)"
 # Not statements that run under the context (and a failed transaction accepts only these).
 _TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT", "BEGIN")
+_EMPTY = ("", "")  # the context a transaction begins with
+_UNKNOWN = (None, None)  # after a savepoint rolled back: equal to no wanted context
+_NEEDS_KEY = "_kiban_needs_tenant_context"
+_TENANT_SQL: re.Pattern | None = None
 
 
 def note_database_context(session: Session, connection: Connection) -> None:
@@ -90,7 +108,7 @@ def note_database_context(session: Session, connection: Connection) -> None:
 
 
 @event.listens_for(Engine, "before_cursor_execute")
-def _set_noted_context(connection: Connection, _cursor, statement, _parameters, _context, _executemany) -> None:
+def _set_noted_context(connection: Connection, _cursor, statement, _parameters, context, _executemany) -> None:
     wanted = connection.info.get(_WANTED)
     if wanted is None or statement.startswith(_TRANSACTION_CONTROL):
         return
@@ -99,7 +117,8 @@ def _set_noted_context(connection: Connection, _cursor, statement, _parameters, 
         connection.info.pop(_WANTED, None)
         return
     applied = connection.info.get(_APPLIED)
-    if applied is not None and applied[0] is transaction and applied[1] == wanted[1]:
+    in_force = applied[1] if applied is not None and applied[0] is transaction else _EMPTY
+    if in_force == wanted[1] or not _needs_context(context):
         return
     cursor = connection.connection.cursor()  # its own cursor: the statement's is about to be used
     try:
@@ -111,8 +130,36 @@ def _set_noted_context(connection: Connection, _cursor, statement, _parameters, 
 
 @event.listens_for(Engine, "rollback_savepoint")
 def _context_after_savepoint_rollback(connection: Connection, _name, _context) -> None:
-    # The settings are back to what they were at the savepoint: set the wanted ones again.
-    connection.info.pop(_APPLIED, None)
+    # The settings are back to what they were at the savepoint, which is not known here: set the
+    # wanted ones again before the next statement that needs them (even if they are empty).
+    connection.info[_APPLIED] = (connection.get_transaction(), _UNKNOWN)
+
+
+def _needs_context(context) -> bool:
+    """Whether a statement may read or write a tenant-owned table (row-level security)."""
+    compiled = getattr(context, "compiled", None)
+    if compiled is None:
+        return True  # sent to the driver as a string: its tables are not known
+    needs = compiled.__dict__.get(_NEEDS_KEY)
+    if needs is None:
+        needs = _touches_tenant_table(compiled.string)
+        compiled.__dict__[_NEEDS_KEY] = needs
+    return needs
+
+
+def _touches_tenant_table(sql: str) -> bool:
+    """By the statement's SQL: any tenant-owned table named in it (a FROM, a JOIN, a subquery, a
+    text fragment), or the settings themselves read or set. A column or alias that happens to
+    share a table's name only costs a round trip."""
+    global _TENANT_SQL
+    if _TENANT_SQL is None:
+        import kiban.models  # noqa: F401 - every model mapped, so that none is missing from the list
+        from kiban.core.tenancy.models import tenant_owned_tables
+
+        names = sorted(tenant_owned_tables(), key=len, reverse=True)
+        _TENANT_SQL = re.compile(r"\b(?:current_setting|set_config|" + "|".join(map(re.escape, names)) + r")\b",
+                                 re.IGNORECASE)
+    return _TENANT_SQL.search(sql) is not None
 
 
 async def _apply_to_open_transaction(session: AsyncSession) -> None:

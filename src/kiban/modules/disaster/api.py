@@ -21,6 +21,7 @@ from kiban.core.registry import service as registry
 from kiban.core.registry.snapshot import load_snapshot
 from kiban.core.tenancy.dependencies import DbSession
 from kiban.kit import csrf
+from kiban.kit.db import commit_if_written
 from kiban.kit.errors import InvalidInput, KibanError, NotFound
 from kiban.kit.openapi import problem_responses
 from kiban.modules.disaster import imports, matching, service
@@ -274,7 +275,7 @@ async def records(disaster_id: str, staff: Reader, session: DbSession,
                   page: Annotated[int, Query(ge=1, le=1_000_000)] = 1) -> RecordList:
     await service.get_disaster(session, disaster_id)
     listed = await service.records_page(session, staff.tenant, audit.Actor.of_staff(staff), disaster_id, q=q, page=page)
-    await session.commit()
+    await commit_if_written(session)
     names = await _names(session, set().union(*(_codes(r) for r in listed.records)) if listed.records else set())
     return RecordList(total=listed.total, more=listed.more, page=listed.page, pages=listed.pages, page_size=service.PAGE_SIZE, q=q,
                       items=[RecordSummary(**_summary(staff, disaster_id, r, names)) for r in listed.records])
@@ -349,19 +350,19 @@ async def record(disaster_id: str, record_id: str, staff: Reader, session: DbSes
     disaster = await service.get_disaster(session, disaster_id)
     actor = audit.Actor.of_staff(staff)
     found = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, actor)
-    await session.commit()  # each audited read at once: it holds the owner's chain head (web.record_page)
+    await commit_if_written(session)  # each audited read at once (web.record_page)
     made = await service.decisions(session, disaster_id, {found.id})
     linked_ids = {_other(d, found.id) for d in made if service.links(d)}
     linked = await service.visible_records(session, staff.tenant, disaster_id, actor=actor,
                                            record_ids=sorted(linked_ids)) if linked_ids else []
-    await session.commit()
+    await commit_if_written(session)
     waiting = [d for d in made if d.acceptance == service.PENDING and d.reverted_at is None]
     asked = [d for d in waiting if service.may_answer(staff.tenant, d)]
     askers = await service.records_for_matching(session, disaster_id, {_other(d, found.id) for d in asked})
     if askers:
         await service.audit_reads(session, staff.tenant, actor, [r for r in askers.values() if r.lg_code != staff.tenant.lg_code],
                                   "disaster.record.match_viewed")
-    await session.commit()
+    await commit_if_written(session)
     mine = [d for d in waiting if d.decided_by_code == staff.tenant.lg_code]
     names = await _names(session, _codes(found) | {r.lg_code for r in linked} | {r.current_lg_code for r in linked}
                          | {d.awaiting_code for d in waiting} | {service.prefecture_code(d.awaiting_code) for d in waiting}
@@ -403,12 +404,12 @@ async def candidates(disaster_id: str, record_id: str, staff: Reader, session: D
     await service.get_disaster(session, disaster_id)
     actor = audit.Actor.of_staff(staff)
     found = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, actor)
-    await session.commit()  # each audited read at once: it holds the owner's chain head (web.record_page)
+    await commit_if_written(session)  # each audited read at once (web.record_page)
     shown = await matching.candidates_for_viewer(session, staff.tenant, found)
     if shown:
         await service.audit_reads(session, staff.tenant, actor, [c.record for c in shown if c.record.lg_code != staff.tenant.lg_code],
                                   "disaster.record.match_viewed")
-        await session.commit()
+        await commit_if_written(session)
     made = await service.decisions(session, disaster_id, {found.id})
     decided = {_other(d, found.id): d for d in made if d.reverted_at is None}
     names = await _names(session, {c.record.lg_code for c in shown} | {d.awaiting_code for d in made})

@@ -17,6 +17,7 @@ from kiban.core.registry import service as registry
 from kiban.core.registry.snapshot import load_snapshot
 from kiban.core.tenancy.dependencies import CurrentTenant, DbSession
 from kiban.kit.csrf import verify_csrf
+from kiban.kit.db import commit_if_written
 from kiban.kit.errors import Conflict, InvalidInput, NotFound
 from kiban.kit.export import attachment, csv_bytes
 from kiban.kit.templating import templates
@@ -121,7 +122,7 @@ async def workspace(disaster_id: str, request: Request, session: DbSession, staf
     listed = await service.records_page(session, staff.tenant, audit.Actor.of_staff(staff), disaster_id, q=q, page=page,
                                          page_size=PAGE_SIZE)
     records, total, page, pages = listed.records, listed.total, listed.page, listed.pages
-    await session.commit()
+    await commit_if_written(session)  # the audited reads of other organisations' records
     names = await registry.names_by_code(
         session, {r.lg_code for r in records} | {r.current_lg_code for r in records} | {r.home_lg_code for r in records})
     # Confirmations waiting for this organisation's answer, and (for a prefecture) the flags its
@@ -242,11 +243,10 @@ async def create_record(disaster_id: str, request: Request, session: DbSession, 
 async def record_page(disaster_id: str, record_id: str, request: Request, session: DbSession, staff: Reader) -> HTMLResponse:
     disaster = await service.get_disaster(session, disaster_id)
     record = await service.get_visible_record(session, staff.tenant, disaster_id, record_id, audit.Actor.of_staff(staff))
-    # Each read of another organisation's records is committed as soon as it is recorded: the
-    # entry moves that organisation's audit chain head, whose row lock would otherwise be held
-    # through the rest of the page, and every other reader of that organisation would queue
-    # behind it (under 50 clients on 1,000,000 records: 1 page a second, p99 60 s).
-    await session.commit()
+    # Each read of another organisation's records is committed as soon as it is recorded, so that
+    # the record of it outlives a failure later in the page (a page that recorded none carries on
+    # in its transaction: kit.db.commit_if_written).
+    await commit_if_written(session)
     # Candidate matches the viewer may be shown, with the reasons (never another municipality's
     # whereabouts or contact details, never a 支援措置対象 record outside its owner and prefecture).
     candidates = await matching.candidates_for_viewer(session, staff.tenant, record)
@@ -254,12 +254,12 @@ async def record_page(disaster_id: str, record_id: str, request: Request, sessio
         await service.audit_reads(session, staff.tenant, audit.Actor.of_staff(staff),
                                   [c.record for c in candidates if c.record.lg_code != staff.tenant.lg_code],
                                   "disaster.record.match_viewed")
-        await session.commit()
+        await commit_if_written(session)
     made = await service.decisions(session, disaster_id, {record.id})
     linked_ids = {d.record_b_id if d.record_a_id == record.id else d.record_a_id for d in made if service.links(d)}
     linked = await service.visible_records(session, staff.tenant, disaster_id, actor=audit.Actor.of_staff(staff),
                                            record_ids=sorted(linked_ids)) if linked_ids else []
-    await session.commit()
+    await commit_if_written(session)
     # Confirmations of this record waiting for an answer: those the viewer asked for (it sees only
     # whom it waits for) and those it is asked to answer (it sees what the asker registered, enough
     # to judge the match).
@@ -273,7 +273,7 @@ async def record_page(disaster_id: str, record_id: str, request: Request, sessio
                                   "disaster.record.match_viewed")
     requests = [(d, askers[d.record_b_id if d.record_a_id == record.id else d.record_a_id]) for d in asked
                 if (d.record_b_id if d.record_a_id == record.id else d.record_a_id) in askers]
-    await session.commit()
+    await commit_if_written(session)
     codes = {record.lg_code, record.home_lg_code, record.current_lg_code} | {c.record.lg_code for c in candidates} | {
         r.lg_code for r in linked} | {r.current_lg_code for r in linked} | {d.awaiting_code for d in waiting} | {
         r.lg_code for _, r in requests} | {service.prefecture_code(d.awaiting_code) for d in waiting}
