@@ -457,6 +457,8 @@ def jobs_run(
     workers: Annotated[int, typer.Option(help="同時に進める処理の数")] = 1,
     parent: Annotated[int | None, typer.Option(
         help="このプロセス番号の親（kiban serve）がいなくなったら止まる（kiban serve が付ける）")] = None,
+    nice: Annotated[int, typer.Option(
+        min=0, max=19, help="CPU の優先度をこれだけ下げる（0〜19。画面の応答を先にする。kiban serve が付ける）")] = 0,
 ) -> None:
     """背景の処理（名簿の取り込みなど）をこのプロセスで進める。kiban serve は自分の横でこれを
     起動する（KIBAN_JOBS_PROCESS）。別のマシンで進めたいときや、serve の各プロセスに進めさせない
@@ -471,6 +473,8 @@ def jobs_run(
     settings = get_settings()
     if workers < 1:
         _fail("同時に進める処理の数（--workers）は1以上で指定してください。")
+    if nice:
+        os.nice(nice)
 
     async def run() -> int:
         # A connection per loop and one for the tickers, a few more at peaks: what it adds to a
@@ -546,7 +550,7 @@ def _start_jobs_process(settings):
 
     if not settings.jobs_process or settings.jobs_workers < 1:
         return None
-    jobs = JobsProcess(settings.jobs_workers)
+    jobs = JobsProcess(settings.jobs_workers, nice=settings.jobs_nice)
     jobs.start()
     # uvicorn hands a SIGTERM it caught back to the handler before it, once it has shut down:
     # by default that ends this process at once, leaving the jobs process to notice alone.

@@ -322,17 +322,23 @@ async def test_finished_jobs_are_pruned_after_their_keeping_time(session, connec
 
 
 async def test_a_runner_with_no_workers_runs_its_tickers_and_claims_no_job(connection, session, monkeypatch) -> None:
-    """A web process whose jobs run in a process of their own (``kiban serve``) keeps its tickers
-    (they look after its own memory) and leaves every job to that process."""
+    """A web process whose jobs run in a process of their own (``kiban serve``) keeps its
+    per-process tickers (they look after its own memory) and leaves every job, and the database's
+    housekeeping, to that process."""
     from kiban.core.jobs import runner as runner_module
 
     ticked = asyncio.Event()
+    database_ticks = []
 
     async def ticker(_session) -> int:
         ticked.set()
         return 0
 
-    monkeypatch.setattr(runner_module, "TICKERS", {ticker: 0.0})
+    async def database_ticker(_session) -> int:
+        database_ticks.append(1)
+        return 0
+
+    monkeypatch.setattr(runner_module, "TICKERS", {ticker: (0.0, True), database_ticker: (0.0, False)})
     job = await _enqueue(session)
     runner = Runner(lambda: session_on(connection), worker="web", kinds=[KIND.name], concurrency=0, poll_seconds=0.01,
                     pause_ratio=0)
@@ -345,5 +351,7 @@ async def test_a_runner_with_no_workers_runs_its_tickers_and_claims_no_job(conne
         await runner.stop()
     job = await _job(session, job)
     assert (job.state, job.attempts, RAN) == ("queued", 0, [])
+    assert database_ticks == []
     with_workers = _runner(connection, Clock(), "jobs")
+    assert await with_workers.tick() == 0 and database_ticks == [1]  # where the jobs run, it runs
     assert await with_workers.run_until_idle() == 1  # the same job, for a runner that claims

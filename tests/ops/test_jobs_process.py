@@ -146,6 +146,9 @@ def test_kiban_serve_runs_the_jobs_in_their_own_process_and_stops_it_with_itself
 
         _wait(ready, 90, "the server answers")
         _wait(lambda: asyncio.run(_job_state(url, job_id)) == "done", 60, "the queued job done")
+        # At a lower CPU priority than the web server (KIBAN_JOBS_NICE, default 10): pages go first.
+        web_nice = os.getpriority(os.PRIO_PROCESS, server.pid)
+        assert os.getpriority(os.PRIO_PROCESS, child) == min(web_nice + 10, 19)
         # The web server claims none: with the jobs process paused, a new job waits for it.
         os.kill(child, signal.SIGSTOP)
         try:

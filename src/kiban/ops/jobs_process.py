@@ -4,7 +4,8 @@ A web worker runs every request of its share on one event loop. A job run there 
 roster import) waits behind all of them at each of its awaits: under 200 clients (bench/load.py
 (f)) an import registered 200 of 19,647 rows in 420 s, and the rest in 20 s once the load
 stopped. In a process of its own it has its own loop, and the operating system shares the cores
-between it and the web workers.
+between it and the web workers, at a lower priority (``KIBAN_JOBS_NICE``, default 10): when the
+cores are all busy, clerks' pages go first and the import takes what is left.
 
 ``JobsProcess`` starts ``kiban jobs run --parent <pid>`` (which stops by itself if this process
 dies without stopping it), starts it again if it ends unexpectedly (at most once every
@@ -28,14 +29,15 @@ RESTART_AFTER = 5.0
 STOP_WAIT = 20.0
 
 
-def command(workers: int, parent: int) -> list[str]:
-    return [sys.executable, "-m", "kiban", "jobs", "run", "--workers", str(workers), "--parent", str(parent)]
+def command(workers: int, parent: int, nice: int = 0) -> list[str]:
+    return [sys.executable, "-m", "kiban", "jobs", "run", "--workers", str(workers), "--parent", str(parent),
+            "--nice", str(nice)]
 
 
 class JobsProcess:
     def __init__(self, workers: int, *, env: dict[str, str] | None = None, restart_after: float = RESTART_AFTER,
-                 cmd: list[str] | None = None) -> None:
-        self.cmd = cmd or command(workers, os.getpid())
+                 cmd: list[str] | None = None, nice: int = 0) -> None:
+        self.cmd = cmd or command(workers, os.getpid(), nice)
         self.env = dict(os.environ) if env is None else env  # as at start: restarts get the same
         self.restart_after = restart_after
         self.process: subprocess.Popen | None = None

@@ -58,11 +58,17 @@ def register_pruner(pruner) -> None:
 
 # Short housekeeping every few seconds, each in its own transaction (e.g. core/audit chains the
 # entries recorded as pending): ``async def (session) -> rows handled``, committing itself.
+# ticker -> (every_seconds, per_process)
 TICKERS: dict = {}
 
 
-def register_ticker(ticker, every_seconds: float) -> None:
-    TICKERS[ticker] = every_seconds
+def register_ticker(ticker, every_seconds: float, *, per_process: bool = False) -> None:
+    """Run ``ticker`` every ``every_seconds``. A ticker that looks after the database (chaining
+    the audit log) runs where jobs run: in ``kiban serve``'s jobs process, not in each web
+    worker as well (in all of them it was 5 % of a web worker's time under bench/load.py, the
+    same work done N + 1 times). ``per_process``: it looks after this process's own memory (the
+    dashboards viewed here, counted ahead here) and runs in every process, web workers too."""
+    TICKERS[ticker] = (every_seconds, per_process)
 LOST, RELEASED = "lost", "released"
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -104,9 +110,10 @@ class Runner:
 
     ``start()`` runs ``concurrency`` loops as asyncio tasks (the server's lifespan does this);
     ``run_until_idle()`` runs what is due now and returns (tests, ``kiban jobs run --once``).
-    With ``concurrency`` 0 it claims no job: one loop only runs the tickers, the housekeeping
-    of this process's own memory (the dashboards viewed here are counted ahead here), which a
-    web process keeps when its jobs run in a process of their own (``kiban serve``).
+    With ``concurrency`` 0 it claims no job: one loop only runs the per-process tickers, the
+    housekeeping of this process's own memory (the dashboards viewed here are counted ahead
+    here), which a web process keeps when its jobs run in a process of their own (``kiban
+    serve``); the database's housekeeping (the audit chain) is left to that process.
     After each chunk the loop pauses for ``pause_ratio`` of the chunk's time, so a long job
     leaves the event loop and SQLite's single write lock to requests in between.
     """
@@ -361,7 +368,9 @@ class Runner:
     async def tick(self) -> int:
         """Run the registered tickers that are due (one loop at a time runs each)."""
         handled = 0
-        for ticker, every in list(TICKERS.items()):
+        for ticker, (every, per_process) in list(TICKERS.items()):
+            if not (self.concurrency or per_process):
+                continue  # the database's housekeeping: left to the process that runs the jobs
             now = time.monotonic()
             if now - self._ticked_at.get(ticker, 0.0) < every:
                 continue

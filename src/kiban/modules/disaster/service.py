@@ -1104,7 +1104,7 @@ async def _count_ahead(session: AsyncSession, area: tuple, condition) -> int:
     return 1
 
 
-register_ticker(refresh_dashboards, DASHBOARD_TICK_SECONDS)
+register_ticker(refresh_dashboards, DASHBOARD_TICK_SECONDS, per_process=True)
 
 
 async def _shared_counts(session: AsyncSession, area: tuple, condition) -> tuple[dict, datetime, float]:
