@@ -330,12 +330,16 @@ async def test_a_runner_with_no_workers_runs_its_tickers_and_claims_no_job(conne
     ticked = asyncio.Event()
     database_ticks = []
 
-    async def ticker(_session) -> int:
-        ticked.set()
+    # Counted only for this test's runners (sessions on its connection): the application of other
+    # tests may have a runner of its own on the same event loop, reading the same TICKERS.
+    async def ticker(session) -> int:
+        if session.bind is connection:
+            ticked.set()
         return 0
 
-    async def database_ticker(_session) -> int:
-        database_ticks.append(1)
+    async def database_ticker(session) -> int:
+        if session.bind is connection:
+            database_ticks.append(1)
         return 0
 
     monkeypatch.setattr(runner_module, "TICKERS", {ticker: (0.0, True), database_ticker: (0.0, False)})
