@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kiban.core.identity.models import Principal, WebSession
@@ -282,9 +282,10 @@ async def survey(engine: AsyncEngine, Actor, Cast):  # noqa: N803 - load.py's cl
             found = (await c.execute(text(
                 "SELECT sc.username FROM membership m JOIN staff_credential sc ON sc.principal_id = m.principal_id "
                 "JOIN principal p ON p.id = m.principal_id WHERE m.lg_code = :code AND m.revoked_at IS NULL "
-                "AND m.role = ANY(:roles) AND sc.totp_confirmed_at IS NOT NULL AND p.disabled_at IS NULL "
+                "AND m.role IN :roles AND sc.totp_confirmed_at IS NOT NULL AND p.disabled_at IS NULL "
                 "AND (SELECT count(*) FROM membership o WHERE o.principal_id = m.principal_id AND o.revoked_at IS NULL) = 1 "
-                "ORDER BY m.role = 'admin' DESC, sc.username LIMIT 1"), {"code": code, "roles": list(roles)})).scalar()
+                "ORDER BY m.role = 'admin' DESC, sc.username LIMIT 1").bindparams(bindparam("roles", expanding=True)),
+                {"code": code, "roles": list(roles)})).scalar()
             if found is None:
                 raise SystemExit(f"no staff account of {names.get(code, code)} to sign in with")
             return found

@@ -8,7 +8,8 @@ Per backend it builds a fresh database (the real migrations and seed) with one d
 and ``--records`` synthetic registrations (bulk inserts; see _load_data.py) and the demo staff
 accounts, or, with ``--from-database NAME`` (PostgreSQL), works on a copy of a database made by
 bench/national_data.py (one 南海トラフ disaster of a million registrations over nine prefectures,
-5 million audit entries), upgraded to the current migrations. Staff sign in over HTTP (password
+5 million audit entries), upgraded to the current migrations (or of one this script kept with
+``--keep``; on SQLite, ``--from-database PATH`` copies a file it kept). Staff sign in over HTTP (password
 and TOTP). ``kiban serve`` runs as its own process (PostgreSQL: as the application role, with
 ``--workers 2`` if that serves, else 1; SQLite: 1); a separate process drives it closed-loop.
 Scenarios, each at every ``--clients`` count:
@@ -249,6 +250,10 @@ class Backend:
 
     def __enter__(self) -> Backend:
         if self.name == "sqlite":
+            if self.args.from_database:  # a file this script kept (--keep): copied, the original untouched
+                shutil.copyfile(self.args.from_database, self.tmp / "load.sqlite3")
+                if Path(self.args.from_database + "-wal").exists():  # what was not checkpointed yet
+                    shutil.copyfile(self.args.from_database + "-wal", self.tmp / "load.sqlite3-wal")
             self.owner_url = self.app_url = f"sqlite+aiosqlite:///{self.tmp / 'load.sqlite3'}"
         else:
             self.db_name = f"kiban_load_{uuid.uuid4().hex[:8]}"
@@ -265,6 +270,9 @@ class Backend:
             print(f"kept {self.tmp}" + (f" and database {self.db_name}" if self.db_name else ""))
             if self.db_name and not self.args.from_database:
                 print(f"  reuse it: --from-database {self.db_name} --secret-key {os.environ['KIBAN_SECRET_KEY']}")
+            elif self.name == "sqlite" and not self.args.from_database:
+                print(f"  reuse it: --backend sqlite --from-database {self.tmp / 'load.sqlite3'} "
+                      f"--secret-key {os.environ['KIBAN_SECRET_KEY']}")
             return
         if self.db_name:
             asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
@@ -345,8 +353,9 @@ class Backend:
             engine = create_engine(self.owner_url)
             try:
                 async with engine.begin() as connection:
-                    await connection.run_sync(rls.create_app_role, APP_ROLE)
-                    await connection.run_sync(rls.grant_app_role, APP_ROLE)
+                    if self.name == "postgresql":
+                        await connection.run_sync(rls.create_app_role, APP_ROLE)
+                        await connection.run_sync(rls.grant_app_role, APP_ROLE)
                     await connection.execute(text("ANALYZE"))
                 return await _load_data.survey(engine, Actor, Cast)
             finally:
@@ -953,8 +962,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=None,
                         help="victim records in the disaster (default 1,000,000; --quick 20,000)")
     parser.add_argument("--quick", action="store_true", help="20,000 records, 8 s per run, 240 s for the import")
-    parser.add_argument("--from-database", help="PostgreSQL: work on a copy of this database (bench/national_data.py, "
-                                                 "or one this script kept with --keep)")
+    parser.add_argument("--from-database", help="work on a copy of this database: PostgreSQL, its name "
+                                                 "(bench/national_data.py, or one this script kept with --keep); "
+                                                 "SQLite, the path of a file this script kept with --keep")
     parser.add_argument("--secret-key", help="with --from-database: the KIBAN_SECRET_KEY it was made with "
                                              "(default national_data.NATIONAL_SECRET_KEY)")
     parser.add_argument("--clients", default="50,200")
@@ -974,8 +984,8 @@ def main() -> None:
     parser.add_argument("--ratio-rounds", type=int, default=3, help="alternating floor/(d) rounds")
     parser.add_argument("--keep", action="store_true", help="keep the database and server logs")
     args = parser.parse_args()
-    if args.from_database and args.backend != "postgresql":
-        parser.error("--from-database needs --backend postgresql")
+    if args.from_database and args.backend == "both":
+        parser.error("--from-database needs --backend postgresql (a database's name) or sqlite (a file's path)")
     args.records = args.records if args.records is not None else (20_000 if args.quick else 1_000_000)
     args.duration = args.duration if args.duration is not None else (8.0 if args.quick else 15.0)
     args.import_timeout = args.import_timeout if args.import_timeout is not None else (240.0 if args.quick else 900.0)

@@ -17,12 +17,17 @@ async def _exists(engine, name: str) -> bool:
         return await session.scalar(select(func.count()).where(SharedGeneration.name == name)) == 1
 
 
-async def test_a_transaction_that_only_read_is_not_committed(app_engine) -> None:
+async def test_a_transaction_that_only_read_is_not_committed_on_postgresql(app_engine) -> None:
+    """(SQLite commits it: a read transaction kept open would keep a snapshot that a later write of
+    the same page may no longer use.)"""
     async with make_sessionmaker(app_engine)() as session:
         await session.scalar(select(func.count()).select_from(SharedGeneration))
         await session.execute(text("SELECT 1"))
         before = (await session.connection()).sync_connection.get_transaction()
         await commit_if_written(session)
+        if app_engine.dialect.name == "sqlite":
+            assert not session.in_transaction()
+            return
         assert session.in_transaction()
         assert (await session.connection()).sync_connection.get_transaction() is before
         await commit_if_written(session)  # nothing else either: still the same transaction

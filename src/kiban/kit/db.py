@@ -110,10 +110,14 @@ def _note_write(connection, _cursor, statement: str, _parameters, _context, _exe
 async def commit_if_written(session: AsyncSession) -> None:
     """Commit now if this transaction wrote anything (a page that only reads still records, e.g.
     the audited reads of other organisations' records, and what it recorded must outlive a failure
-    later in the page); otherwise carry on in the same transaction: a commit with nothing to
-    commit and the BEGIN after it were two round trips, and the tenant context set again a third."""
+    later in the page); otherwise, on PostgreSQL, carry on in the same transaction: a commit with
+    nothing to commit and the BEGIN after it were two round trips, and the tenant context set
+    again a third. SQLite always commits: a read transaction kept open keeps its snapshot, and
+    when the page then writes (an audited read after the 名寄せ candidates) a snapshot older than
+    another writer's commit is refused (SQLITE_BUSY_SNAPSHOT), and the whole page runs again
+    holding the write lock (bench/load.py (e) at 200 clients: every page waited 30 s)."""
     sync = session.sync_session
-    if sync.new or sync.dirty or sync.deleted:
+    if sync.new or sync.dirty or sync.deleted or sync.get_bind().dialect.name != "postgresql":
         await session.commit()
         return
     if not session.in_transaction():
