@@ -550,7 +550,7 @@ def _start_jobs_process(settings):
 
     if not settings.jobs_process or settings.jobs_workers < 1:
         return None
-    jobs = JobsProcess(settings.jobs_workers, nice=settings.jobs_nice)
+    jobs = JobsProcess(settings.jobs_workers, nice=0 if settings.is_sqlite else settings.jobs_nice)
     jobs.start()
     # uvicorn hands a SIGTERM it caught back to the handler before it, once it has shut down:
     # by default that ends this process at once, leaving the jobs process to notice alone.

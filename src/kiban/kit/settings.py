@@ -50,10 +50,11 @@ class Settings(BaseSettings):
     # `kiban serve` runs the jobs in a process of their own (ops/jobs_process.py): in a web
     # worker a job waits behind every request at each await, and under load barely moves.
     jobs_process: bool = True
-    # How much lower the jobs process's CPU priority is than the web workers' (nice, 0-19): when
-    # the cores are all busy, clerks' pages go first and an import takes the time left over (on
-    # SQLite an import's parsing and writing happen in that process; on PostgreSQL mostly in the
-    # database). 0 = the same priority.
+    # How much lower the jobs process's CPU priority is than the web workers' (nice, 0-19), on
+    # PostgreSQL: when the cores are all busy, clerks' pages go first and an import takes the time
+    # left over. 0 = the same priority. Not on SQLite: there the jobs process takes the one write
+    # lock in turns with the web server, and at a lower priority it would hold it longer while
+    # waiting for a core (priority inversion), making the pages wait instead.
     jobs_nice: int = Field(default=10, ge=0, le=19)
     # Which kinds of job this process runs (comma-separated, e.g. "disaster.roster_import" for a
     # process kept for imports); empty = every kind the code registers.
