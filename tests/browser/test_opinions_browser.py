@@ -77,6 +77,10 @@ async def test_a_draft_is_consulted_commented_on_a_phone_answered_and_published(
     tsuruoka_context, tab = await _tab(browser, live_server, people[TSURUOKA])
     await tab.goto(f"/t/{TSURUOKA}/opinions")
     await tab.get_by_role("link", name=title).click()
+    # The consultation's own page, loaded, before its width is measured (measured mid-navigation,
+    # the document can be gone: CI saw documentElement null under load).
+    await expect(tab).to_have_url(re.compile(f"/opinions/{consultation_id}$"))
+    await tab.wait_for_load_state()
     await _no_sideways_scroll(tab)
     section = tab.locator("#s2")
     await section.get_by_text("この節に意見・質問を出す").click()
