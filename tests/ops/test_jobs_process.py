@@ -146,8 +146,8 @@ def test_kiban_serve_runs_the_jobs_in_their_own_process_and_stops_it_with_itself
 
         _wait(ready, 90, "the server answers")
         _wait(lambda: asyncio.run(_job_state(url, job_id)) == "done", 60, "the queued job done")
-        # On SQLite at the web server's CPU priority (KIBAN_JOBS_NICE is for PostgreSQL): a lower one
-        # would keep the write lock held while the jobs process waits for a core.
+        # At the web server's CPU priority (KIBAN_JOBS_NICE is 0 by default, and never applied on
+        # SQLite: a lower one would keep the write lock held while the jobs process waits for a core).
         assert os.getpriority(os.PRIO_PROCESS, child) == os.getpriority(os.PRIO_PROCESS, server.pid)
         # The web server claims none: with the jobs process paused, a new job waits for it.
         os.kill(child, signal.SIGSTOP)
@@ -170,10 +170,10 @@ def test_kiban_serve_runs_the_jobs_in_their_own_process_and_stops_it_with_itself
     assert "背景の処理（名簿の取り込みなど）は別のプロセス" in output, output
 
 
-@pytest.mark.parametrize(("url", "nice"), [("postgresql+asyncpg://kiban@127.0.0.1/kiban", "10"),
+@pytest.mark.parametrize(("url", "nice"), [("postgresql+asyncpg://kiban@127.0.0.1/kiban", "7"),
                                            ("sqlite+aiosqlite:///var/kiban.sqlite3", "0")])
-def test_the_jobs_process_runs_at_a_lower_priority_on_postgresql_only(url, nice, monkeypatch) -> None:
-    """On PostgreSQL the jobs process yields the cores to the pages (KIBAN_JOBS_NICE, 10); on
+def test_a_lower_priority_for_the_jobs_process_is_applied_on_postgresql_only(url, nice, monkeypatch) -> None:
+    """On PostgreSQL KIBAN_JOBS_NICE lowers the jobs process's priority (pages first); on
     SQLite it keeps the server's priority: it takes the one write lock in turns with the server,
     and holding it while waiting for a core would keep every writer waiting. (The niceness itself,
     ``os.nice`` in ``kiban jobs run --nice``, is the operating system's.)"""
@@ -195,7 +195,7 @@ def test_the_jobs_process_runs_at_a_lower_priority_on_postgresql_only(url, nice,
     monkeypatch.setattr(signal, "signal", lambda *_: None)
     monkeypatch.setenv("KIBAN_JOBS_WORKERS", "1")  # what _start_jobs_process changes, restored after
     try:
-        cli._start_jobs_process(Settings(database_url=url, jobs_process=True, jobs_workers=1))
+        cli._start_jobs_process(Settings(database_url=url, jobs_process=True, jobs_workers=1, jobs_nice=7))
     finally:
         get_settings.cache_clear()
     [cmd] = started

@@ -4,10 +4,10 @@ A web worker runs every request of its share on one event loop. A job run there 
 roster import) waits behind all of them at each of its awaits: under 200 clients (bench/load.py
 (f)) an import registered 200 of 19,647 rows in 420 s, and the rest in 20 s once the load
 stopped. In a process of its own it has its own loop, and the operating system shares the cores
-between it and the web workers, on PostgreSQL at a lower priority (``KIBAN_JOBS_NICE``, default
-10): when the cores are all busy, clerks' pages go first and the import takes what is left. (Not on
-SQLite, where it takes the one write lock in turns with the web server: a lock holder waiting for
-a core keeps every writer waiting.)
+between it and the web workers; on PostgreSQL, ``KIBAN_JOBS_NICE`` can lower its priority so that
+pages go first when the cores are all busy (default 0: at 10 an import under load crawled). Never
+on SQLite, where it takes the one write lock in turns with the web server: a lock holder waiting
+for a core keeps every writer waiting.
 
 ``JobsProcess`` starts ``kiban jobs run --parent <pid>`` (which stops by itself if this process
 dies without stopping it), starts it again if it ends unexpectedly (at most once every
