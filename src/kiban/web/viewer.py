@@ -2,9 +2,10 @@
 
 ``load_viewer`` runs once per request as an application-wide dependency (``create_app``). It
 uses the request's own database session and the web session the route's dependencies reuse
-(``current_web_session`` keeps it on ``request.state``), and the principal it loads stays in
-that session's identity map, so ``require(...)`` gets it for free: a signed-in page costs at
-most the organisation's name in addition. Without a session cookie it costs nothing.
+(``current_web_session`` keeps it on ``request.state``), which is loaded in one statement with
+its principal and organisation (``SessionRepository.by_token_hash``, which also holds them for
+the session): the header, ``require(...)`` and the URL's tenant find them in the identity map.
+Without a session cookie it costs nothing.
 
 It never fails a page: whatever goes wrong leaves the header signed out and is logged.
 Pages that no route matches (a mistyped URL) run no dependency; their header is signed out.
@@ -70,9 +71,6 @@ async def _viewer(request: Request, session) -> Viewer | None:
     if web_session.acting_lg_code is None:
         return Viewer(principal.display_name, None, "/signin/organization", "団体を選ぶ", "")
     org = await session.get(Organization, web_session.acting_lg_code)
-    # Held for the rest of the request: the session's identity map holds objects weakly, and the
-    # route's own checks (the staff member, the URL's organisation) asked the database again.
-    request.state.signed_in = (principal, org)
     org_name = org.name if org is not None else web_session.acting_lg_code
     return Viewer(principal.display_name, org_name, f"/t/{web_session.acting_lg_code}/",
                   f"{org_name}のページ", "")
