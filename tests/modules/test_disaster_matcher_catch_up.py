@@ -95,7 +95,7 @@ async def test_a_request_that_waited_while_another_caught_up_further_does_not_ca
     disaster = await _open_disaster(staff)
     wajima = await staff(WAJIMA, "staff")
     await _register(wajima, WAJIMA, disaster, whereabouts="home")
-    read_before = await matching.generations(session, (matching.generation_name(disaster), matching.ALL_DISASTERS))
+    read_before = await matching.generations(session, (*matching.generation_names(disaster), matching.ALL_DISASTERS))
     entry = await matching.matcher_for(session, disaster)
     assert len(indexed) == 1
 
@@ -106,7 +106,7 @@ async def test_a_request_that_waited_while_another_caught_up_further_does_not_ca
     await matching.matcher_for(session, disaster)
     assert len(indexed) == 2 and entry.generation > read_before
     assert matching._caught_up(entry, read_before)
-    assert not matching._caught_up(entry, (entry.generation[0] + 1, entry.generation[1]))
+    assert not matching._caught_up(entry, (entry.generation[0] + 1, *entry.generation[1:]))
     assert not matching._caught_up(matching._Entry(), read_before)
 
 
@@ -129,3 +129,57 @@ async def test_a_built_matcher_is_kept_out_of_the_garbage_collectors_walk(staff,
         assert all(obj is not entry.matcher for obj in gc.get_objects())  # frozen: in no generation collected
     finally:
         gc.unfreeze()
+
+
+async def test_records_loaded_long_ago_are_not_read_again_after_the_build(staff, session, indexed) -> None:
+    """Counted from the read's time, not the newest stamp: a disaster bulk loaded an hour ago
+    (every stamp within a minute of the newest) is read once by the build, and the first
+    catch-up after it reads what changed since, not the last minute of the load again."""
+    matching.forget()
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    loaded = [await _register(wajima, WAJIMA, disaster, whereabouts="home"),
+              await _register(wajima, WAJIMA, disaster, whereabouts="home", given_name="美咲", given_kana="ミサキ",
+                              birth_date="1982-08-03", sex="female")]
+    an_hour_ago = await _stamp(session, loaded[0]) - timedelta(hours=1)
+    for n, record_id in enumerate(loaded):
+        await _restamp(session, record_id, an_hour_ago + timedelta(seconds=n))
+    await session.commit()
+
+    entry = await matching.matcher_for(session, disaster)
+    assert sorted(indexed.pop()) == sorted(loaded)
+    assert entry.recent == {}  # nothing a catch-up could have to read again
+
+    new = await _register(wajima, WAJIMA, disaster, whereabouts="home", given_name="翔", given_kana="ショウ",
+                          birth_date="2010-04-01")
+    await matching.matcher_for(session, disaster)
+    assert indexed == [[new]] and set(entry.recent) == {new}
+    # ... and the catch-up's floor is a minute before it began, not a minute before the load's end
+    assert entry.floor > an_hour_ago + matching.OVERLAP
+
+
+async def test_each_registration_bumps_one_shard_and_the_matcher_watches_them_all(staff, session, indexed,
+                                                                                  monkeypatch) -> None:
+    """A disaster's generation is spread over GENERATION_SHARDS rows, so that registrations do
+    not queue on one row lock; a writer bumps one of them, a matcher notices any."""
+    matching.forget()
+    disaster = await _open_disaster(staff)
+    wajima = await staff(WAJIMA, "staff")
+    names = (*matching.generation_names(disaster), matching.ALL_DISASTERS)
+    entry = await matching.matcher_for(session, disaster)
+    before = await matching.generations(session, names)
+
+    shards = iter([5, 2])
+    monkeypatch.setattr(matching.random, "randrange", lambda n: next(shards))
+    first = await _register(wajima, WAJIMA, disaster, whereabouts="home")
+    after_first = await matching.generations(session, names)
+    assert [b - a for a, b in zip(before, after_first)] == [0, 0, 0, 0, 0, 1, 0, 0, 0]
+    await matching.matcher_for(session, disaster)
+    assert indexed[-1] == [first]
+
+    second = await _register(wajima, WAJIMA, disaster, whereabouts="home", given_name="美咲", given_kana="ミサキ",
+                             birth_date="1982-08-03", sex="female")
+    after_second = await matching.generations(session, names)
+    assert [b - a for a, b in zip(after_first, after_second)] == [0, 0, 1, 0, 0, 0, 0, 0, 0]
+    await matching.matcher_for(session, disaster)
+    assert indexed[-1] == [second] and entry.generation == after_second

@@ -4,18 +4,31 @@ indexes, not a scan of the disaster.
 
 Keeping every worker process's matcher current
     Whatever writes a victim record (a registration, an edit of a field the matcher compares,
-    an import) bumps the disaster's generation ``matcher:<disaster id>`` in ``shared_generation``
-    in the same transaction, just before it commits (an ORM hook below: no caller has to
-    remember it). Before answering, a matcher reads that generation (one primary-key read) and
-    only when it moved does it catch up: it reads the records stamped since it last looked. So a
-    record registered through one worker is a candidate on every other worker at once, and an
-    idle disaster costs one small read per request, not a query over its records.
+    an import) bumps one of the disaster's generations ``matcher:<disaster id>:<shard>`` in
+    ``shared_generation`` in the same transaction, just before it commits (an ORM hook below: no
+    caller has to remember it). Before answering, a matcher reads them (one primary-key read)
+    and only when one moved does it catch up: it reads the records stamped since it last
+    looked. So a record registered through one worker is a candidate on every other worker at
+    once, and an idle disaster costs one small read per request, not a query over its records.
 
-    Catching up goes by ``updated_at``, less ``OVERLAP``: a transaction that stamped its rows
+    ``GENERATION_SHARDS`` rows, one taken at random by each writing transaction: on PostgreSQL
+    a bumped row stays locked until the commit, and with one row per disaster every
+    registration of the disaster queued for the one before it to commit (bench/load.py's mix at
+    50 clients: 50 registrations a second, two or three waiting on that lock at any moment,
+    each for as long as its worker took to send the other's COMMIT).
+
+    Catching up goes by ``updated_at``, with an overlap: a transaction that stamped its rows
     earlier may commit after one that stamped later, and reading only from the newest stamp
-    seen would skip its rows for good. Rows already indexed with the same stamp are skipped, so
-    the overlap costs reading a few recent ids again, not re-indexing them. A writer must commit
-    within ``OVERLAP`` of stamping its rows (requests do; imports commit in chunks).
+    seen would skip its rows for good. A writer must commit within ``OVERLAP`` of stamping its
+    rows (requests do; imports commit in chunks), so a row the matcher could not see when it
+    last read, at time T, is stamped after T - ``OVERLAP``: the next catch-up reads the rows
+    stamped from there on (``_Entry.floor``). Rows already indexed with the same stamp are
+    skipped, so the overlap costs reading recent ids again, not re-indexing them. Counted from
+    the read's time, not from the newest stamp seen: records bulk loaded an hour earlier, all
+    stamped within a minute, were each read again by every worker's first catch-up after its
+    build (150,000 ids on bench/load.py's database, the event loop blocked 2 s, issue #11).
+    Stamps and read times are the application servers' clocks, which must agree to well within
+    ``OVERLAP``.
 
 Off the event loop
     Normalising rows into the indexes and scoring candidates are pure Python and can take from
@@ -29,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,12 +51,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from kiban.core.tenancy.context import unscoped
+from kiban.kit.db import utcnow
 from kiban.kit.shared import bump_generation, generations
 from kiban.modules.disaster.linkage import Candidate, Matcher, explain_pair
 from kiban.modules.disaster.models import Disaster, VictimRecord
 from kiban.modules.disaster.service import LEGAL_BASIS, record_mapping
 
-#: How far before the newest stamp seen a catch-up reads again (see the module docstring).
+#: How long a writer may take from stamping its rows to committing them: a catch-up reads again
+#: the rows stamped this long before the previous read began (see the module docstring).
 OVERLAP = timedelta(seconds=60)
 #: Rows read per chunk when a matcher is first built.
 BUILD_CHUNK = 20_000
@@ -56,6 +72,8 @@ CATCH_UP_CHUNK = 1_000
 THREAD_THRESHOLD = 200
 #: The generation every matcher also watches: bumped by a bulk write whose disaster is unknown.
 ALL_DISASTERS = "matcher:*"
+#: Rows a disaster's generation is spread over (see the module docstring); a matcher reads all.
+GENERATION_SHARDS = 8
 
 # What the matcher reads of a record: exactly ``service.record_mapping``'s keys, as columns, so
 # building an index does not load a million ORM objects.
@@ -69,15 +87,21 @@ MATCHED_FIELDS = frozenset(c.key for c in _COLUMNS) - {"record_id", "registered_
 
 
 def generation_name(disaster_id: str) -> str:
+    """What a writer notes for the disaster; it bumps one shard of it (``_bump_before_commit``)."""
     return f"matcher:{disaster_id}"
+
+
+def generation_names(disaster_id: str) -> tuple[str, ...]:
+    """The rows a matcher of the disaster watches: every shard of its generation."""
+    return tuple(f"{generation_name(disaster_id)}:{shard}" for shard in range(GENERATION_SHARDS))
 
 
 @dataclass
 class _Entry:
     matcher: Matcher = field(default_factory=Matcher)
-    generation: tuple[int, int] | None = None  # (the disaster's, ALL_DISASTERS) when last caught up
-    seen_until: datetime | None = None         # the newest updated_at indexed
-    recent: dict[str, datetime] = field(default_factory=dict)  # id -> updated_at, within OVERLAP of it
+    generation: tuple[int, ...] | None = None  # (the disaster's shards..., ALL_DISASTERS) when last caught up
+    floor: datetime | None = None  # the next catch-up reads the rows stamped from here (None: build)
+    recent: dict[str, datetime] = field(default_factory=dict)  # id -> updated_at, of those from floor
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -101,32 +125,35 @@ async def _index(entry: _Entry, mappings: list[dict]) -> None:
         _add_all(entry.matcher, mappings)
 
 
-def _remember(entry: _Entry, stamps: dict[str, datetime]) -> None:
-    """Move the edge to the newest stamp and keep the ids stamped within OVERLAP of it."""
-    if not stamps:
-        return
-    newest = max(stamps.values())
-    if entry.seen_until is None or newest > entry.seen_until:
-        entry.seen_until = newest
-    floor = entry.seen_until - OVERLAP
-    entry.recent = {i: t for i, t in {**entry.recent, **stamps}.items() if t >= floor}
+def _remember(entry: _Entry, stamps: dict[str, datetime], read_at: datetime) -> None:
+    """After a read that began at ``read_at``: the next catch-up reads from ``read_at`` - OVERLAP
+    (a row not visible to this read was stamped after that), and the ids stamped from there on
+    are kept, so that it skips those already indexed as they are."""
+    floor = read_at - OVERLAP
+    if entry.floor is None or floor > entry.floor:
+        entry.floor = floor
+    entry.recent = {i: t for i, t in {**entry.recent, **stamps}.items() if t >= entry.floor}
 
 
 async def _build(session: AsyncSession, entry: _Entry, disaster_id: str) -> None:
     statement = (select(*_COLUMNS, VictimRecord.updated_at).where(VictimRecord.disaster_id == disaster_id)
                  .execution_options(yield_per=BUILD_CHUNK))
+    read_at = utcnow()
+    keep_from = read_at - OVERLAP  # only the stamps a catch-up may read again (_remember)
     stamps: dict[str, datetime] = {}
     result = await session.stream(statement)
     async for rows in result.partitions():
         mappings = []
         for row in rows:
             mapping = row._asdict()
-            stamps[mapping["record_id"]] = mapping.pop("updated_at")
+            stamp = mapping.pop("updated_at")
+            if stamp >= keep_from:
+                stamps[mapping["record_id"]] = stamp
             mappings.append(mapping)
         await _index(entry, mappings)
         if len(mappings) >= FREEZE_FROM:
             _out_of_the_collectors_way()
-    _remember(entry, stamps)
+    _remember(entry, stamps, read_at)
 
 
 async def _catch_up(session: AsyncSession, entry: _Entry, disaster_id: str) -> None:
@@ -134,8 +161,9 @@ async def _catch_up(session: AsyncSession, entry: _Entry, disaster_id: str) -> N
     ``ix_victim_record_changes`` alone: while residents register, the overlap holds a minute of
     registrations, thousands, nearly all indexed already), then the compared fields of those not
     yet indexed as they are now."""
+    read_at = utcnow()
     changed = (await session.execute(select(VictimRecord.id, VictimRecord.updated_at).where(
-        VictimRecord.disaster_id == disaster_id, VictimRecord.updated_at >= entry.seen_until - OVERLAP))).all()
+        VictimRecord.disaster_id == disaster_id, VictimRecord.updated_at >= entry.floor))).all()
     stamps = {record_id: stamp for record_id, stamp in changed if entry.recent.get(record_id) != stamp}
     mappings = []
     ids = sorted(stamps)
@@ -146,7 +174,7 @@ async def _catch_up(session: AsyncSession, entry: _Entry, disaster_id: str) -> N
             stamps[mapping["record_id"]] = mapping.pop("updated_at")  # as read now, if changed again meanwhile
             mappings.append(mapping)
     await _index(entry, mappings)
-    _remember(entry, stamps)
+    _remember(entry, stamps, read_at)
 
 
 async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
@@ -157,7 +185,7 @@ async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
     # up next time; one committed before it is in what is read below. Read before taking the
     # lock: a request holding the lock while it waits for a database connection would make every
     # record page of the process queue behind it (bench/load.py, 50 clients: 30-55 s pages).
-    current = await generations(session, (generation_name(disaster_id), ALL_DISASTERS))
+    current = await generations(session, (*generation_names(disaster_id), ALL_DISASTERS))
     if _caught_up(entry, current):
         return entry
     async with entry.lock:
@@ -167,7 +195,7 @@ async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
         if _caught_up(entry, current):
             return entry
         async with unscoped(session, f"{LEGAL_BASIS}: 名寄せ（同じ人の重複登録の照合）"):
-            if entry.seen_until is None and not entry.recent:
+            if entry.floor is None:
                 await _build(session, entry, disaster_id)
             else:
                 await _catch_up(session, entry, disaster_id)
@@ -187,7 +215,7 @@ def _out_of_the_collectors_way() -> None:
     gc.freeze()
 
 
-def _caught_up(entry: _Entry, current: tuple[int, int]) -> bool:
+def _caught_up(entry: _Entry, current: tuple[int, ...]) -> bool:
     """Whether the matcher has seen at least what generation ``current`` announces (generations
     only grow)."""
     return entry.generation is not None and all(seen >= wanted for seen, wanted in zip(entry.generation, current))
@@ -292,7 +320,8 @@ def _bump_before_commit(session: Session) -> None:
     session.flush()  # what the commit would flush anyway, so its records are noted too
     names = session.info.pop(_PENDING, None)
     if names:
-        bump_generation(session.connection(), names)
+        shard = random.randrange(GENERATION_SHARDS)  # one for the transaction: an import's chunk locks one row
+        bump_generation(session.connection(), {n if n == ALL_DISASTERS else f"{n}:{shard}" for n in names})
 
 
 @event.listens_for(Session, "after_rollback")
