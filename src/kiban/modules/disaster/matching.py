@@ -180,7 +180,7 @@ async def _catch_up(session: AsyncSession, entry: _Entry, disaster_id: str) -> N
 async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
     """The disaster's matcher, caught up with the database when its generation moved. Use it
     under ``entry.lock``: the matcher is not thread-safe and work on it runs in a thread."""
-    entry = _MATCHERS.setdefault(disaster_id, _Entry())
+    entry = _MATCHERS.get(disaster_id) or _MATCHERS.setdefault(disaster_id, _Entry())  # no throwaway Matcher
     # Read before the records: a change committed after this read bumps again, so it is caught
     # up next time; one committed before it is in what is read below. Read before taking the
     # lock: a request holding the lock while it waits for a database connection would make every

@@ -1872,14 +1872,18 @@ async def stage_roster(session: AsyncSession, viewer: Tenant, disaster_id: str, 
 
     # Reading a large file takes seconds: end the transaction first (on SQLite a request's
     # transaction holds the write lock, and others' requests would wait for the parse), and parse
-    # off the event loop (the server goes on answering meanwhile).
+    # off the event loop (the server goes on answering meanwhile), the report's JSON too (20,000
+    # rows: 0.45 s that the worker's other requests waited for, bench/load.py (f)).
     await session.commit()
-    report = await asyncio.to_thread(parse_roster, data, shelters=shelters, is_known_code=known.__contains__,
-                                     resolve_name=resolve_name)
+
+    def parse() -> tuple[str, dict]:
+        report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__, resolve_name=resolve_name)
+        return report.encoding, report_json(report)
+
+    encoding, report = await asyncio.to_thread(parse)
     return RosterImportRepository(session).add(RosterImport(
         id=str(uuid.uuid4()), disaster_id=disaster_id, filename=(filename or "roster.csv")[:200],
-        encoding=report.encoding, report=report_json(report), status="staged", created_by=actor,
-        created_at=utcnow()))
+        encoding=encoding, report=report, status="staged", created_by=actor, created_at=utcnow()))
 
 
 async def roster_batch(session: AsyncSession, disaster_id: str, batch_id: str) -> RosterImport:
@@ -1900,12 +1904,18 @@ async def registered_keys(session: AsyncSession, viewer: Tenant, disaster_id: st
         VictimRecord.import_key, VictimRecord.family_name, VictimRecord.given_name, VictimRecord.family_kana,
         VictimRecord.given_kana, VictimRecord.birth_date, VictimRecord.home_lg_code, VictimRecord.household_key,
     ).where(VictimRecord.lg_code == viewer.lg_code, VictimRecord.disaster_id == disaster_id))).all()
-    keys = set()
-    for row in rows:
-        if row.import_key:
-            keys.add(row.import_key)
-        keys.add(compute_import_key(row._mapping))
-    return keys
+
+    def keys_of() -> set[str]:
+        keys = set()
+        for row in rows:
+            if row.import_key:
+                keys.add(row.import_key)
+            keys.add(compute_import_key(row._mapping))
+        return keys
+
+    # Normalising every name of a large 台帳 takes seconds (30,000 records: 2.2 s that every other
+    # request of the worker waited for, bench/load.py (f)): in a thread, the event loop goes on.
+    return await asyncio.to_thread(keys_of)
 
 
 @dataclass
