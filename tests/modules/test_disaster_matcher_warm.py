@@ -29,7 +29,7 @@ async def test_open_disasters_matchers_are_built_at_start(staff, session) -> Non
 
     assert await matching.warm(lambda: _Lent(session)) >= 1
     entry = matching._MATCHERS[disaster]
-    assert entry.generation is not None and first in entry.recent
+    assert entry.generation is not None and first in entry.matcher
     # The record page then finds the matcher current: nothing is built again.
     before = entry.generation
     assert (await matching.matcher_for(session, disaster)) is entry and entry.generation == before

@@ -423,12 +423,21 @@ def bump_generation(connection: Connection | Session, names: Iterable[str]) -> N
     async code use ``await session.run_sync(lambda s: bump_generation(s, names))``. On
     PostgreSQL the row stays locked until that commit: bump just before committing (a
     ``before_commit`` hook), not at the start of a long transaction."""
-    insert = _insert_for(connection)
-    table = SharedGeneration.__table__
     now = utcnow()
     for name in sorted(set(names)):  # one order everywhere: two bumpers never deadlock
-        connection.execute(insert(table).values(name=name, value=1, changed_at=now).on_conflict_do_update(
-            index_elements=[table.c.name], set_={"value": table.c.value + 1, "changed_at": now}))
+        bump_generation_to(connection, name, now)
+
+
+def bump_generation_to(connection: Connection | Session, name: str, now: datetime | None = None) -> int:
+    """Bump one name by one, as ``bump_generation``, and return its new value: on a name bumped
+    this way the values are consecutive, and on PostgreSQL they also commit in order (a second
+    bumper waits for the first one's commit), so a value can label what its transaction wrote."""
+    insert = _insert_for(connection)
+    table = SharedGeneration.__table__
+    now = now or utcnow()
+    return int(connection.execute(insert(table).values(name=name, value=1, changed_at=now).on_conflict_do_update(
+        index_elements=[table.c.name], set_={"value": table.c.value + 1, "changed_at": now})
+        .returning(table.c.value)).scalar_one())
 
 
 # -- snapshots (always the database, in the caller's transaction) ------------------------------

@@ -4,12 +4,23 @@ indexes, not a scan of the disaster.
 
 Keeping every worker process's matcher current
     Whatever writes a victim record (a registration, an edit of a field the matcher compares,
-    an import) bumps one of the disaster's generations ``matcher:<disaster id>:<shard>`` in
-    ``shared_generation`` in the same transaction, just before it commits (an ORM hook below: no
-    caller has to remember it). Before answering, a matcher reads them (one primary-key read)
-    and only when one moved does it catch up: it reads the records stamped since it last
-    looked. So a record registered through one worker is a candidate on every other worker at
-    once, and an idle disaster costs one small read per request, not a query over its records.
+    an import's chunk) bumps one of the disaster's generations ``matcher:<disaster id>:<shard>``
+    in ``shared_generation`` just before it commits, in the same transaction, and notes the ids
+    it wrote under the new value in ``matcher_change`` (an ORM hook below: no caller has to
+    remember it). Before answering, a matcher reads the generations (one primary-key read) and
+    only when one moved does it catch up: it reads the ``matcher_change`` entries past the
+    generations it has seen, then those records. So a record registered through one worker is a
+    candidate on every other worker at once, an idle disaster costs one small read per request,
+    and a catch-up reads exactly what changed, whatever else was written meanwhile.
+
+    Exact, because on one shard the values are consecutive and commit in order: a transaction
+    bumping a shard waits for the previous bumper's commit (the row's lock; SQLite has one
+    writer). So the entries a matcher can see on a shard always run without a gap from the
+    oldest kept, and an entry it needs that is missing was pruned (``KEEP_CHANGES``): it builds
+    again. (Until issue #11's session 15 the catch-up went by ``updated_at`` with a minute of
+    overlap, since transactions may commit in another order than they stamp: while an import
+    ran, every catch-up read again the (id, stamp) of the import's last minute, ~20,000 rows
+    on the event loop, several times a second in each worker.)
 
     ``GENERATION_SHARDS`` rows, one taken at random by each writing transaction: on PostgreSQL
     a bumped row stays locked until the commit, and with one row per disaster every
@@ -17,18 +28,8 @@ Keeping every worker process's matcher current
     50 clients: 50 registrations a second, two or three waiting on that lock at any moment,
     each for as long as its worker took to send the other's COMMIT).
 
-    Catching up goes by ``updated_at``, with an overlap: a transaction that stamped its rows
-    earlier may commit after one that stamped later, and reading only from the newest stamp
-    seen would skip its rows for good. A writer must commit within ``OVERLAP`` of stamping its
-    rows (requests do; imports commit in chunks), so a row the matcher could not see when it
-    last read, at time T, is stamped after T - ``OVERLAP``: the next catch-up reads the rows
-    stamped from there on (``_Entry.floor``). Rows already indexed with the same stamp are
-    skipped, so the overlap costs reading recent ids again, not re-indexing them. Counted from
-    the read's time, not from the newest stamp seen: records bulk loaded an hour earlier, all
-    stamped within a minute, were each read again by every worker's first catch-up after its
-    build (150,000 ids on bench/load.py's database, the event loop blocked 2 s, issue #11).
-    Stamps and read times are the application servers' clocks, which must agree to well within
-    ``OVERLAP``.
+    A bulk write of victim records whose rows are not given (``update(VictimRecord).where(...)``)
+    bumps ``ALL_DISASTERS``; every matcher then builds again.
 
 Off the event loop
     Normalising rows into the indexes and scoring candidates are pure Python and can take from
@@ -44,22 +45,25 @@ import asyncio
 import gc
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import event, select
+from sqlalchemy import and_, delete, event, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from kiban.core.jobs.runner import register_ticker
 from kiban.core.tenancy.context import unscoped
 from kiban.kit.db import utcnow
-from kiban.kit.shared import bump_generation, generations
+from kiban.kit.shared import bump_generation, bump_generation_to, generations
 from kiban.modules.disaster.linkage import Candidate, Matcher, explain_pair
-from kiban.modules.disaster.models import Disaster, VictimRecord
+from kiban.modules.disaster.models import Disaster, MatcherChange, VictimRecord
 from kiban.modules.disaster.service import LEGAL_BASIS, record_mapping
 
-#: How long a writer may take from stamping its rows to committing them: a catch-up reads again
-#: the rows stamped this long before the previous read began (see the module docstring).
-OVERLAP = timedelta(seconds=60)
+#: How long ``matcher_change`` entries are kept (``prune_changes``): a matcher that has not
+#: caught up for longer than this finds an entry it needs gone and builds again.
+KEEP_CHANGES = timedelta(hours=1)
+#: How often the jobs process deletes the entries older than that.
+PRUNE_EVERY_SECONDS = 300
 #: Rows read per chunk when a matcher is first built.
 BUILD_CHUNK = 20_000
 #: A chunk of a build at least this large is frozen out of the garbage collector's walks
@@ -67,9 +71,15 @@ BUILD_CHUNK = 20_000
 FREEZE_FROM = 5_000
 #: Ids per query when a catch-up reads the records that changed.
 CATCH_UP_CHUNK = 1_000
-#: Catching up on more rows than this happens in a worker thread; fewer are indexed at once
-#: (a handful of rows costs less than handing them to a thread). Scoring always uses a thread.
-THREAD_THRESHOLD = 200
+#: At most this many ids in one ``matcher_change`` entry (an import's chunk writes one or two).
+IDS_PER_CHANGE = 1_000
+#: More rows than this are indexed in a worker thread, all at once (``Matcher.extend``: a
+#: build's chunks); fewer, on the event loop one by one (``Matcher.add``), ``SLICE`` rows
+#: between yields. ``extend`` costs ~2.5 ms a call before its first row: a catch-up of a few
+#: registrations cost that much, and one of an import's chunk in slices of 100 twice what
+#: ``add`` costs (~30 us a row). Scoring always uses a thread.
+THREAD_THRESHOLD = 5_000
+SLICE = 50
 #: The generation every matcher also watches: bumped by a bulk write whose disaster is unknown.
 ALL_DISASTERS = "matcher:*"
 #: Rows a disaster's generation is spread over (see the module docstring); a matcher reads all.
@@ -99,9 +109,7 @@ def generation_names(disaster_id: str) -> tuple[str, ...]:
 @dataclass
 class _Entry:
     matcher: Matcher = field(default_factory=Matcher)
-    generation: tuple[int, ...] | None = None  # (the disaster's shards..., ALL_DISASTERS) when last caught up
-    floor: datetime | None = None  # the next catch-up reads the rows stamped from here (None: build)
-    recent: dict[str, datetime] = field(default_factory=dict)  # id -> updated_at, of those from floor
+    generation: tuple[int, ...] | None = None  # (the disaster's shards..., ALL_DISASTERS) seen; None: build
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -110,71 +118,58 @@ class _Entry:
 _MATCHERS: dict[str, _Entry] = {}
 
 
-def _add_all(matcher: Matcher, mappings: list[dict]) -> None:
-    if len(mappings) > 1:
-        matcher.extend(mappings)
-    else:
-        for mapping in mappings:
-            matcher.add(mapping)
-
-
 async def _index(entry: _Entry, mappings: list[dict]) -> None:
     if len(mappings) > THREAD_THRESHOLD:
-        await asyncio.to_thread(_add_all, entry.matcher, mappings)
-    else:
-        _add_all(entry.matcher, mappings)
-
-
-def _remember(entry: _Entry, stamps: dict[str, datetime], read_at: datetime) -> None:
-    """After a read that began at ``read_at``: the next catch-up reads from ``read_at`` - OVERLAP
-    (a row not visible to this read was stamped after that), and the ids stamped from there on
-    are kept, so that it skips those already indexed as they are."""
-    floor = read_at - OVERLAP
-    if entry.floor is None or floor > entry.floor:
-        entry.floor = floor
-    entry.recent = {i: t for i, t in {**entry.recent, **stamps}.items() if t >= entry.floor}
+        await asyncio.to_thread(entry.matcher.extend, mappings)
+        return
+    for n, mapping in enumerate(mappings):
+        if n and not n % SLICE:
+            await asyncio.sleep(0)  # let the other requests of the process run
+        entry.matcher.add(mapping)
 
 
 async def _build(session: AsyncSession, entry: _Entry, disaster_id: str) -> None:
-    statement = (select(*_COLUMNS, VictimRecord.updated_at).where(VictimRecord.disaster_id == disaster_id)
-                 .execution_options(yield_per=BUILD_CHUNK))
-    read_at = utcnow()
-    keep_from = read_at - OVERLAP  # only the stamps a catch-up may read again (_remember)
-    stamps: dict[str, datetime] = {}
+    """Index every record of the disaster into a new matcher. Records committed after the
+    generations were read may be read here and again at the next catch-up (indexing a record
+    again replaces it)."""
+    entry.matcher = Matcher()
+    statement = select(*_COLUMNS).where(VictimRecord.disaster_id == disaster_id).execution_options(yield_per=BUILD_CHUNK)
     result = await session.stream(statement)
     async for rows in result.partitions():
-        mappings = []
-        for row in rows:
-            mapping = row._asdict()
-            stamp = mapping.pop("updated_at")
-            if stamp >= keep_from:
-                stamps[mapping["record_id"]] = stamp
-            mappings.append(mapping)
+        mappings = [row._asdict() for row in rows]
         await _index(entry, mappings)
         if len(mappings) >= FREEZE_FROM:
             _out_of_the_collectors_way()
-    _remember(entry, stamps, read_at)
 
 
-async def _catch_up(session: AsyncSession, entry: _Entry, disaster_id: str) -> None:
-    """Index what changed since the matcher last looked. First which ids changed (from the index
-    ``ix_victim_record_changes`` alone: while residents register, the overlap holds a minute of
-    registrations, thousands, nearly all indexed already), then the compared fields of those not
-    yet indexed as they are now."""
-    read_at = utcnow()
-    changed = (await session.execute(select(VictimRecord.id, VictimRecord.updated_at).where(
-        VictimRecord.disaster_id == disaster_id, VictimRecord.updated_at >= entry.floor))).all()
-    stamps = {record_id: stamp for record_id, stamp in changed if entry.recent.get(record_id) != stamp}
+async def _catch_up(session: AsyncSession, entry: _Entry, disaster_id: str, current: tuple[int, ...]) -> bool:
+    """Index the records written by the transactions past the generations the matcher has seen,
+    on the shards that moved. False, with nothing indexed, when an entry it needs was pruned
+    (the caller builds again)."""
+    names = generation_names(disaster_id)
+    moved = {names[k]: entry.generation[k] for k in range(GENERATION_SHARDS) if current[k] > entry.generation[k]}
+    if not moved:
+        return True
+    changes = (await session.execute(select(MatcherChange.name, MatcherChange.generation, MatcherChange.record_ids)
+                                     .where(or_(*(and_(MatcherChange.name == name, MatcherChange.generation > seen)
+                                                  for name, seen in moved.items())))
+                                     .order_by(MatcherChange.name, MatcherChange.generation))).all()
+    following = dict(moved)  # per shard, the last generation read so far: the next must follow it
+    ids: set[str] = set()
+    for name, generation, record_ids in changes:
+        if generation != following[name] + 1:
+            return False
+        following[name] = generation
+        ids.update(record_ids)
+    if any(following[name] < current[names.index(name)] for name in moved):
+        return False  # the entries up to the generation read were pruned meanwhile
     mappings = []
-    ids = sorted(stamps)
-    for start in range(0, len(ids), CATCH_UP_CHUNK):
-        for row in (await session.execute(select(*_COLUMNS, VictimRecord.updated_at).where(
-                VictimRecord.disaster_id == disaster_id, VictimRecord.id.in_(ids[start:start + CATCH_UP_CHUNK])))).all():
-            mapping = row._asdict()
-            stamps[mapping["record_id"]] = mapping.pop("updated_at")  # as read now, if changed again meanwhile
-            mappings.append(mapping)
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), CATCH_UP_CHUNK):
+        mappings.extend(row._asdict() for row in (await session.execute(select(*_COLUMNS).where(
+            VictimRecord.disaster_id == disaster_id, VictimRecord.id.in_(ordered[start:start + CATCH_UP_CHUNK])))).all())
     await _index(entry, mappings)
-    _remember(entry, stamps, read_at)
+    return True
 
 
 async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
@@ -195,11 +190,12 @@ async def matcher_for(session: AsyncSession, disaster_id: str) -> _Entry:
         if _caught_up(entry, current):
             return entry
         async with unscoped(session, f"{LEGAL_BASIS}: 名寄せ（同じ人の重複登録の照合）"):
-            if entry.floor is None:
+            if (entry.generation is None or current[-1] > entry.generation[-1]
+                    or not await _catch_up(session, entry, disaster_id, current)):
                 await _build(session, entry, disaster_id)
-            else:
-                await _catch_up(session, entry, disaster_id)
-        entry.generation = current
+        # What was read covers every change committed up to ``current``; a generation seen
+        # before that is further on one shard than ``current`` stays as seen.
+        entry.generation = current if entry.generation is None else tuple(map(max, entry.generation, current))
     return entry
 
 
@@ -255,23 +251,27 @@ def explain(a: VictimRecord, b: VictimRecord):
 
 # -- the generation bump, whatever writes a record ---------------------------------------------
 
-_PENDING = "kiban.matcher_generations"  # session.info: names to bump when this transaction commits
+_PENDING = "kiban.matcher_changes"  # session.info: disaster id (or ALL_DISASTERS) -> ids written
 
 
-def _pending(session: Session) -> set[str]:
-    return session.info.setdefault(_PENDING, set())
+def _pending(session: Session) -> dict[str, set[str]]:
+    return session.info.setdefault(_PENDING, {})
+
+
+def _note(session: Session, disaster_id: str, record_id: str) -> None:
+    _pending(session).setdefault(disaster_id, set()).add(record_id)
 
 
 @event.listens_for(Session, "after_flush")
 def _note_flushed_records(session: Session, _context) -> None:
     """Victim records flushed new, or with a compared field changed: their disasters' matchers
-    must catch up once this transaction commits."""
+    must catch up on them once this transaction commits."""
     for obj in session.new:
         if isinstance(obj, VictimRecord):
-            _pending(session).add(generation_name(obj.disaster_id))
+            _note(session, obj.disaster_id, obj.id)
     for obj in session.dirty:
         if isinstance(obj, VictimRecord) and _compared_field_changed(obj):
-            _pending(session).add(generation_name(obj.disaster_id))
+            _note(session, obj.disaster_id, obj.id)
 
 
 def _compared_field_changed(record: VictimRecord) -> bool:
@@ -284,8 +284,9 @@ def _compared_field_changed(record: VictimRecord) -> bool:
 @event.listens_for(Session, "do_orm_execute")
 def _note_bulk_writes(state) -> None:
     """ORM bulk inserts and updates of victim records (``session.execute(insert(VictimRecord),
-    rows)``, ``update(VictimRecord)...``) skip the flush: note them here. Their disasters come
-    from the rows when given; otherwise every disaster's matcher catches up."""
+    rows)``, ``session.execute(update(VictimRecord), rows)``) skip the flush: note them here,
+    from their rows. A bulk write whose rows do not say the record and its disaster
+    (``update(VictimRecord).where(...)``) makes every disaster's matcher build again."""
     if not (state.is_insert or state.is_update):
         return
     mapper = state.bind_mapper
@@ -295,11 +296,11 @@ def _note_bulk_writes(state) -> None:
         return
     rows = state.parameters
     rows = rows if isinstance(rows, list) else [rows] if isinstance(rows, dict) else []
-    disasters = {r.get("disaster_id") for r in rows}
-    if rows and None not in disasters:
-        _pending(state.session).update(generation_name(d) for d in disasters)
+    if rows and all(r.get("disaster_id") and r.get("id") for r in rows):
+        for row in rows:
+            _note(state.session, row["disaster_id"], row["id"])
     else:
-        _pending(state.session).add(ALL_DISASTERS)
+        _pending(state.session)[ALL_DISASTERS] = set()
 
 
 def _bulk_update_touches_compared_fields(state) -> bool:
@@ -314,19 +315,47 @@ def _bulk_update_touches_compared_fields(state) -> bool:
 
 @event.listens_for(Session, "before_commit")
 def _bump_before_commit(session: Session) -> None:
-    """Bump what this transaction changed, in it, as late as possible: on PostgreSQL the
+    """Bump what this transaction changed, in it, as late as possible (on PostgreSQL the
     generation's row stays locked until the commit, so bumping at the first flush of a long
-    transaction would make every other registration in the disaster wait for it."""
+    transaction would make every other registration in the disaster wait for it), and note the
+    ids written under the new generation."""
     session.flush()  # what the commit would flush anyway, so its records are noted too
-    names = session.info.pop(_PENDING, None)
-    if names:
-        shard = random.randrange(GENERATION_SHARDS)  # one for the transaction: an import's chunk locks one row
-        bump_generation(session.connection(), {n if n == ALL_DISASTERS else f"{n}:{shard}" for n in names})
+    written = session.info.pop(_PENDING, None)
+    if not written:
+        return
+    shard = random.randrange(GENERATION_SHARDS)  # one for the transaction: an import's chunk locks one row
+    connection = session.connection()
+    now = utcnow()
+    for key in sorted(written):  # one order everywhere: two writers never deadlock
+        if key == ALL_DISASTERS:
+            bump_generation(connection, [ALL_DISASTERS])
+            continue
+        name = f"{generation_name(key)}:{shard}"
+        generation = bump_generation_to(connection, name, now)
+        ids = sorted(written[key])
+        # Consecutive generations, one entry each: a long list takes generations of its own.
+        for start in range(0, len(ids), IDS_PER_CHANGE):
+            if start:
+                generation = bump_generation_to(connection, name, now)
+            connection.execute(insert(MatcherChange.__table__).values(
+                name=name, generation=generation, record_ids=ids[start:start + IDS_PER_CHANGE], changed_at=now))
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
+
+
+async def prune_changes(session: AsyncSession) -> int:
+    """The jobs process's tick: delete the ``matcher_change`` entries older than
+    ``KEEP_CHANGES``. Returns how many."""
+    removed = (await session.execute(delete(MatcherChange).where(
+        MatcherChange.changed_at < utcnow() - KEEP_CHANGES))).rowcount or 0
+    await session.commit()
+    return removed
+
+
+register_ticker(prune_changes, PRUNE_EVERY_SECONDS)
 
 
 # -- what a viewer is shown --------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, false, inspect
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, false, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiban.core.tenancy.models import TenantScoped
@@ -112,8 +112,6 @@ class VictimRecord(TenantScoped, Base):
         Index("ix_victim_record_given_key", "disaster_id", "given_key"),
         Index("ix_victim_record_kana_key", "disaster_id", "kana_key"),
         Index("ix_victim_record_given_kana_key", "disaster_id", "given_kana_key"),
-        # What changed since a 名寄せ matcher last looked (``matching._catch_up``), from the index alone.
-        Index("ix_victim_record_changes", "disaster_id", "updated_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -158,6 +156,23 @@ class VictimRecord(TenantScoped, Base):
     kana_key: Mapped[str] = _key_column("kana_key")
     given_kana_key: Mapped[str] = _key_column("given_kana_key")
     person_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class MatcherChange(Base):
+    """Which victim records one committed transaction wrote, under the generation it bumped: the
+    名寄せ matchers' catch-up reads the entries past the generations they have seen
+    (``matching``). ``name`` is one shard of a disaster's generation (``matcher:<disaster
+    id>:<shard>``); on each shard the generations are consecutive and commit in order (the
+    shard's row stays locked until the commit), so a matcher can tell when an entry it needs was
+    pruned. Ids only, no personal data; entries older than ``matching.KEEP_CHANGES`` are deleted
+    (a matcher that finds its next entry gone builds again)."""
+
+    __tablename__ = "matcher_change"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    record_ids: Mapped[list] = mapped_column(JSON)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 NAME_PARTS = ("family_name", "given_name", "family_kana", "given_kana")
