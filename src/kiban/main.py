@@ -37,6 +37,7 @@ from kiban.core.identity.apikeys import RateLimiter
 from kiban.core.metering import api as metering_api
 from kiban.core.metering import web as metering_web
 from kiban.core.identity.dependencies import PUBLIC
+from kiban.core.identity.idle_clock import IdleClock
 from kiban.core.registry.snapshot import RegistryCache
 from kiban.core.tenancy import api as tenancy_api
 from kiban.core.tenancy import safety  # noqa: F401 - installs the tenant safety net
@@ -136,6 +137,7 @@ async def _lifespan(app: FastAPI):
     if warming is not None and not warming.done():
         warming.cancel()
     await app.state.job_runner.stop()
+    await app.state.idle_clock.settle()
     await app.state.shared.close()
     if app.state.own_engine:
         await app.state.engine.dispose()
@@ -152,6 +154,7 @@ def configure(app: FastAPI, settings: Settings, *, engine: AsyncEngine | None = 
     app.state.engine = engine or create_engine(settings.database_url, echo=settings.sql_echo,
                                                pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.idle_clock = IdleClock(app.state.engine)
     # Counters every worker process shares (sign-in throttle, API key rate limits): kit/shared.py.
     app.state.shared = open_shared_state(settings)
     app.state.rate_limiter = RateLimiter(app.state.shared)

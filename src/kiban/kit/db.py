@@ -146,6 +146,13 @@ def deferred(engine: AsyncEngine) -> AsyncEngine:
     return found
 
 
+def reads_a_snapshot(session: AsyncSession) -> bool:
+    """Whether ``session`` is a safe request's deferred SQLite session (``get_session``): a
+    write in it would make the whole request run again queued for the write lock, so what can
+    be written beside it is (the idle clock, ``identity.idle_clock``)."""
+    return session.info.get(READ_MODE_KEY) == "deferred"
+
+
 def is_sqlite_lock_error(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or what it wraps) is SQLite refusing a lock: ``SQLITE_BUSY`` (another
     connection holds the write lock), ``SQLITE_BUSY_SNAPSHOT`` (a deferred transaction's
@@ -170,12 +177,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     acknowledged change is durable by the time the client hears about it.
 
     On SQLite, a safe request run by ``ReadRetryMiddleware`` gets a session whose transactions
-    begin deferred (``READ_MODE_KEY`` on the scope says so); every other request keeps taking
-    the write lock at BEGIN."""
+    begin deferred (``READ_MODE_KEY`` on the scope says so, and on the session's ``info``:
+    ``reads_a_snapshot``); every other request keeps taking the write lock at BEGIN."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     engine: AsyncEngine | None = getattr(request.app.state, "engine", None)
     if request.scope.get(READ_MODE_KEY) == "deferred" and engine is not None and engine.dialect.name == "sqlite":
-        session = sessionmaker(bind=deferred(engine))
+        session = sessionmaker(bind=deferred(engine), info={READ_MODE_KEY: "deferred"})
     else:
         session = sessionmaker()
     async with session:

@@ -22,7 +22,7 @@ from kiban.core.identity.permissions import Permission, permissions_of
 from kiban.core.identity.repository import MembershipRepository
 from kiban.core.tenancy.context import Tenant
 from kiban.core.tenancy.dependencies import tenant_from_path
-from kiban.kit.db import get_session, utcnow
+from kiban.kit.db import get_session, reads_a_snapshot, utcnow
 from kiban.kit.errors import KibanError, NotFound
 
 SESSION_COOKIE = "kiban_session"
@@ -76,7 +76,13 @@ async def current_web_session(request: Request, session: DbSession) -> WebSessio
     if cached is not False:
         return cached
     before = utcnow()
-    web_session = await service.load_session(session, request.cookies.get(SESSION_COOKIE))
+    if reads_a_snapshot(session):
+        # SQLite, a page that reads: the idle clock is written beside it, not by it (idle_clock).
+        web_session = await service.load_session(session, request.cookies.get(SESSION_COOKIE), touch=False)
+        if web_session is not None and service.touch_due(web_session, before):
+            request.app.state.idle_clock.note(web_session.id, before)
+    else:
+        web_session = await service.load_session(session, request.cookies.get(SESSION_COOKIE))
     if web_session is not None and web_session.last_seen_at >= before:
         # The idle clock moved (at most once a minute): commit it now. Left to the route, a page
         # that only reads never committed it, so a clerk reading for half an hour was signed

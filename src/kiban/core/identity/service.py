@@ -396,9 +396,18 @@ async def confirm_enrolment(session: AsyncSession, web_session: WebSession, code
     return await _rotate(session, web_session, stage="active", acting_lg_code=None)
 
 
-async def load_session(session: AsyncSession, token: str | None) -> WebSession | None:
-    """The live session for a cookie token, its idle clock reset; None when absent, revoked,
-    idle too long or past its absolute expiry."""
+#: How far a session's idle clock may lag: a page moves it at most this often.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def touch_due(web_session: WebSession, now: datetime) -> bool:
+    return now - web_session.last_seen_at > TOUCH_EVERY
+
+
+async def load_session(session: AsyncSession, token: str | None, *, touch: bool = True) -> WebSession | None:
+    """The live session for a cookie token, its idle clock reset (unless ``touch`` is False:
+    the caller moves it, ``idle_clock``); None when absent, revoked, idle too long or past its
+    absolute expiry."""
     if not token:
         return None
     web_session = await SessionRepository(session).by_token_hash(token_hash(token))
@@ -407,7 +416,7 @@ async def load_session(session: AsyncSession, token: str | None) -> WebSession |
         return None
     if now - web_session.last_seen_at > timedelta(minutes=get_settings().session_idle_minutes):
         return None
-    if now - web_session.last_seen_at > timedelta(seconds=60):
+    if touch and touch_due(web_session, now):
         web_session.last_seen_at = now
         await session.flush()
     return web_session
