@@ -609,6 +609,15 @@ def tenants_p99(raw: dict, window: tuple[float, float] | None = None) -> float:
     return percentile(latencies, 99)
 
 
+def slow_timeline(raw: dict, window: tuple[float, float] | None, threshold_ms: float) -> str:
+    """How many of the tenants' requests took over ``threshold_ms``, per 5 s of the window."""
+    wanted = {i for i, c in enumerate(raw["classes"]) if c in TENANT_CLASSES}
+    start, end = window or (raw["started_at"], raw["started_at"] + raw["elapsed_s"])
+    counts = Counter(int((started - start) // 5) for c, started, ms, status in raw["samples"]
+                     if c in wanted and start <= started < end and (ms > threshold_ms or status == -1))
+    return " ".join(str(counts.get(b, 0)) for b in range(max(1, math.ceil((end - start) / 5))))
+
+
 REQUEST_TIMEOUT = 60.0  # s; a request unanswered by then counts as an error (status -1) and is abandoned
 
 
@@ -802,6 +811,9 @@ def scenario_f(backend: Backend, clients: int, args) -> None:
         IMPORT_RATIOS.append((backend.label, clients, ratio, during, before, per_class, finished, capped))
         note_line(f"tenants' p99 (staff, residents, national) during the import: {during:.1f} ms vs "
                   f"{before:.1f} ms in (e): x{ratio:.2f}")
+        # Bunched (a stall: one event) or spread (the cores busier throughout)?
+        note_line(f"tenants' requests over 2 x (e)'s p99 ({2 * before:.0f} ms), per 5 s: (e) "
+                  f"{slow_timeline(baseline, None, 2 * before)}; import {slow_timeline(raw, window, 2 * before)}")
 
 
 # -- the run -----------------------------------------------------------------------------------------------------

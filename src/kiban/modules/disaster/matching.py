@@ -74,12 +74,13 @@ CATCH_UP_CHUNK = 1_000
 #: At most this many ids in one ``matcher_change`` entry (an import's chunk writes one or two).
 IDS_PER_CHANGE = 1_000
 #: More rows than this are indexed in a worker thread, all at once (``Matcher.extend``: a
-#: build's chunks); fewer, on the event loop one by one (``Matcher.add``), ``SLICE`` rows
-#: between yields. ``extend`` costs ~2.5 ms a call before its first row: a catch-up of a few
-#: registrations cost that much, and one of an import's chunk in slices of 100 twice what
-#: ``add`` costs (~30 us a row). Scoring always uses a thread.
+#: build's chunks); fewer, on the event loop one by one (``Matcher.add``, ~30 us a row),
+#: yielding every ``SLICE`` rows. ``extend`` costs ~2.5 ms a call before its first row: a
+#: catch-up of a few registrations paid that. Not yielding more often: the entry's lock is held
+#: meanwhile, and under 200 clients each yield waited a full turn of a crowded loop, so record
+#: pages queued behind an import's catch-ups. Scoring always uses a thread.
 THREAD_THRESHOLD = 5_000
-SLICE = 50
+SLICE = 1_000
 #: The generation every matcher also watches: bumped by a bulk write whose disaster is unknown.
 ALL_DISASTERS = "matcher:*"
 #: Rows a disaster's generation is spread over (see the module docstring); a matcher reads all.
