@@ -32,11 +32,12 @@ Keeping every worker process's matcher current
     bumps ``ALL_DISASTERS``; every matcher then builds again.
 
 Off the event loop
-    Normalising rows into the indexes and scoring candidates are pure Python and can take from
-    milliseconds to seconds (a first build over a million registrations, about 20 s); they run
-    in a worker thread (``asyncio.to_thread``) under the entry's lock, so the event loop keeps
-    serving other requests. A first build streams the rows in chunks and indexes each chunk in
-    the thread while the next is read.
+    Normalising rows into the indexes and scoring candidates are pure Python. A build (about
+    20 s over a million registrations) streams the rows in chunks and indexes each in a worker
+    thread (``asyncio.to_thread``), and scoring runs in one too, under the entry's lock, so the
+    event loop keeps serving other requests. A catch-up (a few registrations, or an import's
+    chunk of 500) indexes on the loop, yielding every ``SLICE`` rows: cheaper than handing it
+    to a thread (``THREAD_THRESHOLD``).
 """
 
 from __future__ import annotations
