@@ -215,3 +215,65 @@ async def test_a_write_that_does_not_get_the_lock_in_time_answers_503_and_change
         assert shown.status_code == 200 and "混雑時の窓口" not in shown.text
     finally:
         await client.aclose()
+
+
+async def _snapshot_reads_then_audits(engine, reader_code: str, owner_code: str, before_audit) -> list[str]:
+    """A reading page's session (deferred, as ``get_session`` gives a GET): it reads, then
+    ``before_audit()`` runs (another connection writes), then it records the audited reads."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from kiban.core.audit import service as audit
+    from kiban.core.registry import service as registry_service
+    from kiban.core.tenancy.context import bind_tenant
+    from kiban.kit.db import READ_MODE_KEY, deferred, reads_a_snapshot
+
+    snapshots = async_sessionmaker(bind=deferred(engine), expire_on_commit=False, info={READ_MODE_KEY: "deferred"})
+    async with snapshots() as session:
+        assert reads_a_snapshot(session)
+        reader = await registry_service.tenant_for(session, reader_code)
+        owner = await registry_service.tenant_for(session, owner_code)
+        await bind_tenant(session, reader)
+        await session.execute(text("SELECT count(*) FROM organization"))  # the page's reads: a snapshot
+        await before_audit()
+        made = await audit.record_pending(session, audit.Actor("staff", "読む人", None), "disaster.record.read",
+                                          [(owner, audit.Target("victim_record", f"snap-{i}", None)) for i in range(3)],
+                                          purpose="テスト", legal_basis="災害対策基本法")
+        assert owner.name  # what the page read before the write is still there
+    # Committed before the page goes on (nothing for the page's end to commit or lose).
+    async with engine.connect() as conn:
+        found = (await conn.execute(text("SELECT count(*) FROM audit_pending WHERE entry_id IN ('"
+                                         + "','".join(made) + "')"))).scalar_one()
+    assert found == 3
+    return made
+
+
+async def test_an_audited_read_after_another_writer_committed_is_written_not_refused(file_app) -> None:
+    """The page's snapshot is older than another connection's commit (SQLITE_BUSY_SNAPSHOT had it
+    write from the snapshot): the entries are written in a short transaction of their own."""
+    _, engine = file_app
+
+    async def another_commits() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE organization SET name = name WHERE code = '011002'"))
+
+    await _snapshot_reads_then_audits(engine, SAPPORO, "011002", another_commits)
+
+
+async def test_an_audited_read_while_a_writer_holds_the_lock_waits_for_it_not_for_a_rerun(file_app) -> None:
+    """Another connection holds the write lock when the page records its reads (as an import's
+    chunk does): the entries' transaction queues for the lock and is written once it is free."""
+    _, engine = file_app
+    writer = await engine.connect()
+    await writer.begin()
+    await writer.execute(text("UPDATE organization SET name = name WHERE code = '011002'"))
+
+    async def release_soon() -> None:
+        async def later() -> None:
+            await asyncio.sleep(0.3)
+            await writer.commit()
+        asyncio.get_running_loop().create_task(later())
+
+    try:
+        await _snapshot_reads_then_audits(engine, SAPPORO, "011002", release_soon)
+    finally:
+        await writer.close()

@@ -25,7 +25,7 @@ from kiban.core.audit.models import UNNAMED_ACTOR_KINDS, AuditChainHead, AuditEn
 from kiban.core.jobs.runner import register_ticker
 from kiban.core.tenancy.context import Tenant, as_tenant, current_tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
-from kiban.kit.db import utcnow
+from kiban.kit.db import utcnow, writing_beside_snapshot
 from kiban.kit.requestid import current_request_id
 
 GENESIS = "0" * 64
@@ -218,7 +218,8 @@ async def record_pending(session: AsyncSession, actor: Actor, action: str, owned
         return []
     # One INSERT of plain rows, not ORM objects: a prefecture's page of a hundred records read
     # writes a hundred entries, and building and flushing them as objects cost more than the page.
-    async with unscoped(session, PENDING_REASON):  # the owner's log, written by the reader's request
+    # A reading page on SQLite writes them in a short transaction of its own, not from its snapshot.
+    async with writing_beside_snapshot(session), unscoped(session, PENDING_REASON):  # the owner's log
         await session.execute(insert(AuditPending.__table__), pending)
     return [fields["entry_id"] for fields in pending]
 
