@@ -29,10 +29,11 @@ from kiban.core.audit import service as audit
 from kiban.core.jobs import service as jobs
 from kiban.core.jobs.kinds import JobContext, JobFailed, Kind, Progress, register
 from kiban.core.jobs.models import Job
-from kiban.core.jobs.runner import run_now, wake
+from kiban.core.jobs.runner import register_ticker, run_now, wake
+from kiban.core.tenancy.context import unscoped
 from kiban.kit.errors import Conflict, InvalidInput, KibanError, NotFound
 from kiban.modules.disaster import service
-from kiban.modules.disaster.models import Disaster, RosterImport, VictimRecord
+from kiban.modules.disaster.models import ROSTER_KEY_COLUMNS, Disaster, RosterImport, VictimRecord, roster_key_of
 from kiban.modules.disaster.schemas import ImportRead
 
 KIND = "disaster.roster_import"
@@ -291,3 +292,41 @@ def progress_of(job: Job | None) -> ImportProgress | None:
 
 __all__ = ["ROSTER_IMPORT", "ImportAccepted", "ImportProgress", "ImportReport", "ImportStatus", "accept", "check", "job_of", "progress_of",
            "start", "status_label", "status_of"]
+
+
+# -- roster keys of records registered before they were stored ------------------------------------
+
+#: Records given their ``roster_key`` per tick of the jobs process, and how often it ticks:
+#: a short transaction each (~70 ms of CPU), a million records in about half an hour.
+ROSTER_KEYS_PER_TICK = 1_000
+ROSTER_KEYS_EVERY_SECONDS = 2.0
+FILL_REASON = "照合キーの補完: 取り込み前から登録されていた記録に、名簿の行と突き合わせる鍵を書く（内容は変えない）"
+
+
+async def fill_roster_keys(session: AsyncSession, limit: int = ROSTER_KEYS_PER_TICK) -> int:
+    """The jobs process's tick: store the roster key of up to ``limit`` records registered
+    before the column existed (migration 0037), found by the partial index of those still
+    missing. Nothing a matcher compares is written, and nothing else. Returns how many."""
+    async with unscoped(session, FILL_REASON):
+        rows = (await session.execute(select(VictimRecord.lg_code, VictimRecord.id, *ROSTER_KEY_COLUMNS)
+                                      .where(VictimRecord.roster_key.is_(None)).limit(limit))).all()
+        if rows:
+            await session.execute(update(VictimRecord), [
+                {"lg_code": row.lg_code, "id": row.id, "roster_key": roster_key_of(row._mapping)} for row in rows])
+    await session.commit()
+    return len(rows)
+
+
+_all_filled = False  # once a tick finds none missing: every record written since carries its key
+
+
+async def _fill_roster_keys_tick(session: AsyncSession) -> int:
+    global _all_filled
+    if _all_filled:
+        return 0
+    filled = await fill_roster_keys(session)
+    _all_filled = filled == 0
+    return filled
+
+
+register_ticker(_fill_roster_keys_tick, ROSTER_KEYS_EVERY_SECONDS)

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, false, inspect
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, false, inspect, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiban.core.tenancy.models import TenantScoped
 from kiban.kit.db import Base, UTCDateTime
-from kiban.modules.disaster.names import SEARCH_KEY_LENGTH, search_keys
+from kiban.modules.disaster.names import SEARCH_KEY_LENGTH, compute_import_key, search_keys
+
+NAME_PARTS = ("family_name", "given_name", "family_kana", "given_kana")
+ROSTER_PARTS = NAME_PARTS + ("birth_date", "home_lg_code", "household_key")
 
 DISASTER_KINDS = ("地震", "津波", "風水害", "土砂災害", "火山噴火", "雪害", "その他")
 
@@ -70,6 +73,17 @@ def _key_default(column: str):
     return default
 
 
+def roster_key_of(values) -> str:
+    """``roster_key`` from a record's values (a mapping holding ``ROSTER_PARTS``)."""
+    return compute_import_key({part: values.get(part) or "" for part in NAME_PARTS + ("home_lg_code", "household_key")}
+                              | {"birth_date": values.get("birth_date")})
+
+
+def _roster_key_default(context) -> str:
+    """As ``_key_default``, for ``roster_key``."""
+    return roster_key_of(context.get_current_parameters())
+
+
 def _key_column(column: str):
     # Compared in code point order (C collation on PostgreSQL, SQLite's default), so that a
     # B-tree range finds the keys beginning with a query whatever the database's locale.
@@ -112,6 +126,10 @@ class VictimRecord(TenantScoped, Base):
         Index("ix_victim_record_given_key", "disaster_id", "given_key"),
         Index("ix_victim_record_kana_key", "disaster_id", "kana_key"),
         Index("ix_victim_record_given_kana_key", "disaster_id", "given_kana_key"),
+        # The records registered before ``roster_key`` existed, until the jobs process has
+        # filled them (``imports.fill_roster_keys``); empty from then on.
+        Index("ix_victim_record_roster_key_missing", "lg_code", "id",
+              postgresql_where=text("roster_key IS NULL"), sqlite_where=text("roster_key IS NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -147,6 +165,10 @@ class VictimRecord(TenantScoped, Base):
     # the prefectures; never a 名寄せ candidate elsewhere, its whereabouts never shared.
     protected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     import_key: Mapped[str | None] = mapped_column(String(64))
+    # The import key a roster row of this person would have (``names.compute_import_key``), kept
+    # current like the search keys: a roster's preview and acceptance read who is registered
+    # already instead of normalising the whole 台帳 again (30,000 records: 2.2 s of CPU each time).
+    roster_key: Mapped[str | None] = mapped_column(String(64), default=_roster_key_default)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -156,6 +178,10 @@ class VictimRecord(TenantScoped, Base):
     kana_key: Mapped[str] = _key_column("kana_key")
     given_kana_key: Mapped[str] = _key_column("given_kana_key")
     person_id: Mapped[str | None] = mapped_column(String(36))
+
+
+#: What ``roster_key_of`` reads, to select.
+ROSTER_KEY_COLUMNS = tuple(getattr(VictimRecord, part) for part in ROSTER_PARTS)
 
 
 class MatcherChange(Base):
@@ -175,20 +201,20 @@ class MatcherChange(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
-NAME_PARTS = ("family_name", "given_name", "family_kana", "given_kana")
-
-
 @event.listens_for(VictimRecord, "before_insert")
 @event.listens_for(VictimRecord, "before_update")
 def _keys_with_the_name(_mapper, _connection, record: VictimRecord) -> None:
     """Every registration and every change of a name (the form, the API, an import, a resident
-    registering at a shelter) stores its search keys with it."""
+    registering at a shelter) stores its search keys with it, and every change of who the record
+    is (name, reading, birth date, home, household) its roster key."""
     state = inspect(record)
-    if state.has_identity and not any(state.attrs[name].history.has_changes() for name in NAME_PARTS):
-        return
-    for column, value in search_keys(record.family_name, record.given_name, record.family_kana,
-                                     record.given_kana).items():
-        setattr(record, column, value)
+    changed = {name for name in ROSTER_PARTS if state.attrs[name].history.has_changes()}
+    if not state.has_identity or changed & set(NAME_PARTS):
+        for column, value in search_keys(record.family_name, record.given_name, record.family_kana,
+                                         record.given_kana).items():
+            setattr(record, column, value)
+    if not state.has_identity or changed:
+        record.roster_key = roster_key_of({part: getattr(record, part) for part in ROSTER_PARTS})
 
 
 class MatchDecision(Base):

@@ -10,8 +10,12 @@ long-vowel marks and spaces: ｻｯﾁｬﾝ, サッチャン, さっちゃん �
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
+from collections.abc import Mapping
+from typing import Any
 
 import jaconv
 
@@ -85,3 +89,23 @@ def name_search_key(family_name: str | None, given_name: str | None) -> str:
 def kana_search_key(family_kana: str | None, given_kana: str | None) -> str:
     """``search_keys(...)["kana_key"]``."""
     return search_key((family_kana or "") + (given_kana or ""))
+
+
+def compute_import_key(values: Mapping[str, Any]) -> str:
+    """sha256 (hex) of who the row is: folded name, birth date, folded kana, home code, household.
+    A roster row's import key; every victim record stores its own as ``roster_key`` (a re-import
+    finds who is already registered without normalising the whole 台帳 again).
+
+    Width, hiragana/katakana, small kana and 異体字 (髙/高) do not change the key, so re-importing a
+    file, or the same person written another way, gives the same key.
+    """
+    birth = values.get("birth_date")
+    identity = [
+        normalize_name(values["family_name"] + values["given_name"]),
+        birth.isoformat() if birth else "",
+        normalize_kana(values.get("family_kana", "") + values.get("given_kana", "")),
+        values["home_lg_code"],
+        values.get("household_key", ""),
+    ]
+    payload = json.dumps(identity, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -38,9 +38,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
-import hashlib
 import io
-import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
@@ -57,7 +55,7 @@ from kiban.kit.errors import InvalidInput
 from kiban.kit.wareki import ERAS, JST
 from kiban.kit.export import csv_bytes, neutralise, workbook, xlsx_bytes
 from kiban.modules.disaster.fields import BY_KEY, FIELDS, ROSTER_FIELDS, TEMPLATE_FIELDS
-from kiban.modules.disaster.names import normalize_kana, normalize_kanji, normalize_name
+from kiban.modules.disaster.names import compute_import_key, normalize_kana, normalize_kanji, normalize_name
 
 WHEREABOUTS = {
     "shelter": "避難所",
@@ -137,24 +135,6 @@ class RosterReport:
     @property
     def ok(self) -> bool:
         return not self.file_errors and not self.error_rows
-
-
-def compute_import_key(values: Mapping[str, Any]) -> str:
-    """sha256 (hex) of who the row is: folded name, birth date, folded kana, home code, household.
-
-    Width, hiragana/katakana, small kana and 異体字 (髙/高) do not change the key, so re-importing a
-    file, or the same person written another way, gives the same key.
-    """
-    birth = values.get("birth_date")
-    identity = [
-        normalize_name(values["family_name"] + values["given_name"]),
-        birth.isoformat() if birth else "",
-        normalize_kana(values.get("family_kana", "") + values.get("given_kana", "")),
-        values["home_lg_code"],
-        values.get("household_key", ""),
-    ]
-    payload = json.dumps(identity, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def parse_roster(data: bytes, *, shelters: Mapping[str, str], is_known_code: Callable[[str], bool],

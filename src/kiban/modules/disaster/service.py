@@ -42,6 +42,7 @@ from kiban.kit.db import deferred, utcnow
 from kiban.kit.errors import Conflict, InvalidInput, KibanError, NotFound
 from kiban.modules.disaster.models import (
     DISASTER_KINDS,
+    ROSTER_KEY_COLUMNS,
     Disaster,
     DisasterArea,
     LinkageBatch,
@@ -49,6 +50,7 @@ from kiban.modules.disaster.models import (
     RosterImport,
     Shelter,
     VictimRecord,
+    roster_key_of,
 )
 from kiban.modules.disaster.linkage import explain_pair
 from kiban.modules.disaster.names import prefix_upper_bound, search_key
@@ -1896,26 +1898,17 @@ async def roster_batch(session: AsyncSession, disaster_id: str, batch_id: str) -
 
 async def registered_keys(session: AsyncSession, viewer: Tenant, disaster_id: str) -> set[str]:
     """The import key of everyone already in this municipality's 台帳 for this disaster: the keys
-    earlier imports stored, and the key a roster row would have for a record registered on the form
-    or by the resident (computed from its name, birth date, kana, home code and household)."""
-    from kiban.modules.disaster.roster import compute_import_key
-
-    rows = (await session.execute(select(
-        VictimRecord.import_key, VictimRecord.family_name, VictimRecord.given_name, VictimRecord.family_kana,
-        VictimRecord.given_kana, VictimRecord.birth_date, VictimRecord.home_lg_code, VictimRecord.household_key,
-    ).where(VictimRecord.lg_code == viewer.lg_code, VictimRecord.disaster_id == disaster_id))).all()
-
-    def keys_of() -> set[str]:
-        keys = set()
-        for row in rows:
-            if row.import_key:
-                keys.add(row.import_key)
-            keys.add(compute_import_key(row._mapping))
-        return keys
-
-    # Normalising every name of a large 台帳 takes seconds (30,000 records: 2.2 s that every other
-    # request of the worker waited for, bench/load.py (f)): in a thread, the event loop goes on.
-    return await asyncio.to_thread(keys_of)
+    earlier imports stored, and the key a roster row would have for each record (``roster_key``,
+    written with the record, whether registered on the form, by the resident or by an import).
+    Records registered before that column existed, not yet filled by the jobs process
+    (``imports.fill_roster_keys``), have theirs computed here, off the event loop."""
+    mine = (VictimRecord.lg_code == viewer.lg_code, VictimRecord.disaster_id == disaster_id)
+    keys = {key for row in (await session.execute(select(VictimRecord.import_key, VictimRecord.roster_key)
+                                                  .where(*mine))).all() for key in row if key}
+    missing = (await session.execute(select(*ROSTER_KEY_COLUMNS).where(*mine, VictimRecord.roster_key.is_(None)))).all()
+    if missing:
+        keys |= await asyncio.to_thread(lambda: {roster_key_of(row._mapping) for row in missing})
+    return keys
 
 
 @dataclass
