@@ -43,7 +43,7 @@ from kiban.core.tenancy import api as tenancy_api
 from kiban.core.tenancy import safety  # noqa: F401 - installs the tenant safety net
 from kiban.core.tenancy import web as tenancy_web
 from kiban.kit import health
-from kiban.kit.db import ReadRetryMiddleware, create_engine, deferred, make_sessionmaker
+from kiban.kit.db import ReadRetryMiddleware, create_engine, deferred, dispose_side_engine, make_sessionmaker
 from kiban.kit.csrf import CsrfCookieMiddleware
 from kiban.kit.errors import install_handlers
 from kiban.kit import openapi as openapi_contract
@@ -139,6 +139,7 @@ async def _lifespan(app: FastAPI):
     await app.state.job_runner.stop()
     await app.state.idle_clock.settle()
     await app.state.shared.close()
+    await dispose_side_engine(app.state.engine)
     if app.state.own_engine:
         await app.state.engine.dispose()
 

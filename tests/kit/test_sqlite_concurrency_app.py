@@ -234,11 +234,14 @@ async def _snapshot_reads_then_audits(engine, reader_code: str, owner_code: str,
         owner = await registry_service.tenant_for(session, owner_code)
         await bind_tenant(session, reader)
         await session.execute(text("SELECT count(*) FROM organization"))  # the page's reads: a snapshot
+        reading = (await session.connection()).sync_connection.connection.dbapi_connection
         await before_audit()
         made = await audit.record_pending(session, audit.Actor("staff", "読む人", None), "disaster.record.read",
                                           [(owner, audit.Target("victim_record", f"snap-{i}", None)) for i in range(3)],
                                           purpose="テスト", legal_basis="災害対策基本法")
-        assert owner.name  # what the page read before the write is still there
+        # The page kept its connection and its snapshot (not given back to the pool and queued for again).
+        assert session.in_transaction()
+        assert (await session.connection()).sync_connection.connection.dbapi_connection is reading
     # Committed before the page goes on (nothing for the page's end to commit or lose).
     async with engine.connect() as conn:
         found = (await conn.execute(text("SELECT count(*) FROM audit_pending WHERE entry_id IN ('"

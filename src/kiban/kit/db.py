@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from starlette.requests import Request
@@ -154,29 +154,47 @@ def reads_a_snapshot(session: AsyncSession) -> bool:
     return session.info.get(READ_MODE_KEY) == "deferred"
 
 
+_side_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _side_engine(snapshot_engine: AsyncEngine) -> AsyncEngine:
+    """One connection, in a pool of its own, for the short writes of reading pages."""
+    found = _side_engines.get(snapshot_engine)
+    if found is None:
+        found = _side_engines[snapshot_engine] = create_engine(
+            snapshot_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    return found
+
+
+async def dispose_side_engine(engine: AsyncEngine) -> None:
+    """Close the connection ``writing_beside_snapshot`` keeps for ``engine`` (the server's stop)."""
+    side = _side_engines.pop(_deferred_engines.get(engine), None) if engine in _deferred_engines else None
+    if side is not None:
+        await side.dispose()
+
+
 @asynccontextmanager
-async def writing_beside_snapshot(session: AsyncSession) -> AsyncIterator[None]:
-    """Around a short write that a safe request must make (the audit entry for reading another
-    municipality's record): on a deferred SQLite session (``reads_a_snapshot``), end the
-    snapshot, write in a transaction of its own that queues for the write lock like any writer
-    (``BEGIN IMMEDIATE``, the busy timeout), and commit it at once; the request then reads on
-    in a new snapshot. Writing from the snapshot itself was refused whenever another connection
-    held the lock or had committed since it began, and the whole page ran again holding the
-    lock (``ReadRetryMiddleware``): bench/load.py on SQLite, 614 pages run twice in a minute,
-    nearly all of them audited reads. What the page read before is kept (``expire_on_commit``
-    is off) and nothing it writes depends on it. Anywhere else (PostgreSQL, a request that
-    writes anyway) it does nothing: the write joins the request's transaction."""
+async def writing_beside_snapshot(session: AsyncSession) -> AsyncIterator[AsyncSession | AsyncConnection]:
+    """Where a safe request makes a short write it must make (the audit entries for reading
+    another municipality's records): ``session`` itself, except on a deferred SQLite session
+    (``reads_a_snapshot``), where it is a connection of its own, in a transaction that queues
+    for the write lock like any writer (``BEGIN IMMEDIATE``, the busy timeout) and commits when
+    the block ends, while the page goes on reading its snapshot.
+
+    Written from the snapshot, the entries were refused whenever another connection held the
+    lock or had committed since the page began, and the whole page ran again holding the lock
+    (``ReadRetryMiddleware``): bench/load.py on SQLite, 614 pages a minute run twice. Ending the
+    page's snapshot to write on its own connection instead gave the connection back to the
+    pool between its transactions, and at 200 clients the page queued behind the others for
+    it again (pool timeouts). Here the pages' writes queue for one connection of a pool of their
+    own, in order, which is as many as SQLite lets write at once. What is written must not be
+    computed from the page's reads (appended entries are not). PostgreSQL and requests that
+    write anyway: the write joins the request's transaction."""
     if not reads_a_snapshot(session):
-        yield
+        yield session
         return
-    await session.commit()
-    await session.connection(execution_options={"sqlite_deferred": False})
-    try:
-        yield
-    except BaseException:
-        await session.rollback()
-        raise
-    await session.commit()
+    async with _side_engine(session.bind).begin() as connection:
+        yield connection
 
 
 def is_sqlite_lock_error(exc: BaseException | None) -> bool:

@@ -219,8 +219,8 @@ async def record_pending(session: AsyncSession, actor: Actor, action: str, owned
     # One INSERT of plain rows, not ORM objects: a prefecture's page of a hundred records read
     # writes a hundred entries, and building and flushing them as objects cost more than the page.
     # A reading page on SQLite writes them in a short transaction of its own, not from its snapshot.
-    async with writing_beside_snapshot(session), unscoped(session, PENDING_REASON):  # the owner's log
-        await session.execute(insert(AuditPending.__table__), pending)
+    async with writing_beside_snapshot(session) as target, unscoped(session, PENDING_REASON):  # the owner's log
+        await target.execute(insert(AuditPending.__table__), pending)
     return [fields["entry_id"] for fields in pending]
 
 
