@@ -36,7 +36,7 @@ async def _record(session, record_id: str) -> VictimRecord:
         return (await session.scalars(select(VictimRecord).where(VictimRecord.id == record_id))).one()
 
 
-async def test_a_record_keeps_its_roster_key_through_edits(staff, session) -> None:
+async def test_a_record_keeps_its_roster_key_through_edits(staff, session, monkeypatch) -> None:
     disaster = await _open_disaster(staff)
     wajima = await staff(WAJIMA, "staff")
     tenant = await registry_service.tenant_for(session, WAJIMA)
@@ -48,7 +48,10 @@ async def test_a_record_keeps_its_roster_key_through_edits(staff, session) -> No
                                         "given_kana": "ケンタ", "birth_date": date(1980, 5, 12),
                                         "home_lg_code": WAJIMA, "household_key": "W-001"})
     async with unscoped(session, REASON):
-        assert await service.registered_keys(session, tenant, disaster) == {first}
+        assert await service.registered_keys(session, tenant, disaster, [first, "0" * 64]) == {first}
+        monkeypatch.setattr(service, "KEYS_PER_QUERY", 1)  # a roster larger than one query's keys
+        assert await service.registered_keys(session, tenant, disaster, ["0" * 64, first, "f" * 64]) == {first}
+        monkeypatch.undo()
 
     # A new birth date is a new key; the old one is no longer "registered".
     edited = await wajima.client.post(f"/t/{WAJIMA}/disasters/{disaster}/records/{record_id}/edit", data={
@@ -57,7 +60,7 @@ async def test_a_record_keeps_its_roster_key_through_edits(staff, session) -> No
     record = await _record(session, record_id)
     assert record.birth_date == date(1980, 5, 13) and record.roster_key == _key_of(record) != first
     async with unscoped(session, REASON):
-        assert await service.registered_keys(session, tenant, disaster) == {record.roster_key}
+        assert await service.registered_keys(session, tenant, disaster, [first, record.roster_key]) == {record.roster_key}
 
     # An edit of nothing in the key leaves it.
     second = record.roster_key
@@ -87,7 +90,7 @@ async def test_a_bulk_insert_stores_the_key_and_the_jobs_process_fills_records_w
     async with unscoped(session, REASON):
         await session.execute(update(VictimRecord).where(VictimRecord.id == row["id"]).values(roster_key=None))
         tenant = await registry_service.tenant_for(session, WAJIMA)
-        assert await service.registered_keys(session, tenant, disaster) == {key}
+        assert await service.registered_keys(session, tenant, disaster, [key, "1" * 64]) == {key}
     assert await imports.fill_roster_keys(session) >= 1
     filled = await _record(session, row["id"])
     assert filled.roster_key == key

@@ -77,7 +77,7 @@ async def check(session: AsyncSession, staff, disaster: Disaster, batch: RosterI
         raise Conflict("この取り込みはすでに反映済みです。")
     if batch.report["file_errors"]:
         raise InvalidInput("ファイル全体の誤りがあるため取り込めません。ファイルを直して、もう一度読み込んでください。")
-    known = await service.registered_keys(session, staff.tenant, disaster.id)
+    known = await service.registered_keys(session, staff.tenant, disaster.id, (r.get("import_key") for r in rows))
     problems: list[str] = []
     if any(r["errors"] for r in rows) and not valid_only:
         problems.append("誤りのある行があります。直したファイルを読み込み直すか、正しい行だけを取り込むことを選んでください。")

@@ -126,6 +126,8 @@ class VictimRecord(TenantScoped, Base):
         Index("ix_victim_record_given_key", "disaster_id", "given_key"),
         Index("ix_victim_record_kana_key", "disaster_id", "kana_key"),
         Index("ix_victim_record_given_kana_key", "disaster_id", "given_kana_key"),
+        # Which of a roster's rows are registered already (``service.registered_keys``).
+        Index("ix_victim_record_roster_key", "lg_code", "disaster_id", "roster_key"),
         # The records registered before ``roster_key`` existed, until the jobs process has
         # filled them (``imports.fill_roster_keys``); empty from then on.
         Index("ix_victim_record_roster_key_missing", "lg_code", "id",
