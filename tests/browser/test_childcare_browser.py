@@ -108,7 +108,10 @@ async def test_a_parent_applies_across_two_wards_and_sees_the_published_result(
         return await context.new_page()
 
     async def fits_a_phone(page, what: str) -> None:
-        width = await page.evaluate("document.scrollingElement.scrollWidth")
+        # Measured once the page a click led to has loaded: measured while it was still on its way,
+        # the document had no scrolling element yet (a failure seen once in CI, nothing about width).
+        await page.wait_for_load_state("load")
+        width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{what}: {width} px wide"
 
     # 1. the parent: card sign-in, search across 世田谷区 and 目黒区, one application for three facilities
@@ -122,6 +125,7 @@ async def test_a_parent_applies_across_two_wards_and_sees_the_published_result(
     await parent.get_by_label("年齢クラス").select_option("1")
     await parent.get_by_label("施設名の一部").fill(names[0][-3:])
     await parent.get_by_role("button", name="さがす").click()
+    await expect(parent.get_by_label(f"{names[0]}を選ぶ")).to_be_visible()
     await fits_a_phone(parent, "search results")
     for name in names:
         await parent.get_by_label(f"{name}を選ぶ").check()
