@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -314,6 +314,30 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class EncodedJSON(str):
+    """A document already written as JSON text (``json.dumps``), e.g. by a work process
+    (``kit.offload``): a ``JSONDocument`` column stores it as it is."""
+
+
+class JSONDocument(TypeDecorator):
+    """A JSON column that also takes an ``EncodedJSON``, stored without being encoded again on
+    the event loop (a 20,000-row roster's report: 0.5 s of ``json.dumps`` at the flush). Read
+    back, it is the decoded document, as from ``JSON``; same type in the database."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect):
+        encode = self.impl_instance.bind_processor(dialect)
+
+        def process(value):
+            if isinstance(value, EncodedJSON):
+                return str(value)
+            return encode(value) if encode is not None else value
+
+        return process
 
 
 def utcnow() -> datetime:

@@ -585,6 +585,7 @@ async def upload_roster(disaster_id: str, request: Request, staff: Writer, _guar
     batch = await service.stage_roster(session, staff.tenant, disaster_id, data, file.filename or "roster.csv", snapshot,
                                        actor=staff.label)
     await session.commit()
+    await session.refresh(batch, ["report"])
     return await _import(session, staff, disaster_id, batch)
 
 

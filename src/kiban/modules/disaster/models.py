@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integ
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiban.core.tenancy.models import TenantScoped
-from kiban.kit.db import Base, UTCDateTime
+from kiban.kit.db import Base, JSONDocument, UTCDateTime
 from kiban.modules.disaster.names import SEARCH_KEY_LENGTH, compute_import_key, search_keys
 
 NAME_PARTS = ("family_name", "given_name", "family_kana", "given_kana")
@@ -291,7 +291,7 @@ class RosterImport(TenantScoped, Base):
     disaster_id: Mapped[str] = mapped_column(ForeignKey("disaster.id"))
     filename: Mapped[str] = mapped_column(String(200))
     encoding: Mapped[str] = mapped_column(String(20))
-    report: Mapped[dict] = mapped_column(JSON)
+    report: Mapped[dict] = mapped_column(JSONDocument)
     status: Mapped[str] = mapped_column(String(20), default="staged")  # staged / imported
     imported_count: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(200))

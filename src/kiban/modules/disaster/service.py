@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import time
 import uuid
 from collections import defaultdict
@@ -38,8 +39,8 @@ from kiban.core.tenancy import settings_service
 from kiban.core.tenancy.context import Tenant, unscoped
 from kiban.core.tenancy.repository import TenantRepository
 from kiban.core.tenancy.settings_definitions import SHELTER_WARNING_PERCENT
-from kiban.kit import shared
-from kiban.kit.db import deferred, utcnow
+from kiban.kit import offload, shared
+from kiban.kit.db import EncodedJSON, deferred, utcnow
 from kiban.kit.errors import Conflict, InvalidInput, KibanError, NotFound
 from kiban.modules.disaster.models import (
     DISASTER_KINDS,
@@ -1860,33 +1861,38 @@ def report_json(report) -> dict:
          "proposal": {**asdict(r.proposal), "text": r.proposal.text} if r.proposal else None} for r in report.rows]}
 
 
-async def stage_roster(session: AsyncSession, viewer: Tenant, disaster_id: str, data: bytes, filename: str, snapshot,
-                       *, actor: str):
-    """Read an uploaded roster into a staged import (nothing registered yet): one registry
-    snapshot for the whole file, so a code column may hold names (輪島市) too."""
+def read_roster(data: bytes, shelters: dict[str, str], known: frozenset[str], snapshot) -> tuple[str, EncodedJSON]:
+    """A roster file's encoding and its report as JSON text (run in the work process,
+    ``kit.offload``: its arguments and answer are pickled, the answer one string)."""
     from kiban.modules.disaster.roster import parse_roster
-
-    shelters = {s.name: s.id for s in await shelters_of_tenant(session, disaster_id)}
-    known = set((await session.scalars(select(Organization.code).where(
-        Organization.type.in_(MUNICIPAL_TYPES), Organization.retired_on.is_(None)))).all())
 
     def resolve_name(text: str, field: str, label: str) -> str:
         return registry.resolve_lg_code_input_sync(snapshot, text, field=field, label=label)
 
+    report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__, resolve_name=resolve_name)
+    return report.encoding, EncodedJSON(json.dumps(report_json(report), ensure_ascii=False))
+
+
+async def stage_roster(session: AsyncSession, viewer: Tenant, disaster_id: str, data: bytes, filename: str, snapshot,
+                       *, actor: str):
+    """Read an uploaded roster into a staged import (nothing registered yet): one registry
+    snapshot for the whole file, so a code column may hold names (輪島市) too."""
+    shelters = {s.name: s.id for s in await shelters_of_tenant(session, disaster_id)}
+    known = frozenset((await session.scalars(select(Organization.code).where(
+        Organization.type.in_(MUNICIPAL_TYPES), Organization.retired_on.is_(None)))).all())
     # Reading a large file takes seconds: end the transaction first (on SQLite a request's
     # transaction holds the write lock, and others' requests would wait for the parse), and parse
-    # off the event loop (the server goes on answering meanwhile), the report's JSON too (20,000
-    # rows: 0.45 s that the worker's other requests waited for, bench/load.py (f)).
+    # in the work process, the report's JSON too: in a thread, the parse of 20,000 rows (~8 s)
+    # held the GIL that every other request of the worker waited for, and encoding the report at
+    # the flush took 0.5 s of the event loop (bench/load.py (f)).
     await session.commit()
-
-    def parse() -> tuple[str, dict]:
-        report = parse_roster(data, shelters=shelters, is_known_code=known.__contains__, resolve_name=resolve_name)
-        return report.encoding, report_json(report)
-
-    encoding, report = await asyncio.to_thread(parse)
-    return RosterImportRepository(session).add(RosterImport(
+    encoding, report = await offload.run(read_roster, data, shelters, known, snapshot)
+    batch = RosterImportRepository(session).add(RosterImport(
         id=str(uuid.uuid4()), disaster_id=disaster_id, filename=(filename or "roster.csv")[:200],
         encoding=encoding, report=report, status="staged", created_by=actor, created_at=utcnow()))
+    await session.flush()
+    session.expire(batch, ["report"])  # read back as the document, by whoever needs it
+    return batch
 
 
 async def roster_batch(session: AsyncSession, disaster_id: str, batch_id: str) -> RosterImport:

@@ -1,0 +1,67 @@
+"""``kit.offload``: work runs in another process (not a thread of this one), its errors come
+back as they were raised, a process that died is replaced; and ``JSONDocument`` stores JSON text
+made there as it is, read back as the document."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+
+from kiban.kit import offload
+from kiban.kit.db import EncodedJSON, JSONDocument
+from kiban.kit.errors import InvalidInput
+
+
+def _where() -> tuple[int, int]:
+    return os.getpid(), threading.get_ident()
+
+
+def _refuse(text: str) -> None:
+    raise InvalidInput(f"「{text}」は読めません。")
+
+
+def _die() -> None:
+    os._exit(3)
+
+
+@pytest.fixture
+def work_process():
+    offload.shutdown()
+    yield
+    offload.shutdown()
+
+
+async def test_work_runs_in_another_process_kept_for_the_next_call(work_process):
+    first = await offload.run(_where)
+    assert first[0] != os.getpid()
+    assert (await offload.run(_where))[0] == first[0]  # the same process, started once
+
+
+async def test_errors_come_back_as_raised(work_process):
+    with pytest.raises(InvalidInput) as raised:
+        await offload.run(_refuse, "髙")
+    assert raised.value.detail == "「髙」は読めません。"
+    assert (await offload.run(_where))[0] != os.getpid()  # and the process goes on serving
+
+
+async def test_a_process_that_died_is_replaced(work_process):
+    before = (await offload.run(_where))[0]
+    with pytest.raises(BrokenProcessPool):
+        await offload.run(_die)
+    after = (await offload.run(_where))[0]
+    assert after not in (before, os.getpid())
+
+
+async def test_json_document_stores_encoded_text_as_it_is_and_reads_the_document(connection):
+    table = Table("offload_probe", MetaData(), Column("id", Integer, primary_key=True), Column("doc", JSONDocument),
+                  prefixes=["TEMPORARY"])  # the app's role may not create tables
+    await connection.run_sync(table.create)
+    made_elsewhere = EncodedJSON(json.dumps({"rows": [{"line": 2, "name": "髙橋"}]}, ensure_ascii=False))
+    await connection.execute(insert(table), [{"id": 1, "doc": made_elsewhere}, {"id": 2, "doc": {"rows": []}}])
+    docs = dict((await connection.execute(select(table.c.id, table.c.doc))).all())
+    assert docs == {1: {"rows": [{"line": 2, "name": "髙橋"}]}, 2: {"rows": []}}
