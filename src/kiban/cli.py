@@ -481,7 +481,8 @@ def jobs_run(
         # server's PostgreSQL connections is small (docs/production.md, max_connections).
         engine = create_engine(settings.database_url, pool_size=workers + 1, max_overflow=4)
         kinds = [k.strip() for k in settings.jobs_kinds.split(",") if k.strip()] or None
-        runner = Runner(make_sessionmaker(engine), concurrency=workers, kinds=kinds)
+        runner = Runner(make_sessionmaker(engine), concurrency=workers, kinds=kinds,
+                        pause_ratio=settings.effective_jobs_pause_ratio)
         try:
             if once:
                 ran = await runner.run_until_idle()

@@ -130,7 +130,8 @@ async def _lifespan(app: FastAPI):
     # a process of their own (KIBAN_JOBS_WORKERS=0: ``kiban serve`` starts one, see cli.py); the
     # tickers run here either way (they look after this process's memory).
     kinds = [k.strip() for k in settings.jobs_kinds.split(",") if k.strip()] or None
-    app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers, kinds=kinds)
+    app.state.job_runner = Runner(app.state.sessionmaker, concurrency=settings.jobs_workers, kinds=kinds,
+                                  pause_ratio=settings.effective_jobs_pause_ratio)
     app.state.job_runner.start()
     warming = asyncio.create_task(_warm_matchers(app)) if settings.matcher_warm else None
     yield

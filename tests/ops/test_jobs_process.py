@@ -200,3 +200,24 @@ def test_a_lower_priority_for_the_jobs_process_is_applied_on_postgresql_only(url
         get_settings.cache_clear()
     [cmd] = started
     assert cmd[cmd.index("--nice") + 1] == nice
+
+
+def test_jobs_rest_longer_between_chunks_on_sqlite() -> None:
+    """On SQLite (one web process, no nice value: above) a job's loop rests 1.5 times each
+    chunk's time before the next, on PostgreSQL half of it; KIBAN_JOBS_PAUSE_RATIO decides
+    otherwise (docs/scaling.md item 25 has what each costs)."""
+    from kiban.kit.settings import Settings
+
+    assert Settings(database_url="sqlite+aiosqlite:///var/kiban.sqlite3").effective_jobs_pause_ratio == 1.5
+    assert Settings(database_url="postgresql+asyncpg://kiban@127.0.0.1/kiban").effective_jobs_pause_ratio == 0.5
+    assert Settings(database_url="sqlite+aiosqlite:///var/kiban.sqlite3", jobs_pause_ratio=0).effective_jobs_pause_ratio == 0
+
+
+async def test_the_servers_job_runner_rests_as_set(test_database, app_engine) -> None:
+    from kiban.kit.settings import Settings
+    from kiban.main import create_app
+
+    application = create_app(Settings(database_url=test_database.app_url, jobs_workers=0, matcher_warm=False),
+                             engine=app_engine)
+    async with application.router.lifespan_context(application):
+        assert application.state.job_runner.pause_ratio == (1.5 if BACKEND == "sqlite" else 0.5)

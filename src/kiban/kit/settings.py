@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # turns with the web server, and at a lower priority it would hold it longer while waiting
     # for a core (priority inversion), making the pages wait instead.
     jobs_nice: int = Field(default=0, ge=0, le=19)
+    # After each chunk of a job (at most 0.25 s of work in one transaction, core/jobs), its loop
+    # rests this many times the chunk's time before the next, leaving the cores (and SQLite's one
+    # write lock) to requests in between. Unset: 0.5 on PostgreSQL; 1.5 on SQLite, where a nice
+    # value cannot make way for the pages (above) and one web process shares two cores with
+    # the jobs: measured in docs/scaling.md item 25.
+    jobs_pause_ratio: float | None = Field(default=None, ge=0, le=20)
     # Which kinds of job this process runs (comma-separated, e.g. "disaster.roster_import" for a
     # process kept for imports); empty = every kind the code registers.
     jobs_kinds: str = ""
@@ -118,6 +124,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def effective_jobs_pause_ratio(self) -> float:
+        if self.jobs_pause_ratio is not None:
+            return self.jobs_pause_ratio
+        return 1.5 if self.is_sqlite else 0.5
 
 
 @lru_cache
