@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
@@ -15,10 +14,6 @@ from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 from kiban.kit import offload
 from kiban.kit.db import EncodedJSON, JSONDocument
 from kiban.kit.errors import InvalidInput
-
-
-def _where() -> tuple[int, int]:
-    return os.getpid(), threading.get_ident()
 
 
 def _refuse(text: str) -> None:
@@ -37,23 +32,23 @@ def work_process():
 
 
 async def test_work_runs_in_another_process_kept_for_the_next_call(work_process):
-    first = await offload.run(_where)
-    assert first[0] != os.getpid()
-    assert (await offload.run(_where))[0] == first[0]  # the same process, started once
+    first = await offload.run(os.getpid)
+    assert first != os.getpid()
+    assert await offload.run(os.getpid) == first  # the same process, started once
 
 
 async def test_errors_come_back_as_raised(work_process):
     with pytest.raises(InvalidInput) as raised:
         await offload.run(_refuse, "髙")
     assert raised.value.detail == "「髙」は読めません。"
-    assert (await offload.run(_where))[0] != os.getpid()  # and the process goes on serving
+    assert await offload.run(os.getpid) != os.getpid()  # and the process goes on serving
 
 
 async def test_a_process_that_died_is_replaced(work_process):
-    before = (await offload.run(_where))[0]
+    before = await offload.run(os.getpid)
     with pytest.raises(BrokenProcessPool):
         await offload.run(_die)
-    after = (await offload.run(_where))[0]
+    after = await offload.run(os.getpid)
     assert after not in (before, os.getpid())
 
 

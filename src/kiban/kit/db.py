@@ -168,7 +168,8 @@ def _side_engine(snapshot_engine: AsyncEngine) -> AsyncEngine:
 
 async def dispose_side_engine(engine: AsyncEngine) -> None:
     """Close the connection ``writing_beside_snapshot`` keeps for ``engine`` (the server's stop)."""
-    side = _side_engines.pop(_deferred_engines.get(engine), None) if engine in _deferred_engines else None
+    deferred_engine = _deferred_engines.get(engine)
+    side = _side_engines.pop(deferred_engine, None) if deferred_engine is not None else None
     if side is not None:
         await side.dispose()
 
