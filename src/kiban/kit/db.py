@@ -330,6 +330,8 @@ class JSONDocument(TypeDecorator):
     impl = JSON
     cache_ok = True
 
+    # bind_processor, not process_bind_param: whatever process_bind_param returns, JSON's own
+    # processor encodes after it (text would be stored as a JSON string of the text).
     def bind_processor(self, dialect):
         encode = self.impl_instance.bind_processor(dialect)
 
