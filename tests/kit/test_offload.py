@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
@@ -50,6 +55,34 @@ async def test_a_process_that_died_is_replaced(work_process):
         await offload.run(_die)
     after = await offload.run(os.getpid)
     assert after not in (before, os.getpid())
+
+
+KILLED_SERVER = """
+import asyncio, os, signal
+from kiban.kit import offload
+print(asyncio.run(offload.run(os.getpid)), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended; reaping it is its new parent's business
+
+
+def test_the_work_process_of_a_server_that_was_killed_ends_too():
+    """A server killed outright (SIGKILL: no atexit, no shutdown) leaves its work process
+    behind; it must not wait for work forever (each kept ~120 MB: found after bench runs)."""
+    server = subprocess.run([sys.executable, "-c", KILLED_SERVER], capture_output=True, text=True, timeout=60)
+    assert server.returncode == -signal.SIGKILL, server.stderr
+    worker = int(server.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(worker)
 
 
 async def test_json_document_stores_encoded_text_as_it_is_and_reads_the_document(connection):

@@ -11,13 +11,14 @@ modules the work needs: about two seconds), ``spawn``ed rather than forked (a fo
 the running loop, its threads and its connections). What is sent and returned is pickled: keep
 both small, or at least flat (a ``str`` of JSON rather than 20,000 dicts). Work that died with
 its process (killed, out of memory) raises ``BrokenProcessPool`` and the next call starts a new
-process.
+process; a work process whose server died ends too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -31,9 +32,20 @@ _pool: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group: the server that owns this process stops it.
+def _serve_the_parent() -> None:
+    """In the work process, first: Ctrl-C reaches the whole process group, and the server that
+    owns this process stops it; a server that died without stopping it (killed, out of memory)
+    cannot, and the work process ends once its parent is gone rather than wait for work forever
+    (it holds both ends of the queue's pipe, so it would never see that pipe close)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent,), name="offload-parent", daemon=True).start()
+
+
+def _end_with(parent) -> None:
+    parent.join()  # returns when the parent's sentinel closes: the parent has ended
+    os._exit(0)
 
 
 def _executor() -> ProcessPoolExecutor:
@@ -41,7 +53,7 @@ def _executor() -> ProcessPoolExecutor:
     with _lock:
         if _pool is None:
             _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_ignore_interrupts)
+                                        initializer=_serve_the_parent)
         return _pool
 
 
